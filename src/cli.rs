@@ -1,0 +1,311 @@
+//! The command line: every option with its help text and environment twin, validated into a `Config`.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::duration::{Limit, format_duration, parse_duration, parse_limit};
+use crate::exit_code::parse_code;
+use crate::signals::{Rewrite, Rewrites, parse_receivable, parse_rewrite, parse_sendable};
+use crate::supervisor::Policy;
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `grace-init: message`
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "grace-init",
+    version,
+    about = "A tiny PID 1 for containers: reaps zombies, forwards signals, and stops the app within a bounded grace period.",
+    override_usage = "grace-init [OPTIONS] [--] COMMAND [ARGS]...",
+    after_help = "Exit status: the command's own, 128+N if it was killed by signal N, 127 if it was not found, \
+                  126 if it could not be executed, 2 for a usage error.\nA flag given on the command line wins over its environment variable."
+)]
+struct Args {
+    /// Grace period from the first stop signal to SIGKILL: 30, 30s, 1500ms, 2m, infinity; 0 kills right after forwarding.
+    /// Set it a little below the orchestrator's (25 under Kubernetes' 30 s, 8 under docker stop's and Cloud Run's 10 s).
+    #[arg(short, long, env = "GRACE_INIT_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_limit)]
+    timeout: Limit,
+
+    /// Forward signals to the direct child only, not to its whole process group.
+    #[arg(short = 'c', long, env = "GRACE_INIT_SINGLE_CHILD", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    single_child: bool,
+
+    /// Rewrite a signal before forwarding it, e.g. TERM:QUIT for nginx; TO may be `none` to drop it. Repeatable.
+    #[arg(short, long = "rewrite", env = "GRACE_INIT_REWRITE", value_name = "FROM:TO", value_delimiter = ',', value_parser = parse_rewrite)]
+    rewrite: Vec<Rewrite>,
+
+    /// After the stop signal, keep the app serving this long before forwarding it (load balancers take the instance out meanwhile).
+    #[arg(long, env = "GRACE_INIT_DRAIN_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    drain_delay: Duration,
+
+    /// Command line run with /bin/sh -c when the stop signal arrives, before the signal is forwarded.
+    #[arg(long, env = "GRACE_INIT_PRE_STOP", value_name = "COMMAND")]
+    pre_stop: Option<String>,
+
+    /// Report this exit code of the child (e.g. 143 from a JVM after SIGTERM) as 0. Repeatable.
+    #[arg(short, long = "expect-exit", env = "GRACE_INIT_EXPECT_EXIT", value_name = "CODE", value_delimiter = ',', value_parser = parse_code)]
+    expect_exit: Vec<i32>,
+
+    /// Signal grace-init receives when its own parent dies (when it is not PID 1), e.g. TERM.
+    #[arg(short, long, env = "GRACE_INIT_PDEATHSIG", value_name = "SIGNAL", value_parser = parse_sendable)]
+    pdeathsig: Option<i32>,
+
+    /// Register as a child subreaper even when running as PID 1 is not the case (automatic when not PID 1).
+    #[arg(short, long, env = "GRACE_INIT_SUBREAPER", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    subreaper: bool,
+
+    /// Received signals that start the grace period.
+    #[arg(long, env = "GRACE_INIT_STOP_SIGNALS", value_name = "LIST", default_value = "TERM,INT", value_delimiter = ',', value_parser = parse_receivable)]
+    stop_signals: Vec<i32>,
+
+    /// More log output (-v debug, -vv trace); overrides GRACE_INIT_LOG.
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Only warnings and errors; overrides GRACE_INIT_LOG.
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Log line format.
+    #[arg(
+        long,
+        env = "GRACE_INIT_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+
+    /// The command to run, and its arguments (passed through unchanged).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
+    command: Vec<OsString>,
+}
+
+/// Verbosity asked for on the command line; `None` defers to GRACE_INIT_LOG, then to info.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    FromEnv,
+    Quiet,
+    Debug,
+    Trace,
+}
+
+/// Everything grace-init was asked to do, validated.
+#[derive(Debug)]
+pub struct Config {
+    pub command: Vec<OsString>,
+    pub policy: Policy,
+    pub pre_stop: Option<String>,
+    pub pdeathsig: Option<i32>,
+    pub force_subreaper: bool,
+    pub verbosity: Verbosity,
+    pub log_format: LogFormat,
+}
+
+/// What parsing came to: a config to run, or text to print and an exit code.
+pub enum Parsed {
+    Run(Config),
+    /// `--help` / `--version`: print to stdout, exit 0.
+    Info(String),
+    /// A usage error: one line for stderr, exit 2.
+    Usage(String),
+}
+
+/// Parses the command line and the GRACE_INIT_* environment.
+pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Parsed {
+    let args = match Args::try_parse_from(argv) {
+        Ok(args) => args,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    Parsed::Info(e.render().to_string())
+                }
+                _ => Parsed::Usage(first_line(&e.render().to_string())),
+            };
+        }
+    };
+    match validate(args) {
+        Ok(config) => Parsed::Run(config),
+        Err(message) => Parsed::Usage(message),
+    }
+}
+
+/// clap's message without its "error: " prefix and the tips that follow it.
+fn first_line(rendered: &str) -> String {
+    let line = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+fn validate(args: Args) -> Result<Config, String> {
+    if args.command.is_empty() {
+        return Err(
+            "missing command: usage: grace-init [OPTIONS] [--] COMMAND [ARGS]...".to_string(),
+        );
+    }
+    if args.command.first().is_some_and(|c| c.is_empty()) {
+        return Err("invalid command '': the command name is empty".to_string());
+    }
+    let rewrites = Rewrites::from_rules(&args.rewrite)?;
+    if let Limit(Some(timeout)) = args.timeout {
+        if !args.drain_delay.is_zero() && args.drain_delay >= timeout {
+            return Err(format!(
+                "invalid drain delay '{}': it must be shorter than the timeout ({}), or the app would be killed before it is told to stop",
+                format_duration(args.drain_delay),
+                format_duration(timeout)
+            ));
+        }
+    }
+    let pre_stop = match args.pre_stop {
+        Some(line) if line.trim().is_empty() => {
+            return Err("invalid pre-stop command '': it is empty".to_string());
+        }
+        other => other,
+    };
+    let verbosity = match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::FromEnv,
+        (false, 1) => Verbosity::Debug,
+        (false, _) => Verbosity::Trace,
+    };
+    let expect_exit = unique(args.expect_exit);
+    let stop_signals = unique(args.stop_signals);
+    Ok(Config {
+        command: args.command,
+        policy: Policy {
+            timeout: args.timeout.0,
+            drain_delay: args.drain_delay,
+            pre_stop: pre_stop.is_some(),
+            stop_signals,
+            rewrites,
+            single_child: args.single_child,
+            expect_exit,
+        },
+        pre_stop,
+        pdeathsig: args.pdeathsig,
+        force_subreaper: args.subreaper,
+        verbosity,
+        log_format: args.log_format,
+    })
+}
+
+/// The values in their first-seen order, each once.
+fn unique(values: Vec<i32>) -> Vec<i32> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Parsed {
+        parse(
+            std::iter::once("grace-init")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    fn config(args: &[&str]) -> Config {
+        match run(args) {
+            Parsed::Run(c) => c,
+            Parsed::Info(t) | Parsed::Usage(t) => panic!("{args:?}: {t}"),
+        }
+    }
+
+    fn usage(args: &[&str]) -> String {
+        match run(args) {
+            Parsed::Usage(m) => m,
+            _ => panic!("{args:?} should be a usage error"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&["--", "sleep", "1"]);
+        assert_eq!(
+            c.command,
+            vec![OsString::from("sleep"), OsString::from("1")]
+        );
+        assert_eq!(c.policy.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(c.policy.stop_signals, vec![libc::SIGTERM, libc::SIGINT]);
+        assert!(!c.policy.single_child);
+        assert_eq!(c.verbosity, Verbosity::FromEnv);
+    }
+
+    #[test]
+    fn options_and_passthrough() {
+        let c = config(&[
+            "-t",
+            "5",
+            "-c",
+            "-r",
+            "TERM:QUIT",
+            "-r",
+            "HUP:none",
+            "-e",
+            "143",
+            "-vv",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        assert_eq!(c.policy.timeout, Some(Duration::from_secs(5)));
+        assert!(c.policy.single_child);
+        assert_eq!(c.policy.rewrites.apply(libc::SIGTERM), Some(libc::SIGQUIT));
+        assert_eq!(c.policy.expect_exit, vec![143]);
+        assert_eq!(c.verbosity, Verbosity::Trace);
+        assert_eq!(
+            c.command,
+            vec![
+                OsString::from("sh"),
+                OsString::from("-c"),
+                OsString::from("exit 3")
+            ]
+        );
+        let inf = config(&["--timeout", "infinity", "x"]);
+        assert_eq!(inf.policy.timeout, None);
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_and_name_the_value() {
+        let table: &[(&[&str], &str)] = &[
+            (&[], "missing command"),
+            (&["--"], "missing command"),
+            (&["--timeout", "abc", "x"], "abc"),
+            (&["--timeout", "-1", "x"], "-1"),
+            (&["--bogus", "x"], "--bogus"),
+            (&["-r", "TERM:KILL", "x"], "TERM:KILL"),
+            (&["-r", "FOO:TERM", "x"], "FOO"),
+            (&["-e", "256", "x"], "256"),
+            (&["--stop-signals", "TERM,NOPE", "x"], "NOPE"),
+            (&["--drain-delay", "30s", "x"], "30s"),
+            (&["--pre-stop", " ", "x"], "pre-stop"),
+            (&["-v", "-q", "x"], "--quiet"),
+            (&["--log-format", "xml", "x"], "xml"),
+            (&["-p", "STOP", "x"], "STOP"),
+        ];
+        for (args, named) in table {
+            let message = usage(args);
+            assert!(message.contains(named), "{args:?}: {message}");
+            assert!(!message.contains('\n'), "{args:?}: one line: {message}");
+        }
+    }
+}

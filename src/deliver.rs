@@ -1,0 +1,135 @@
+//! Sends signals: to the child, its group, every leftover process. The only caller of kill.
+
+use std::fs;
+
+use nix::errno::Errno;
+
+use crate::signals::name;
+use crate::supervisor::Target;
+use crate::sys;
+
+/// Knows who grace-init is (PID 1 or a subreaper) and whether /proc shows its own process tree.
+pub struct Deliverer {
+    me: i32,
+    proc_usable: bool,
+}
+
+impl Deliverer {
+    /// Looks at the environment once: our pid, and whether /proc is mounted and belongs to our namespace.
+    pub fn new() -> Deliverer {
+        let me = i32::try_from(std::process::id()).unwrap_or(0);
+        let proc_usable =
+            fs::read_link("/proc/self").is_ok_and(|link| link.to_string_lossy() == me.to_string());
+        if !proc_usable {
+            log::warn!(
+                "/proc is not mounted for this PID namespace: leftover processes that left the child's \
+                 process group cannot be found (only the group and, as PID 1, everyone are signalled)"
+            );
+        }
+        Deliverer { me, proc_usable }
+    }
+
+    fn is_pid1(&self) -> bool {
+        self.me == 1
+    }
+
+    /// Sends `signal` to `pid` (negative: a process group). ESRCH is normal; anything else is a warning.
+    pub fn send(&self, pid: i32, signal: i32) -> bool {
+        match sys::kill(pid, signal) {
+            Ok(()) => true,
+            Err(Errno::ESRCH) => {
+                log::debug!("{} to {pid}: no such process", name(signal));
+                false
+            }
+            Err(e) => {
+                log::warn!("could not send {} to {pid}: {}", name(signal), e.desc());
+                false
+            }
+        }
+    }
+
+    /// Forwards a signal to the child or its process group.
+    pub fn forward(&self, signal: i32, target: Target) {
+        let (pid, whom) = match target {
+            Target::Group(pgid) => (-pgid, "process group"),
+            Target::Child(pid) => (pid, "child"),
+        };
+        if self.send(pid, signal) {
+            log::debug!("forwarded {} to {whom} {}", name(signal), pid.abs());
+        }
+    }
+
+    /// SIGTERM (then SIGCONT, so stopped ones can act on it) to every process left, except members of
+    /// `skip_group`. Returns how many were signalled.
+    pub fn terminate_leftovers(&self, skip_group: Option<i32>) -> usize {
+        let Some(pids) = self.descendants() else {
+            if self.is_pid1() {
+                self.send(-1, libc::SIGTERM);
+                self.send(-1, libc::SIGCONT);
+            }
+            return 0;
+        };
+        let mut count = 0;
+        for pid in pids {
+            if skip_group.is_some_and(|group| {
+                nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
+                    .is_ok_and(|g| g.as_raw() == group)
+            }) {
+                continue;
+            }
+            if self.send(pid, libc::SIGTERM) {
+                self.send(pid, libc::SIGCONT);
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// SIGKILL to everything left: as PID 1 every process in the namespace, as a subreaper the child's
+    /// group and every descendant. Returns how many processes there were.
+    pub fn kill_all(&self, group: i32) -> usize {
+        let pids = self.descendants();
+        if self.is_pid1() {
+            self.send(-1, libc::SIGKILL);
+        } else {
+            self.send(-group, libc::SIGKILL);
+            for pid in pids.iter().flatten() {
+                self.send(*pid, libc::SIGKILL);
+            }
+        }
+        pids.map_or(0, |p| p.len())
+    }
+
+    /// SIGKILL to a process group (the pre-stop command's).
+    pub fn kill_group(&self, group: i32) {
+        self.send(-group, libc::SIGKILL);
+    }
+
+    /// Every live descendant of grace-init, read from /proc/<pid>/task/<tid>/children; `None` without /proc.
+    fn descendants(&self) -> Option<Vec<i32>> {
+        if !self.proc_usable {
+            return None;
+        }
+        let mut found = Vec::new();
+        let mut stack = vec![self.me];
+        while let Some(parent) = stack.pop() {
+            let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                let Ok(children) = fs::read_to_string(task.path().join("children")) else {
+                    continue;
+                };
+                // Each child is listed under exactly one task of its parent, so there are no duplicates.
+                for pid in children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    found.push(pid);
+                    stack.push(pid);
+                }
+            }
+        }
+        Some(found)
+    }
+}

@@ -1,0 +1,89 @@
+//! Receives signals: blocks them all at start, reads them from a signalfd, and waits for one or a deadline.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// The signals kernel faults raise in grace-init itself: left unblocked so a fault still ends it visibly.
+const FAULTS: [Signal; 7] = [
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGABRT,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+];
+
+/// The open signalfd and the mask grace-init started with.
+pub struct Inbox {
+    fd: SignalFd,
+    me: i32,
+}
+
+impl Inbox {
+    /// Blocks every catchable signal but the fault signals and opens the signalfd.
+    pub fn open() -> Result<Inbox, Errno> {
+        let mut mask = SigSet::all();
+        for fault in FAULTS {
+            mask.remove(fault);
+        }
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(Inbox {
+            fd,
+            me: std::process::id().try_into().unwrap_or(0),
+        })
+    }
+
+    /// Sleeps until a signal arrives or `timeout` passes (`None`: no timeout), then appends every pending
+    /// signal to `received`. A timeout is rounded up to the next millisecond so the loop never wakes early.
+    pub fn wait(&self, timeout: Option<Duration>, received: &mut Vec<i32>) {
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                let ms = t.as_nanos().div_ceil(1_000_000);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => return,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => log::warn!("waiting for signals failed: {e}"),
+        }
+        self.drain(received);
+    }
+
+    fn drain(&self, received: &mut Vec<i32>) {
+        loop {
+            match self.fd.read_signal() {
+                Ok(Some(info)) => {
+                    let signal = i32::try_from(info.ssi_signo).unwrap_or(0);
+                    // A SIGPIPE from our own write to a closed stderr is not a request to forward.
+                    if info.ssi_pid != 0
+                        && i32::try_from(info.ssi_pid) == Ok(self.me)
+                        && signal != libc::SIGCHLD
+                    {
+                        log::debug!(
+                            "ignored {} raised by grace-init itself",
+                            crate::signals::name(signal)
+                        );
+                        continue;
+                    }
+                    received.push(signal);
+                }
+                Ok(None) => return,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    log::warn!("reading signals failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! grace-init: parse the command line, set up logging, run the command under supervision, exit with its code.
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+mod cli;
+mod deliver;
+mod duration;
+mod exit_code;
+mod inbox;
+mod logging;
+mod reap;
+mod run;
+mod signals;
+mod spawn;
+mod supervisor;
+mod sys;
+
+use std::io::Write;
+
+fn main() {
+    let code = match cli::parse(std::env::args_os()) {
+        cli::Parsed::Info(text) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            0
+        }
+        cli::Parsed::Usage(message) => {
+            logging::print_error(&message);
+            exit_code::USAGE
+        }
+        cli::Parsed::Run(config) => {
+            logging::init(config.verbosity, config.log_format);
+            run::run(config)
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,100 @@
+//! Starts processes: the main child (own process group, terminal foreground, clean signal state) and the
+//! pre-stop command.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+
+use crate::exit_code::{NOT_EXECUTABLE, NOT_FOUND, SETUP_FAILED};
+use crate::sys;
+
+/// Why the command could not be started: grace-init's exit code and a one-line message.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub code: i32,
+    pub message: String,
+}
+
+/// Starts the main child. `take_terminal`: make its group the terminal's foreground group.
+pub fn spawn_child(command: &[OsString], take_terminal: bool) -> Result<i32, SpawnError> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(SpawnError {
+            code: SETUP_FAILED,
+            message: "no command given".to_string(),
+        });
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    sys::start_clean(&mut cmd, take_terminal);
+    match cmd.spawn() {
+        Ok(child) => Ok(pid_of(&child)),
+        Err(e) => Err(explain(program, &e)),
+    }
+}
+
+fn pid_of(child: &std::process::Child) -> i32 {
+    // std never hands out a pid above i32::MAX on Linux; 0 would only make later kills fail with a warning.
+    i32::try_from(child.id()).unwrap_or(0)
+}
+
+/// Maps an exec or fork failure to the conventional exit code: 127 not found, 126 not executable,
+/// 1 when the system itself refused (no fork, no descriptors).
+fn explain(program: &OsString, error: &io::Error) -> SpawnError {
+    let shown = program.to_string_lossy();
+    let errno = Errno::from_raw(error.raw_os_error().unwrap_or(0));
+    let code = match errno {
+        Errno::ENOENT => NOT_FOUND,
+        Errno::EACCES
+        | Errno::ENOEXEC
+        | Errno::EISDIR
+        | Errno::ETXTBSY
+        | Errno::ENOTDIR
+        | Errno::ELOOP
+        | Errno::ENAMETOOLONG
+        | Errno::E2BIG
+        | Errno::EPERM => NOT_EXECUTABLE,
+        _ => SETUP_FAILED,
+    };
+    let reason = match errno {
+        Errno::ENOENT if !shown.contains('/') => "command not found in PATH".to_string(),
+        Errno::UnknownErrno => error.to_string(),
+        e => e.desc().to_lowercase(),
+    };
+    let message = if code == SETUP_FAILED {
+        format!("cannot start '{shown}': {reason}")
+    } else {
+        format!("cannot run '{shown}': {reason}")
+    };
+    SpawnError { code, message }
+}
+
+/// Starts the pre-stop command line in a process group of its own, with stdin on /dev/null and its
+/// output on grace-init's stderr. Uses `/bin/sh -c`; in an image without a shell the line is split on
+/// white space and executed directly.
+pub fn spawn_pre_stop(line: &str) -> io::Result<i32> {
+    let mut cmd = if Path::new("/bin/sh").exists() {
+        let mut sh = Command::new("/bin/sh");
+        sh.arg("-c").arg(line);
+        sh
+    } else {
+        let mut words = line.split_whitespace();
+        let program = words
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+        let mut direct = Command::new(program);
+        direct.args(words);
+        direct
+    };
+    let stderr = io::stderr().as_fd().try_clone_to_owned().map(File::from);
+    cmd.stdin(Stdio::null());
+    if let Ok(stderr) = stderr {
+        cmd.stdout(stderr);
+    }
+    sys::start_clean(&mut cmd, false);
+    cmd.spawn().map(|child| pid_of(&child))
+}

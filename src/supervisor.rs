@@ -1,0 +1,907 @@
+//! The pure shutdown state machine: turns each event into the actions to take. No syscalls, no clock reads.
+//!
+//! The phases are derived from what has happened so far:
+//! `Running` → (stop signal) `Preparing` (drain delay, pre-stop) → `Stopping` (signal forwarded, deadline armed)
+//! → `Killing` (deadline passed, SIGKILL sent) → exit once no process is left. When the main child exits first,
+//! its leftovers get SIGTERM and the same bounded wait.
+
+use std::time::{Duration, Instant};
+
+use crate::duration::seconds;
+use crate::exit_code::{ChildStatus, exit_code};
+use crate::signals::{Rewrites, name};
+
+/// What the supervisor was told to do by the command line.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Grace period from the first stop signal to SIGKILL; `None` waits forever.
+    pub timeout: Option<Duration>,
+    /// How long to keep the app serving after the stop signal before forwarding it.
+    pub drain_delay: Duration,
+    /// Whether a pre-stop command is configured.
+    pub pre_stop: bool,
+    /// Received signals that start the grace period.
+    pub stop_signals: Vec<i32>,
+    /// How received signals are rewritten before forwarding.
+    pub rewrites: Rewrites,
+    /// Forward to the main child only instead of its process group.
+    pub single_child: bool,
+    /// Exit codes reported as 0.
+    pub expect_exit: Vec<i32>,
+}
+
+/// Something that happened, as the shell saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A signal arrived from another process.
+    Signal(i32),
+    /// A process was reaped.
+    Reaped { pid: i32, status: ChildStatus },
+    /// The reap pass is over: whether any child is still alive.
+    Settled { children_left: bool },
+    /// The pre-stop command was started with this pid.
+    PreStopStarted(i32),
+    /// The pre-stop command could not be started.
+    PreStopFailed,
+    /// The wait ended: time may have reached a deadline.
+    Tick,
+}
+
+/// Who a forwarded signal goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The main child's process group (its pgid is the child's pid).
+    Group(i32),
+    /// The main child alone.
+    Child(i32),
+}
+
+/// What the shell must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send `signal` to `target`.
+    Forward { signal: i32, target: Target },
+    /// Start the pre-stop command and report `PreStopStarted` or `PreStopFailed`.
+    StartPreStop,
+    /// The pre-stop command overran its share of the budget: SIGKILL its process group.
+    KillPreStop(i32),
+    /// SIGTERM every process left, except members of `skip_group`, which were already signalled.
+    TerminateLeftovers { skip_group: Option<i32> },
+    /// SIGKILL every process left.
+    KillAll,
+    /// Exit with this code: nothing is left.
+    Exit(i32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PreStop {
+    NotConfigured,
+    Idle,
+    Starting { since: Instant },
+    Running { pid: i32, since: Instant },
+    Finished { took: Duration },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Stop {
+    signal: i32,
+    at: Instant,
+    /// When the drain delay ends.
+    forward_at: Instant,
+    /// When the stop signal was forwarded.
+    forwarded_at: Option<Instant>,
+    /// A second stop signal during the drain: forward at once.
+    hurried: bool,
+}
+
+/// The state machine. Create it once the child is running, then feed it events with `handle`.
+#[derive(Debug)]
+pub struct Supervisor {
+    policy: Policy,
+    child: i32,
+    started: Instant,
+    stop: Option<Stop>,
+    child_exit: Option<(ChildStatus, Instant)>,
+    pre_stop: PreStop,
+    deadline: Option<Instant>,
+    leftovers_signalled: bool,
+    killed_at: Option<Instant>,
+    terminated_count: usize,
+    killed_count: usize,
+    done: bool,
+}
+
+impl Supervisor {
+    /// A supervisor for the main child `child`, started at `now`.
+    pub fn new(policy: Policy, child: i32, now: Instant) -> Supervisor {
+        let pre_stop = if policy.pre_stop {
+            PreStop::Idle
+        } else {
+            PreStop::NotConfigured
+        };
+        Supervisor {
+            policy,
+            child,
+            started: now,
+            stop: None,
+            child_exit: None,
+            pre_stop,
+            deadline: None,
+            leftovers_signalled: false,
+            killed_at: None,
+            terminated_count: 0,
+            killed_count: 0,
+            done: false,
+        }
+    }
+
+    /// The earliest instant at which a `Tick` has something to do; `None` means sleep until a signal.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        let pre_stop_busy = matches!(
+            self.pre_stop,
+            PreStop::Running { .. } | PreStop::Starting { .. }
+        );
+        if pre_stop_busy {
+            // Its exit wakes us; the cutoff is never before the end of the drain.
+            consider(self.pre_stop_cutoff());
+        } else if let Some(stop) = self.stop {
+            if stop.forwarded_at.is_none() && self.child_exit.is_none() {
+                consider(Some(stop.forward_at));
+            }
+        }
+        if self.killed_at.is_none() {
+            consider(self.deadline);
+        }
+        next
+    }
+
+    /// The main child's pid, which is also its process group id.
+    pub fn child(&self) -> i32 {
+        self.child
+    }
+
+    /// The shell reports how many leftover processes it sent SIGTERM to.
+    pub fn note_terminated(&mut self, count: usize) {
+        self.terminated_count += count;
+    }
+
+    /// The shell reports how many processes it sent SIGKILL to.
+    pub fn note_killed(&mut self, count: usize) {
+        self.killed_count += count;
+    }
+
+    /// Turns one event at time `now` into the actions to perform, in order.
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.done {
+            return actions;
+        }
+        match event {
+            Event::Signal(signal) => self.on_signal(signal, now, &mut actions),
+            Event::Reaped { pid, status } => self.on_reaped(pid, status, now, &mut actions),
+            Event::Settled { children_left } => self.on_settled(children_left, now, &mut actions),
+            Event::PreStopStarted(pid) => {
+                if let PreStop::Starting { since } = self.pre_stop {
+                    self.pre_stop = PreStop::Running { pid, since };
+                }
+            }
+            Event::PreStopFailed => {
+                if let PreStop::Starting { since } = self.pre_stop {
+                    self.pre_stop = PreStop::Finished {
+                        took: now.saturating_duration_since(since),
+                    };
+                }
+                self.forward_stop_when_ready(now, &mut actions);
+            }
+            Event::Tick => self.on_tick(now, &mut actions),
+        }
+        actions
+    }
+
+    fn target(&self) -> Target {
+        if self.policy.single_child {
+            Target::Child(self.child)
+        } else {
+            Target::Group(self.child)
+        }
+    }
+
+    fn forward(&self, received: i32, actions: &mut Vec<Action>) {
+        let Some(signal) = self.policy.rewrites.apply(received) else {
+            log::debug!("{} dropped (rewritten to none)", name(received));
+            return;
+        };
+        if self.child_exit.is_some() && self.policy.single_child {
+            // The child's pid may already belong to another process: do not signal it.
+            log::debug!("{} not forwarded: the child has exited", name(received));
+            return;
+        }
+        actions.push(Action::Forward {
+            signal,
+            target: self.target(),
+        });
+    }
+
+    fn on_signal(&mut self, signal: i32, now: Instant, actions: &mut Vec<Action>) {
+        let is_stop = self.policy.stop_signals.contains(&signal);
+        match (is_stop, self.stop) {
+            (true, None) => {
+                self.deadline = self.earliest_deadline(now);
+                let forward_at = now.checked_add(self.policy.drain_delay).unwrap_or(now);
+                self.stop = Some(Stop {
+                    signal,
+                    at: now,
+                    forward_at,
+                    forwarded_at: None,
+                    hurried: false,
+                });
+                let budget = match self.policy.timeout {
+                    Some(t) => format!("grace period {}", seconds(t)),
+                    None => "no time limit".to_string(),
+                };
+                log::info!("received {}: shutting down, {budget}", name(signal));
+                if !self.policy.drain_delay.is_zero() && self.child_exit.is_none() {
+                    log::info!(
+                        "draining for {} before forwarding",
+                        seconds(self.policy.drain_delay)
+                    );
+                }
+                if self.pre_stop == PreStop::Idle && self.child_exit.is_none() {
+                    self.pre_stop = PreStop::Starting { since: now };
+                    actions.push(Action::StartPreStop);
+                }
+                self.forward_stop_when_ready(now, actions);
+            }
+            (true, Some(mut stop)) if stop.forwarded_at.is_none() && self.child_exit.is_none() => {
+                log::info!(
+                    "received {} again during the drain: forwarding now",
+                    name(signal)
+                );
+                stop.hurried = true;
+                self.stop = Some(stop);
+                self.forward_stop_when_ready(now, actions);
+            }
+            (true, Some(_)) => {
+                log::info!(
+                    "received {} again: forwarding it, deadline unchanged",
+                    name(signal)
+                );
+                self.forward(signal, actions);
+            }
+            (false, _) => {
+                log::debug!("received {}", name(signal));
+                self.forward(signal, actions);
+            }
+        }
+    }
+
+    /// The grace deadline counted from `now`, never later than one already armed.
+    fn earliest_deadline(&self, now: Instant) -> Option<Instant> {
+        let fresh = self.policy.timeout.and_then(|t| now.checked_add(t));
+        match (self.deadline, fresh) {
+            (Some(armed), Some(fresh)) => Some(armed.min(fresh)),
+            (armed, fresh) => armed.or(fresh),
+        }
+    }
+
+    /// The pre-stop command may use half of the grace period, or the drain delay if that is longer,
+    /// so the app itself always keeps a real share of the budget.
+    fn pre_stop_cutoff(&self) -> Option<Instant> {
+        let stop = self.stop?;
+        let half = self.policy.timeout? / 2;
+        Some(stop.at.checked_add(half)?.max(stop.forward_at))
+    }
+
+    fn forward_stop_when_ready(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let Some(mut stop) = self.stop else { return };
+        if stop.forwarded_at.is_some() || self.child_exit.is_some() {
+            return;
+        }
+        let drained = stop.hurried || now >= stop.forward_at;
+        let pre_stop_busy = matches!(
+            self.pre_stop,
+            PreStop::Starting { .. } | PreStop::Running { .. }
+        );
+        if !drained || (pre_stop_busy && !stop.hurried) {
+            return;
+        }
+        stop.forwarded_at = Some(now);
+        self.stop = Some(stop);
+        match self.policy.rewrites.apply(stop.signal) {
+            Some(signal) => {
+                let whom = match self.target() {
+                    Target::Group(pgid) => format!("process group {pgid}"),
+                    Target::Child(pid) => format!("child {pid}"),
+                };
+                log::info!("forwarding {} to {whom}", name(signal));
+                actions.push(Action::Forward {
+                    signal,
+                    target: self.target(),
+                });
+            }
+            None => log::info!("{} rewritten to none: not forwarded", name(stop.signal)),
+        }
+        self.kill_if_due(now, actions);
+    }
+
+    fn on_reaped(
+        &mut self,
+        pid: i32,
+        status: ChildStatus,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) {
+        if let PreStop::Running {
+            pid: pre_pid,
+            since,
+        } = self.pre_stop
+        {
+            if pid == pre_pid {
+                let took = now.saturating_duration_since(since);
+                self.pre_stop = PreStop::Finished { took };
+                match status {
+                    ChildStatus::Exited(0) => {
+                        log::info!("pre-stop command finished in {}", seconds(took))
+                    }
+                    other => log::warn!(
+                        "pre-stop command {} after {}",
+                        other.describe(),
+                        seconds(took)
+                    ),
+                }
+                self.forward_stop_when_ready(now, actions);
+                return;
+            }
+        }
+        if pid != self.child {
+            log::debug!("reaped process {pid}: {}", status.describe());
+            return;
+        }
+        self.child_exit = Some((status, now));
+        match self.stop {
+            Some(stop) => {
+                let since = stop.forwarded_at.unwrap_or(stop.at);
+                log::info!(
+                    "child {pid} {} {} after the stop signal was forwarded",
+                    status.describe(),
+                    seconds(now.saturating_duration_since(since))
+                );
+            }
+            None => log::info!(
+                "child {pid} {} after running {}",
+                status.describe(),
+                seconds(now.saturating_duration_since(self.started))
+            ),
+        }
+    }
+
+    fn on_settled(&mut self, children_left: bool, now: Instant, actions: &mut Vec<Action>) {
+        let Some((status, _)) = self.child_exit else {
+            return;
+        };
+        if !children_left {
+            self.finish(status, now, actions);
+            return;
+        }
+        if !self.leftovers_signalled && self.killed_at.is_none() {
+            self.leftovers_signalled = true;
+            // Group members already got the forwarded stop signal; a second SIGTERM could hurry them.
+            let stop_forwarded = self.stop.is_some_and(|s| s.forwarded_at.is_some());
+            let skip_group = (stop_forwarded && !self.policy.single_child).then_some(self.child);
+            self.deadline = self.earliest_deadline(now);
+            let budget = match self.deadline {
+                Some(d) => format!("SIGKILL in {}", seconds(d.saturating_duration_since(now))),
+                None => "no time limit".to_string(),
+            };
+            log::info!("the child is gone but processes remain: sending them SIGTERM, {budget}");
+            actions.push(Action::TerminateLeftovers { skip_group });
+            self.kill_if_due(now, actions);
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let busy = match self.pre_stop {
+            PreStop::Running { pid, since } => Some((Some(pid), since)),
+            PreStop::Starting { since } => Some((None, since)),
+            _ => None,
+        };
+        if let Some((pid, since)) = busy {
+            if self.pre_stop_cutoff().is_some_and(|cutoff| now >= cutoff) {
+                log::warn!("pre-stop command overran its share of the grace period: killing it");
+                self.pre_stop = PreStop::Finished {
+                    took: now.saturating_duration_since(since),
+                };
+                if let Some(pid) = pid {
+                    actions.push(Action::KillPreStop(pid));
+                }
+            }
+        }
+        self.forward_stop_when_ready(now, actions);
+        self.kill_if_due(now, actions);
+    }
+
+    fn kill_if_due(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        if self.killed_at.is_some() {
+            return;
+        }
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        self.killed_at = Some(now);
+        log::info!("grace period over: sending SIGKILL to every process left");
+        actions.push(Action::KillAll);
+    }
+
+    fn finish(&mut self, status: ChildStatus, now: Instant, actions: &mut Vec<Action>) {
+        self.done = true;
+        let code = exit_code(status, &self.policy.expect_exit);
+        log::info!("{}", self.summary(status, code, now));
+        actions.push(Action::Exit(code));
+    }
+
+    /// The one line that says why grace-init is exiting and how long each step took.
+    fn summary(&self, status: ChildStatus, code: i32, now: Instant) -> String {
+        let mut parts = Vec::new();
+        match self.stop {
+            Some(stop) => {
+                parts.push(format!("exiting after stop signal {}", name(stop.signal)));
+                if !self.policy.drain_delay.is_zero() {
+                    let drained = stop
+                        .forwarded_at
+                        .unwrap_or(now)
+                        .saturating_duration_since(stop.at);
+                    parts.push(format!("drain {}", seconds(drained)));
+                }
+                if let PreStop::Finished { took } = self.pre_stop {
+                    parts.push(format!("pre-stop {}", seconds(took)));
+                }
+                if let (Some(forwarded), Some((_, exited))) = (stop.forwarded_at, self.child_exit) {
+                    parts.push(format!(
+                        "child exit {}",
+                        seconds(exited.saturating_duration_since(forwarded))
+                    ));
+                }
+                parts.push(format!(
+                    "total {}",
+                    seconds(now.saturating_duration_since(stop.at))
+                ));
+            }
+            None => parts.push("exiting: the child exited by itself".to_string()),
+        }
+        parts.push(format!("child {}", status.describe()));
+        parts.push(format!(
+            "leftovers: {} sent SIGTERM, {} SIGKILLed",
+            self.terminated_count, self.killed_count
+        ));
+        parts.push(format!("exit code {code}"));
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signals::{Rewrites, parse_rewrite};
+
+    const CHILD: i32 = 100;
+    const TERM: i32 = libc::SIGTERM;
+
+    fn policy() -> Policy {
+        Policy {
+            timeout: Some(Duration::from_secs(10)),
+            drain_delay: Duration::ZERO,
+            pre_stop: false,
+            stop_signals: vec![libc::SIGTERM, libc::SIGINT],
+            rewrites: Rewrites::default(),
+            single_child: false,
+            expect_exit: vec![],
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Feeds `(offset, event, expected actions)` rows to a fresh supervisor and checks each row.
+    fn run(policy: Policy, rows: &[(u64, Event, Vec<Action>)]) -> Supervisor {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy, CHILD, t0);
+        for (i, (offset, event, want)) in rows.iter().enumerate() {
+            let got = sup.handle(*event, t0 + ms(*offset));
+            assert_eq!(&got, want, "row {i}: {event:?} at +{offset}ms");
+        }
+        sup
+    }
+
+    fn group(signal: i32) -> Action {
+        Action::Forward {
+            signal,
+            target: Target::Group(CHILD),
+        }
+    }
+
+    fn exited(pid: i32, code: i32) -> Event {
+        Event::Reaped {
+            pid,
+            status: ChildStatus::Exited(code),
+        }
+    }
+
+    const LEFT: Event = Event::Settled {
+        children_left: true,
+    };
+    const NONE_LEFT: Event = Event::Settled {
+        children_left: false,
+    };
+
+    #[test]
+    fn child_exits_by_itself_with_nothing_left() {
+        run(
+            policy(),
+            &[
+                (5, exited(CHILD, 3), vec![]),
+                (5, NONE_LEFT, vec![Action::Exit(3)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn orphans_are_reaped_without_ending_the_run() {
+        let sup = run(
+            policy(),
+            &[
+                (1, exited(7, 0), vec![]),
+                (1, LEFT, vec![]),
+                (1, Event::Tick, vec![]),
+            ],
+        );
+        assert_eq!(sup.next_wakeup(), None, "no timer while running");
+    }
+
+    #[test]
+    fn plain_signals_are_forwarded_to_the_group_or_the_child() {
+        run(
+            policy(),
+            &[(1, Event::Signal(libc::SIGUSR1), vec![group(libc::SIGUSR1)])],
+        );
+        let single = Policy {
+            single_child: true,
+            ..policy()
+        };
+        run(
+            single,
+            &[(
+                1,
+                Event::Signal(libc::SIGHUP),
+                vec![Action::Forward {
+                    signal: libc::SIGHUP,
+                    target: Target::Child(CHILD),
+                }],
+            )],
+        );
+    }
+
+    #[test]
+    fn cooperative_child_stops_before_the_deadline() {
+        let sup = run(
+            policy(),
+            &[
+                (0, Event::Signal(TERM), vec![group(TERM)]),
+                (40, exited(CHILD, 0), vec![]),
+                (40, NONE_LEFT, vec![Action::Exit(0)]),
+            ],
+        );
+        assert_eq!(sup.killed_count, 0);
+    }
+
+    #[test]
+    fn stubborn_child_is_killed_at_the_deadline() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        assert_eq!(sup.handle(Event::Signal(TERM), t0), vec![group(TERM)]);
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+        assert_eq!(sup.handle(Event::Tick, t0 + ms(9_999)), vec![]);
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_000)),
+            vec![Action::KillAll]
+        );
+        assert_eq!(
+            sup.next_wakeup(),
+            None,
+            "after SIGKILL only reaping is left"
+        );
+        let killed = Event::Reaped {
+            pid: CHILD,
+            status: ChildStatus::Killed(libc::SIGKILL),
+        };
+        assert_eq!(sup.handle(killed, t0 + ms(10_001)), vec![]);
+        assert_eq!(
+            sup.handle(NONE_LEFT, t0 + ms(10_001)),
+            vec![Action::Exit(137)]
+        );
+    }
+
+    #[test]
+    fn second_stop_signal_is_forwarded_without_moving_the_deadline() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        assert_eq!(
+            sup.handle(Event::Signal(libc::SIGINT), t0 + ms(3000)),
+            vec![group(libc::SIGINT)]
+        );
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+    }
+
+    #[test]
+    fn zero_timeout_kills_right_after_forwarding() {
+        let zero = Policy {
+            timeout: Some(Duration::ZERO),
+            ..policy()
+        };
+        run(
+            zero,
+            &[(0, Event::Signal(TERM), vec![group(TERM), Action::KillAll])],
+        );
+    }
+
+    #[test]
+    fn infinite_timeout_never_arms_a_timer() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(
+            Policy {
+                timeout: None,
+                ..policy()
+            },
+            CHILD,
+            t0,
+        );
+        assert_eq!(sup.handle(Event::Signal(TERM), t0), vec![group(TERM)]);
+        assert_eq!(sup.next_wakeup(), None);
+    }
+
+    #[test]
+    fn leftovers_get_sigterm_then_the_same_bounded_wait() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(exited(CHILD, 5), t0);
+        assert_eq!(
+            sup.handle(LEFT, t0),
+            vec![Action::TerminateLeftovers { skip_group: None }]
+        );
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+        assert_eq!(sup.handle(LEFT, t0 + ms(1)), vec![], "signalled once");
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_000)),
+            vec![Action::KillAll]
+        );
+        assert_eq!(
+            sup.handle(NONE_LEFT, t0 + ms(10_002)),
+            vec![Action::Exit(5)],
+            "the child's status, not 137"
+        );
+    }
+
+    #[test]
+    fn leftovers_after_a_forwarded_stop_keep_the_original_deadline_and_skip_the_group() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        sup.handle(exited(CHILD, 0), t0 + ms(2000));
+        assert_eq!(
+            sup.handle(LEFT, t0 + ms(2000)),
+            vec![Action::TerminateLeftovers {
+                skip_group: Some(CHILD)
+            }]
+        );
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+    }
+
+    #[test]
+    fn rewrite_changes_what_is_sent_but_the_stop_still_starts_the_grace_period() {
+        let rewrites = Rewrites::from_rules(&[
+            parse_rewrite("TERM:QUIT").unwrap(),
+            parse_rewrite("HUP:none").unwrap(),
+        ])
+        .unwrap();
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(
+            Policy {
+                rewrites,
+                ..policy()
+            },
+            CHILD,
+            t0,
+        );
+        assert_eq!(
+            sup.handle(Event::Signal(libc::SIGHUP), t0),
+            vec![],
+            "dropped"
+        );
+        assert_eq!(
+            sup.handle(Event::Signal(TERM), t0),
+            vec![group(libc::SIGQUIT)]
+        );
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+    }
+
+    #[test]
+    fn stop_signals_are_configurable() {
+        let quit = Policy {
+            stop_signals: vec![libc::SIGQUIT],
+            ..policy()
+        };
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(quit, CHILD, t0);
+        assert_eq!(sup.handle(Event::Signal(TERM), t0), vec![group(TERM)]);
+        assert_eq!(sup.next_wakeup(), None, "TERM is not a stop signal here");
+        assert_eq!(
+            sup.handle(Event::Signal(libc::SIGQUIT), t0),
+            vec![group(libc::SIGQUIT)]
+        );
+        assert!(sup.next_wakeup().is_some());
+    }
+
+    #[test]
+    fn drain_delay_holds_the_signal_back() {
+        let drain = Policy {
+            drain_delay: ms(1000),
+            ..policy()
+        };
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(drain, CHILD, t0);
+        assert_eq!(sup.handle(Event::Signal(TERM), t0), vec![]);
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(1000)));
+        assert_eq!(
+            sup.handle(Event::Signal(libc::SIGUSR1), t0 + ms(10)),
+            vec![group(libc::SIGUSR1)]
+        );
+        assert_eq!(sup.handle(Event::Tick, t0 + ms(999)), vec![]);
+        assert_eq!(sup.handle(Event::Tick, t0 + ms(1000)), vec![group(TERM)]);
+        assert_eq!(
+            sup.next_wakeup(),
+            Some(t0 + ms(10_000)),
+            "the deadline counts from the signal"
+        );
+    }
+
+    #[test]
+    fn second_stop_signal_cuts_the_drain_short() {
+        let drain = Policy {
+            drain_delay: ms(5000),
+            ..policy()
+        };
+        run(
+            drain,
+            &[
+                (0, Event::Signal(TERM), vec![]),
+                (100, Event::Signal(libc::SIGINT), vec![group(TERM)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn pre_stop_runs_before_forwarding() {
+        let pre = Policy {
+            pre_stop: true,
+            ..policy()
+        };
+        run(
+            pre,
+            &[
+                (0, Event::Signal(TERM), vec![Action::StartPreStop]),
+                (1, Event::PreStopStarted(200), vec![]),
+                (300, exited(200, 0), vec![group(TERM)]),
+                (500, exited(CHILD, 0), vec![]),
+                (500, NONE_LEFT, vec![Action::Exit(0)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn failed_pre_stop_still_forwards() {
+        let pre = Policy {
+            pre_stop: true,
+            ..policy()
+        };
+        run(
+            pre,
+            &[
+                (0, Event::Signal(TERM), vec![Action::StartPreStop]),
+                (1, Event::PreStopFailed, vec![group(TERM)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn hanging_pre_stop_is_cut_off_at_half_the_budget() {
+        let pre = Policy {
+            pre_stop: true,
+            ..policy()
+        };
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(pre, CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        sup.handle(Event::PreStopStarted(200), t0);
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(5000)));
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(5000)),
+            vec![Action::KillPreStop(200), group(TERM)]
+        );
+        assert_eq!(
+            sup.handle(
+                Event::Reaped {
+                    pid: 200,
+                    status: ChildStatus::Killed(9)
+                },
+                t0 + ms(5001)
+            ),
+            vec![]
+        );
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+    }
+
+    #[test]
+    fn expect_exit_maps_codes_to_zero() {
+        let expect = Policy {
+            expect_exit: vec![143],
+            ..policy()
+        };
+        run(
+            expect,
+            &[
+                (0, Event::Signal(TERM), vec![group(TERM)]),
+                (
+                    1,
+                    Event::Reaped {
+                        pid: CHILD,
+                        status: ChildStatus::Killed(TERM),
+                    },
+                    vec![],
+                ),
+                (1, NONE_LEFT, vec![Action::Exit(0)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn nothing_happens_after_exit() {
+        let mut sup = run(
+            policy(),
+            &[
+                (0, exited(CHILD, 0), vec![]),
+                (0, NONE_LEFT, vec![Action::Exit(0)]),
+            ],
+        );
+        assert_eq!(sup.handle(Event::Signal(TERM), Instant::now()), vec![]);
+        assert_eq!(sup.next_wakeup(), None);
+    }
+
+    #[test]
+    fn single_child_mode_does_not_signal_a_reaped_pid() {
+        let single = Policy {
+            single_child: true,
+            ..policy()
+        };
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(single, CHILD, t0);
+        sup.handle(exited(CHILD, 0), t0);
+        assert_eq!(
+            sup.handle(LEFT, t0),
+            vec![Action::TerminateLeftovers { skip_group: None }]
+        );
+        assert_eq!(sup.handle(Event::Signal(libc::SIGUSR1), t0), vec![]);
+    }
+}

@@ -1,0 +1,89 @@
+//! The only module with `unsafe`: thin wrappers over the libc calls that nix does not cover for us
+//! (real-time signals, raw wait statuses, work between fork and exec).
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::errno::Errno;
+
+/// `kill(2)` with any signal number, real-time ones included (nix's `Signal` has no names for those).
+pub fn kill(pid: i32, signal: i32) -> Result<(), Errno> {
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
+/// `waitpid(-1, WNOHANG)` returning the raw status, so a child killed by a real-time signal is never lost
+/// (nix turns an unknown signal number into an error after the child was already reaped).
+/// `Ok(None)`: children exist but none has changed state.
+pub fn wait_any_nohang() -> Result<Option<(i32, i32)>, Errno> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid, writable c_int for the duration of the call.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match pid {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some((pid, status))),
+    }
+}
+
+/// Asks the kernel to send `signal` to grace-init when its parent dies.
+pub fn set_parent_death_signal(signal: i32) -> Result<(), Errno> {
+    let arg = libc::c_ulong::try_from(signal).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number by value; no pointers are passed.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, arg, 0, 0, 0) };
+    if rc == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
+/// Makes sure descriptors 0, 1 and 2 are open, on /dev/null with close-on-exec where they were closed.
+/// Otherwise grace-init's own signalfd could land on fd 2 and log lines would be written into it; with
+/// close-on-exec the child still sees exactly the descriptors grace-init was given.
+pub fn fill_standard_fds() {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD on any integer is harmless; it only reports whether the descriptor is open.
+        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
+        if !open {
+            // SAFETY: the path is a NUL-terminated static string; the returned fd is owned for the
+            // process's lifetime on purpose (it holds the slot), so it is never closed.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        }
+    }
+}
+
+/// Arranges for the command to start clean: in a process group of its own, in the terminal's foreground
+/// when `take_terminal`, with every signal disposition at its default and an empty signal mask.
+pub fn start_clean(command: &mut Command, take_terminal: bool) {
+    let hook = move || -> io::Result<()> {
+        // SAFETY: runs in the forked child before exec; every call below is async-signal-safe and uses only
+        // stack memory, as pre_exec requires.
+        unsafe {
+            // Taking the terminal from a background group raises SIGTTOU unless it is blocked.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTTOU);
+            libc::sigaddset(&mut set, libc::SIGTTIN);
+            libc::sigaddset(&mut set, libc::SIGTSTP);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            if libc::setpgid(0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if take_terminal {
+                // No controlling terminal (ENOTTY) is fine: then there is nothing to hand over.
+                libc::tcsetpgrp(0, libc::getpid());
+            }
+            for signal in 1..=libc::SIGRTMAX() {
+                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                    // Fails harmlessly (EINVAL) for the few numbers the C library reserves.
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+            }
+            libc::sigemptyset(&mut set);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook above only makes async-signal-safe calls and allocates nothing.
+    unsafe { command.pre_exec(hook) };
+}
