@@ -73,10 +73,19 @@ pub fn start_clean(command: &mut Command, take_terminal: bool) {
                 // No controlling terminal (ENOTTY) is fine: then there is nothing to hand over.
                 libc::tcsetpgrp(0, libc::getpid());
             }
-            for signal in 1..=libc::SIGRTMAX() {
+            // The raw system call, because the C library refuses to touch the real-time signals it reserves
+            // (32, 33), and those can arrive ignored from whoever started grace-init. An all-zero kernel
+            // sigaction is SIG_DFL with no flags and an empty mask on every architecture's layout.
+            let default_action = [0u64; 4];
+            for signal in 1..=64 {
                 if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                    // Fails harmlessly (EINVAL) for the few numbers the C library reserves.
-                    libc::signal(signal, libc::SIG_DFL);
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        signal,
+                        default_action.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    );
                 }
             }
             libc::sigemptyset(&mut set);

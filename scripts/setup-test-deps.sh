@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine (run as root):
+# - Debian packages: runc and busybox-static for the container end-to-end tests, nginx for the real-server
+#   tests, util-linux (unshare) and procps, and the peer inits (tini, dumb-init, catatonit) for the benchmark;
+# - a Python virtualenv at .venv with the real servers (gunicorn, uvicorn, grpcio) and kubernetes-validate.
+# Idempotent: re-running it only fills in what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(runc busybox-static nginx util-linux procps python3-venv tini dumb-init catatonit file)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -r scripts/test-requirements.txt
+echo "setup: done"

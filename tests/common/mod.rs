@@ -1,0 +1,371 @@
+//! Shared harness: starts the built grace-init as a real PID 1 (`unshare --pid --fork --mount-proc`) or as a
+//! subreaper, reads its output line by line, and bounds every wait. Each run cleans up what it started.
+#![allow(dead_code)]
+// Tests send arbitrary (real-time) signals by pid, which only libc::kill can do.
+#![allow(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_grace-init");
+
+/// The Python reporter fixture: prints `ready` and one line per signal.
+pub fn reporter() -> String {
+    format!("{}/tests/fixtures/reporter.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// grace-init is PID 1 of a new PID namespace.
+    Pid1,
+    /// grace-init runs as an ordinary process and registers as child subreaper.
+    Subreaper,
+}
+
+pub const MODES: [Mode; 2] = [Mode::Pid1, Mode::Subreaper];
+
+/// Whether this machine lets us create PID namespaces. In CI it must: a missing unshare fails there.
+pub fn pid1_available() -> bool {
+    let ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "unshare --pid is required in CI"
+        );
+        eprintln!("SKIPPED PID-1 mode: unshare --pid --fork --mount-proc is not possible here");
+    }
+    ok
+}
+
+/// The modes to run a test in: both, or subreaper only where namespaces are impossible (never in CI).
+pub fn modes() -> Vec<Mode> {
+    if pid1_available() {
+        MODES.to_vec()
+    } else {
+        vec![Mode::Subreaper]
+    }
+}
+
+/// How a finished run ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    pub fn stderr_text(&self) -> String {
+        self.stderr.join("\n")
+    }
+}
+
+/// One running grace-init.
+pub struct Run {
+    pub mode: Mode,
+    process: Option<Child>,
+    init_pid: i32,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    seen_stdout: Vec<String>,
+    seen_stderr: Vec<String>,
+    /// Stdout lines received but not yet matched by `expect_stdout`.
+    pending: std::collections::VecDeque<String>,
+    started: Instant,
+}
+
+fn pump(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Run {
+    /// Starts `grace-init ARGS` in `mode` with extra environment variables.
+    pub fn start_env(mode: Mode, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = match mode {
+            Mode::Pid1 => {
+                let mut c = Command::new("unshare");
+                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "--"])
+                    .arg(BIN);
+                c
+            }
+            Mode::Subreaper => Command::new(BIN),
+        };
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Give grace-init exactly fds 0, 1 and 2 (cargo's jobserver pipes would otherwise be inherited).
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                Ok(())
+            });
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut process = command.spawn().expect("start grace-init");
+        let stdout = pump(process.stdout.take().expect("stdout"));
+        let stderr = pump(process.stderr.take().expect("stderr"));
+        let outer = process.id() as i32;
+        let init_pid = match mode {
+            Mode::Subreaper => outer,
+            // A quick command may have come and gone before we look: then there is nothing to signal.
+            Mode::Pid1 => wait_for(Duration::from_secs(5), || match children(outer).first() {
+                Some(pid) => Some(*pid),
+                None => process.try_wait().ok().flatten().map(|_| -1),
+            })
+            .expect("unshare's child (grace-init) did not appear within 5 s"),
+        };
+        Run {
+            mode,
+            process: Some(process),
+            init_pid,
+            stdout,
+            stderr,
+            seen_stdout: vec![],
+            seen_stderr: vec![],
+            pending: Default::default(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn start(mode: Mode, args: &[&str]) -> Run {
+        Run::start_env(mode, args, &[])
+    }
+
+    /// grace-init's pid as seen from the test (outside its namespace).
+    pub fn init_pid(&self) -> i32 {
+        self.init_pid
+    }
+
+    /// Sends `signal` to grace-init.
+    pub fn signal(&self, signal: i32) {
+        assert!(self.init_pid > 0, "grace-init already exited");
+        let rc = unsafe { libc::kill(self.init_pid, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.init_pid);
+    }
+
+    /// Waits (bounded) for a stdout line starting with `needle`, returning it. Panics with all output on timeout.
+    /// Lines that arrived earlier without being matched are searched first, in order.
+    pub fn expect_stdout(&mut self, needle: &str, within: Duration) -> String {
+        if let Some(i) = self.pending.iter().position(|l| l.starts_with(needle)) {
+            if let Some(line) = self.pending.remove(i) {
+                return line;
+            }
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen_stdout.push(line.clone());
+                    if line.starts_with(needle) {
+                        return line;
+                    }
+                    self.pending.push_back(line);
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    self.drain_stderr();
+                    panic!(
+                        "no stdout line with {needle:?} within {within:?}\nstdout: {:#?}\nstderr: {:#?}",
+                        self.seen_stdout, self.seen_stderr
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) for a stderr line containing `needle`.
+    pub fn expect_stderr(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen_stderr.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {needle:?} within {within:?}\nstderr: {:#?}",
+                    self.seen_stderr
+                ),
+            }
+        }
+    }
+
+    /// Every stdout line that arrives within `within`, without waiting for anything in particular.
+    pub fn stdout_for(&mut self, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut lines = vec![];
+        while let Ok(line) = self
+            .stdout
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen_stdout.push(line.clone());
+            lines.push(line);
+        }
+        lines
+    }
+
+    fn drain_stderr(&mut self) {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.seen_stderr.push(line);
+        }
+    }
+
+    /// Every live process below grace-init (its children, their children, ...), by outside pid.
+    pub fn descendants(&self) -> Vec<i32> {
+        if self.init_pid <= 0 {
+            return vec![];
+        }
+        descendants(self.init_pid)
+    }
+
+    /// Waits for grace-init to exit, at most `within`; panics (after killing it) when it does not.
+    pub fn wait(mut self, within: Duration) -> Finished {
+        let mut process = self.process.take().expect("process");
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = process.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let left = descendants(self.init_pid);
+                kill_tree(self.init_pid, process.id() as i32);
+                let _ = process.wait();
+                self.drain_stderr();
+                panic!(
+                    "grace-init did not exit within {within:?}; live descendants {left:?}\nstdout: {:#?}\nstderr: {:#?}",
+                    self.seen_stdout, self.seen_stderr
+                );
+            }
+            thread::sleep(Duration::from_millis(2));
+        };
+        let elapsed = self.started.elapsed();
+        // The pipes close when every writer is gone; collect what is left, bounded.
+        let collect = |rx: &Receiver<String>, seen: &mut Vec<String>| {
+            let until = Instant::now() + Duration::from_secs(2);
+            while let Ok(line) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                seen.push(line);
+            }
+        };
+        collect(&self.stdout, &mut self.seen_stdout);
+        collect(&self.stderr, &mut self.seen_stderr);
+        use std::os::unix::process::ExitStatusExt;
+        Finished {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: std::mem::take(&mut self.seen_stdout),
+            stderr: std::mem::take(&mut self.seen_stderr),
+            elapsed,
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            kill_tree(self.init_pid, process.id() as i32);
+            let _ = process.wait();
+        }
+    }
+}
+
+/// SIGKILLs grace-init's descendants, grace-init itself and the outer process: only what this run started.
+fn kill_tree(init_pid: i32, outer: i32) {
+    if init_pid > 0 {
+        for pid in descendants(init_pid) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        unsafe { libc::kill(init_pid, libc::SIGKILL) };
+    }
+    unsafe { libc::kill(outer, libc::SIGKILL) };
+}
+
+/// Direct children of `pid`, from /proc.
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut out = vec![];
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Every descendant of `pid`.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = vec![];
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for c in children(p) {
+            found.push(c);
+            stack.push(c);
+        }
+    }
+    found
+}
+
+/// The state letter of a process (`R`, `S`, `Z`, ...), if it exists.
+pub fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
+
+/// A field of /proc/PID/status, e.g. `SigBlk`.
+pub fn status_field(pid: i32, field: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Polls `probe` every 5 ms until it returns Some, at most `within`.
+pub fn wait_for<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn secs(n: f64) -> Duration {
+    Duration::from_secs_f64(n)
+}

@@ -1,0 +1,699 @@
+//! The core contract, observed from outside: exit codes, forwarding, reaping, escalation, clean child start,
+//! usage errors. Every test runs grace-init as a real PID 1 and as a subreaper where it applies.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script.into()]
+}
+
+fn args<'a>(prefix: &[&'a str], rest: &'a [String]) -> Vec<&'a str> {
+    prefix
+        .iter()
+        .copied()
+        .chain(rest.iter().map(String::as_str))
+        .collect()
+}
+
+#[test]
+fn exit_codes_0_to_255_pass_through() {
+    for mode in modes() {
+        for code in 0..=255 {
+            let script = sh(&format!("exit {code}"));
+            let done = Run::start(mode, &args(&["--"], &script)).wait(secs(10.0));
+            assert_eq!(
+                done.code,
+                Some(code),
+                "{mode:?}: exit {code}; stderr: {}",
+                done.stderr_text()
+            );
+        }
+    }
+}
+
+/// Signals whose default action ends a process (so `sleep` dies of them), minus the stop signals.
+fn fatal_signals() -> Vec<i32> {
+    let ignored_by_default = [libc::SIGCHLD, libc::SIGCONT, libc::SIGURG, libc::SIGWINCH];
+    let stops = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+    let faults = [
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGABRT,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+    ];
+    (1..=libc::SIGRTMAX())
+        .filter(|s| {
+            *s != libc::SIGKILL
+                && !ignored_by_default.contains(s)
+                && !stops.contains(s)
+                && !faults.contains(s)
+        })
+        .filter(|s| *s <= 31 || *s >= libc::SIGRTMIN())
+        .collect()
+}
+
+#[test]
+fn a_child_killed_by_signal_n_gives_128_plus_n() {
+    for mode in modes() {
+        for signal in fatal_signals() {
+            let script = sh("echo ready; exec sleep 60");
+            let mut run = Run::start(mode, &args(&["--"], &script));
+            run.expect_stdout("ready", secs(5.0));
+            // `sleep` is exec'd by then only once /proc shows it; wait for the exec to be visible.
+            wait_for(secs(5.0), || {
+                run.descendants()
+                    .first()
+                    .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
+                    .filter(|c| c.trim() == "sleep")
+            })
+            .expect("sleep started");
+            run.signal(signal);
+            let done = run.wait(secs(10.0));
+            assert_eq!(
+                done.code,
+                Some(128 + signal),
+                "{mode:?}: signal {signal}; {}",
+                done.stderr_text()
+            );
+        }
+    }
+}
+
+#[test]
+fn exec_failures_are_127_and_126_with_the_path_and_reason() {
+    let dir = std::env::temp_dir().join(format!("grace-init-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_exec = dir.join("not-executable");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    let not_exec = not_exec.to_str().unwrap().to_string();
+    let table: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec!["no-such-command-xyz".into()], 127, "not found"),
+        (vec!["/no/such/path".into()], 127, "no such file"),
+        (vec![not_exec.clone()], 126, "permission denied"),
+        (vec![dir.to_str().unwrap().into()], 126, "permission denied"),
+    ];
+    for mode in modes() {
+        for (command, want, reason) in &table {
+            let done = Run::start(mode, &args(&["--"], command)).wait(secs(10.0));
+            assert_eq!(
+                done.code,
+                Some(*want),
+                "{mode:?} {command:?}: {}",
+                done.stderr_text()
+            );
+            let err = done.stderr_text().to_lowercase();
+            assert!(
+                err.contains(&command[0].to_lowercase()) && err.contains(reason),
+                "{mode:?}: {err}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_and_start_nothing() {
+    let dir = std::env::temp_dir().join(format!("grace-init-usage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join("started");
+    let touch = format!("touch {}", marker.display());
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec!["--bogus", "--", "sh", "-c", &touch], vec![], "--bogus"),
+        (vec![], vec![], "missing command"),
+        (vec!["--"], vec![], "missing command"),
+        (
+            vec!["--timeout", "abc", "--", "sh", "-c", &touch],
+            vec![],
+            "abc",
+        ),
+        (
+            vec!["--timeout", "-1", "--", "sh", "-c", &touch],
+            vec![],
+            "-1",
+        ),
+        (
+            vec!["--timeout", "99999999999999h", "--", "sh", "-c", &touch],
+            vec![],
+            "99999999999999h",
+        ),
+        (
+            vec!["--", "sh", "-c", &touch],
+            vec![("GRACE_INIT_TIMEOUT", "soon")],
+            "soon",
+        ),
+        (
+            vec!["--", "sh", "-c", &touch],
+            vec![("GRACE_INIT_SINGLE_CHILD", "maybe")],
+            "maybe",
+        ),
+        (
+            vec!["-r", "TERM:KILL", "--", "sh", "-c", &touch],
+            vec![],
+            "TERM:KILL",
+        ),
+        (vec!["-e", "300", "--", "sh", "-c", &touch], vec![], "300"),
+    ];
+    for (argv, env, named) in &cases {
+        let done = Run::start_env(Mode::Subreaper, argv, env).wait(secs(10.0));
+        assert_eq!(done.code, Some(2), "{argv:?} {env:?}: {:?}", done.stderr);
+        assert_eq!(
+            done.stderr.len(),
+            1,
+            "{argv:?}: exactly one line: {:?}",
+            done.stderr
+        );
+        assert!(
+            done.stderr[0].contains(named),
+            "{argv:?}: {:?} should name {named}",
+            done.stderr
+        );
+        assert!(
+            done.stdout.is_empty(),
+            "nothing on stdout: {:?}",
+            done.stdout
+        );
+        assert!(
+            !marker.exists(),
+            "{argv:?}: the command must not have been started"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    for flag in ["--help", "-h", "--version", "-V"] {
+        let done = Run::start(Mode::Subreaper, &[flag]).wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{flag}");
+        assert!(
+            done.stdout.join("\n").contains("grace-init"),
+            "{flag}: {:?}",
+            done.stdout
+        );
+    }
+}
+
+/// Every signal grace-init receives and does not keep for itself, except the stop signals (tested apart).
+fn forwardable() -> Vec<i32> {
+    let not_forwarded = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGCHLD,
+        libc::SIGTERM,
+        libc::SIGINT,
+    ];
+    let faults = [
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGABRT,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+    ];
+    (1..=libc::SIGRTMAX())
+        .filter(|s| !not_forwarded.contains(s) && !faults.contains(s))
+        .filter(|s| *s <= 31 || *s >= libc::SIGRTMIN())
+        .collect()
+}
+
+fn py_name(signal: i32) -> String {
+    if signal >= libc::SIGRTMIN() {
+        return format!("SIGRTMIN+{}", signal - libc::SIGRTMIN());
+    }
+    let names = [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGSTKFLT, "SIGSTKFLT"),
+        (libc::SIGCONT, "SIGCONT"),
+        (libc::SIGTSTP, "SIGTSTP"),
+        (libc::SIGTTIN, "SIGTTIN"),
+        (libc::SIGTTOU, "SIGTTOU"),
+        (libc::SIGURG, "SIGURG"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGVTALRM, "SIGVTALRM"),
+        (libc::SIGPROF, "SIGPROF"),
+        (libc::SIGWINCH, "SIGWINCH"),
+        (libc::SIGIO, "SIGIO"),
+        (libc::SIGPWR, "SIGPWR"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+    ];
+    names
+        .iter()
+        .find(|(n, _)| *n == signal)
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_else(|| signal.to_string())
+}
+
+#[test]
+fn every_forwardable_signal_reaches_the_child_and_its_group() {
+    let reporter = reporter();
+    for mode in modes() {
+        for single_child in [false, true] {
+            let mut argv = vec!["-t", "5"];
+            if single_child {
+                argv.push("-c");
+            }
+            argv.extend([
+                "--",
+                &reporter,
+                "--exit-on",
+                "TERM=0",
+                "--grandchild",
+                "--tag grandchild --exit-on TERM=0",
+            ]);
+            let mut run = Run::start(mode, &argv);
+            run.expect_stdout("child ready", secs(10.0));
+            run.expect_stdout("grandchild ready", secs(10.0));
+            for signal in forwardable() {
+                run.signal(signal);
+                let line = run.expect_stdout(&format!("child got {}", py_name(signal)), secs(5.0));
+                assert!(line.starts_with("child "), "{line}");
+                if !single_child {
+                    run.expect_stdout(&format!("grandchild got {}", py_name(signal)), secs(5.0));
+                }
+            }
+            // Ends the run: TERM goes to the group (both exit 0) or to the child alone.
+            run.signal(libc::SIGTERM);
+            let done = run.wait(secs(10.0));
+            assert_eq!(
+                done.code,
+                Some(0),
+                "{mode:?} single_child={single_child}: {}",
+                done.stderr_text()
+            );
+            if single_child {
+                let leaked: Vec<_> = done
+                    .stdout
+                    .iter()
+                    .filter(|l| l.starts_with("grandchild got") && !l.ends_with("SIGTERM"))
+                    .collect();
+                assert!(
+                    leaked.is_empty(),
+                    "with -c the grandchild got forwarded signals: {leaked:?}"
+                );
+                // The grandchild outlived the child and got SIGTERM as a leftover.
+                assert!(
+                    done.stdout.iter().any(|l| l == "grandchild got SIGTERM"),
+                    "{:?}",
+                    done.stdout
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn thousand_orphans_are_reaped_with_no_zombie_left() {
+    // The child makes 1000 short-lived orphans (double fork), then stays alive so only grace-init can reap them.
+    let script = r#"
+import os, time
+for _ in range(1000):
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            time.sleep(0.05)
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+print('spawned', flush=True)
+time.sleep(60)
+"#;
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "2", "--", "python3", "-c", script]);
+        run.expect_stdout("spawned", secs(30.0));
+        let settled = wait_for(secs(10.0), || {
+            let live = run.descendants();
+            let zombies = live.iter().filter(|p| state(**p) == Some('Z')).count();
+            (live.len() == 1 && zombies == 0).then_some(())
+        });
+        let left: Vec<_> = run
+            .descendants()
+            .into_iter()
+            .map(|p| (p, state(p)))
+            .collect();
+        assert!(
+            settled.is_some(),
+            "{mode:?}: processes left besides the child: {left:?}"
+        );
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+    }
+}
+
+#[test]
+fn a_child_ignoring_sigterm_is_killed_at_the_timeout() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "1", "--", &reporter, "--ignore", "TERM"]);
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        let took = sent.elapsed();
+        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        assert!(
+            took >= secs(1.0) && took < secs(1.5),
+            "{mode:?}: SIGKILL after {took:?}, want 1 s ≤ t < 1.5 s"
+        );
+        assert!(
+            done.stderr_text().contains("SIGKILL"),
+            "{}",
+            done.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn a_cooperative_child_ends_the_run_promptly_without_sigkill() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "10", "--", &reporter, "--exit-on", "TERM=0"]);
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        let took = sent.elapsed();
+        eprintln!("{mode:?}: SIGTERM -> grace-init exit with a cooperative child: {took:?}");
+        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        assert!(
+            took < secs(2.0),
+            "{mode:?}: took {took:?} with a 10 s timeout"
+        );
+        assert!(done.stdout.contains(&"child got SIGTERM".to_string()));
+        assert!(
+            done.stderr_text().contains("0 SIGKILLed"),
+            "{}",
+            done.stderr_text()
+        );
+        assert!(
+            !done.stderr_text().contains("grace period over"),
+            "{}",
+            done.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn a_grandchild_outliving_the_child_is_terminated_and_the_childs_code_kept() {
+    let reporter = reporter();
+    for mode in modes() {
+        for setsid in [false, true] {
+            let grandchild = if setsid {
+                "--tag grandchild --exit-on TERM=0 --linger 0.3 --setsid"
+            } else {
+                "--tag grandchild --exit-on TERM=0 --linger 0.3"
+            };
+            let mut run = Run::start(
+                mode,
+                &[
+                    "-t",
+                    "5",
+                    "--",
+                    &reporter,
+                    "--grandchild",
+                    grandchild,
+                    "--exit-now",
+                    "7",
+                ],
+            );
+            run.expect_stdout("grandchild ready", secs(10.0));
+            let done = run.wait(secs(10.0));
+            assert_eq!(
+                done.code,
+                Some(7),
+                "{mode:?} setsid={setsid}: {}",
+                done.stderr_text()
+            );
+            for want in ["grandchild got SIGTERM", "grandchild finished"] {
+                assert!(
+                    done.stdout.iter().any(|l| l == want),
+                    "{mode:?} setsid={setsid}: {want}: {:?}",
+                    done.stdout
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_grandchild_ignoring_sigterm_after_the_child_exits_is_killed_at_the_timeout() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "1",
+                "--",
+                &reporter,
+                "--grandchild",
+                "--tag grandchild --ignore TERM --setsid",
+                "--exit-now",
+                "5",
+            ],
+        );
+        run.expect_stdout("grandchild ready", secs(10.0));
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(5), "{mode:?}: {}", done.stderr_text());
+        assert!(
+            done.elapsed >= secs(1.0),
+            "{mode:?}: waited {:?}",
+            done.elapsed
+        );
+        assert!(
+            done.stderr_text().contains("1 SIGKILLed"),
+            "{mode:?}: {}",
+            done.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn the_child_starts_with_no_blocked_or_ignored_signal_and_only_fds_0_1_2() {
+    for mode in modes() {
+        // The parent of grace-init ignores INT and HUP: the child must not inherit that.
+        let run = Run::start(mode, &["--", "sh", "-c", "trap '' INT HUP; exec sleep 60"]);
+        let child = wait_for(secs(5.0), || {
+            run.descendants().into_iter().find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
+        })
+        .expect("sleep started");
+        // sh set its traps itself, so check grace-init's own child through a fresh run below as well.
+        assert_eq!(
+            status_field(child, "SigBlk").as_deref(),
+            Some("0000000000000000"),
+            "{mode:?}"
+        );
+        run.signal(libc::SIGKILL);
+        drop(run);
+
+        let run = Run::start(mode, &["--", "sleep", "60"]);
+        let child = wait_for(secs(5.0), || run.descendants().first().copied()).expect("child");
+        wait_for(secs(5.0), || {
+            std::fs::read_to_string(format!("/proc/{child}/comm"))
+                .ok()
+                .filter(|c| c.trim() == "sleep")
+        })
+        .expect("sleep exec'd");
+        assert_eq!(
+            status_field(child, "SigBlk").as_deref(),
+            Some("0000000000000000"),
+            "{mode:?} SigBlk"
+        );
+        assert_eq!(
+            status_field(child, "SigIgn").as_deref(),
+            Some("0000000000000000"),
+            "{mode:?} SigIgn"
+        );
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{child}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect();
+        fds.sort();
+        assert_eq!(fds, vec![0, 1, 2], "{mode:?}: the child's descriptors");
+        run.signal(libc::SIGTERM);
+        assert_eq!(run.wait(secs(10.0)).code, Some(143));
+    }
+}
+
+#[test]
+fn a_parent_that_ignores_signals_does_not_leak_that_into_the_child() {
+    // grace-init started by a shell that ignores INT, HUP and USR1; its child must have default dispositions.
+    let inner = format!("trap '' INT HUP USR1; exec {BIN} -- sleep 60");
+    let run = Run::start(Mode::Subreaper, &["--", "sh", "-c", &inner]);
+    let sleeper = wait_for(secs(5.0), || {
+        run.descendants().into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        })
+    })
+    .expect("sleep started");
+    assert_eq!(
+        status_field(sleeper, "SigIgn").as_deref(),
+        Some("0000000000000000")
+    );
+    run.signal(libc::SIGTERM);
+    let _ = run.wait(secs(10.0));
+}
+
+#[test]
+fn arguments_pass_through_byte_for_byte() {
+    let out = std::env::temp_dir().join(format!("grace-init-args-{}", std::process::id()));
+    let script = format!("printf '%s|' \"$@\" > {}", out.display());
+    for mode in modes() {
+        let done = Run::start(
+            mode,
+            &[
+                "--",
+                "sh",
+                "-c",
+                &script,
+                "sh",
+                "a b",
+                "",
+                "--timeout",
+                "-x",
+                "ünï",
+            ],
+        )
+        .wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "a b||--timeout|-x|ünï|"
+        );
+    }
+    let _ = std::fs::remove_file(&out);
+}
+
+#[test]
+fn a_second_stop_signal_is_forwarded_again_and_the_deadline_holds() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "1",
+                "--",
+                &reporter,
+                "--ignore",
+                "INT",
+                "--exit-on",
+                "TERM=3",
+                "--linger",
+                "5",
+            ],
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        run.expect_stdout("child finishing", secs(5.0));
+        run.signal(libc::SIGINT);
+        let done = run.wait(secs(10.0));
+        let took = sent.elapsed();
+        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        assert!(took < secs(1.5), "{mode:?}: the deadline moved: {took:?}");
+        assert!(
+            done.stderr_text().contains("received SIGINT again"),
+            "{}",
+            done.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn subreaper_mode_registers_quietly() {
+    let done = Run::start(Mode::Subreaper, &["--", "true"]).wait(secs(10.0));
+    assert_eq!(done.code, Some(0));
+    assert!(
+        !done.stderr_text().contains("warning"),
+        "{}",
+        done.stderr_text()
+    );
+}
+
+#[test]
+fn nothing_is_written_to_stdout_by_grace_init() {
+    for mode in modes() {
+        let done = Run::start(mode, &["-vv", "--", "true"]).wait(secs(10.0));
+        assert_eq!(done.code, Some(0));
+        assert!(done.stdout.is_empty(), "{:?}", done.stdout);
+        assert!(
+            done.stderr.iter().all(|l| l.starts_with("grace-init")),
+            "{:?}",
+            done.stderr
+        );
+    }
+}
+
+#[test]
+fn idle_grace_init_does_not_wake_up() {
+    for mode in modes() {
+        let mut run = Run::start(mode, &["--", "sh", "-c", "echo ready; exec sleep 60"]);
+        run.expect_stdout("ready", secs(5.0));
+        std::thread::sleep(Duration::from_millis(200));
+        let switches = |pid| -> u64 {
+            ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+                .iter()
+                .map(|f| {
+                    status_field(pid, f)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                })
+                .sum()
+        };
+        let before = switches(run.init_pid());
+        std::thread::sleep(Duration::from_millis(1500));
+        let after = switches(run.init_pid());
+        assert_eq!(
+            after,
+            before,
+            "{mode:?}: grace-init woke up {} times while idle",
+            after - before
+        );
+        run.signal(libc::SIGTERM);
+        assert_eq!(run.wait(secs(10.0)).code, Some(143));
+    }
+}
+
+#[test]
+fn ctrl_c_on_a_terminal_reaches_the_app_like_docker_run_it() {
+    let pty_run = format!("{}/tests/fixtures/pty_run.py", env!("CARGO_MANIFEST_DIR"));
+    let reporter = reporter();
+    for mode in modes() {
+        let mut command = std::process::Command::new("python3");
+        command.arg(&pty_run);
+        if mode == Mode::Pid1 {
+            command.args(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]);
+        }
+        command.args([BIN, "--", &reporter, "--exit-on", "INT=0"]);
+        let output = command.output().expect("run pty_run.py");
+        let shown = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            shown.contains("child got SIGINT"),
+            "{mode:?}: Ctrl-C did not reach the app:\n{shown}"
+        );
+        assert!(shown.trim_end().ends_with("EXIT 0"), "{mode:?}: {shown}");
+        // The app is the terminal's foreground group, so grace-init itself never receives the SIGINT.
+        assert!(!shown.contains("received SIGINT"), "{mode:?}: {shown}");
+    }
+}
