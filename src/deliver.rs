@@ -16,7 +16,7 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// Looks at the environment once: our pid, and whether /proc is mounted and belongs to our namespace.
-    pub fn new() -> Deliverer {
+    pub fn probe() -> Deliverer {
         let me = i32::try_from(std::process::id()).unwrap_or(0);
         let proc_usable =
             fs::read_link("/proc/self").is_ok_and(|link| link.to_string_lossy() == me.to_string());

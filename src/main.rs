@@ -5,20 +5,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
-mod cli;
-mod deliver;
-mod duration;
-mod exit_code;
-mod inbox;
-mod logging;
-mod reap;
-mod run;
-mod signals;
-mod spawn;
-mod supervisor;
-mod sys;
-
 use std::io::Write;
+
+use grace_init::{cli, exit_code, logging, run};
 
 fn main() {
     let code = match cli::parse(std::env::args_os()) {

@@ -36,7 +36,7 @@ pub fn run(config: Config) -> i32 {
     };
     // From here on grace-init never bails out: errors are warnings, and it exits only when nothing is left.
     log::debug!("started child {child} in its own process group");
-    let deliverer = Deliverer::new();
+    let deliverer = Deliverer::probe();
     let mut supervisor = Supervisor::new(config.policy.clone(), child, Instant::now());
     let mut received = Vec::with_capacity(16);
     let mut events = Vec::with_capacity(16);

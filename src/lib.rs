@@ -1,0 +1,20 @@
+//! grace-init as a library: the parsers, the pure supervisor and the event loop, so the binary stays a thin
+//! `main`, and tests, property tests and fuzz targets can reach the parsers directly.
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+pub mod cli;
+pub mod deliver;
+pub mod duration;
+pub mod exit_code;
+pub mod inbox;
+pub mod logging;
+pub mod reap;
+pub mod run;
+pub mod signals;
+pub mod spawn;
+pub mod supervisor;
+mod sys;
