@@ -121,7 +121,8 @@ pub enum Parsed {
 
 /// Parses the command line and the GRACE_INIT_* environment.
 pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Parsed {
-    let args = match Args::try_parse_from(argv) {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    let args = match Args::try_parse_from(&argv) {
         Ok(args) => args,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -129,7 +130,13 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Parsed {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                     Parsed::Info(e.render().to_string())
                 }
-                _ => Parsed::Usage(first_line(&e.render().to_string())),
+                _ => {
+                    let mut message = first_line(&e.render().to_string());
+                    if let Some(var) = env_source(&e, &argv) {
+                        message.push_str(&format!(" (from the environment variable {var})"));
+                    }
+                    Parsed::Usage(message)
+                }
             };
         }
     };
@@ -137,6 +144,28 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Parsed {
         Ok(config) => Parsed::Run(config),
         Err(message) => Parsed::Usage(message),
     }
+}
+
+/// The environment variable a bad value came from, when the option was not given on the command line.
+fn env_source(error: &clap::Error, argv: &[OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = shown.split_whitespace().next()?.strip_prefix("--")?;
+    let command = Args::command();
+    let arg = command.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let var = arg.get_env()?.to_string_lossy().into_owned();
+    std::env::var_os(&var)?;
+    let short = arg.get_short().map(|c| format!("-{c}"));
+    let on_command_line = argv.iter().skip(1).take_while(|a| *a != "--").any(|a| {
+        let a = a.to_string_lossy();
+        a == format!("--{long}")
+            || a.starts_with(&format!("--{long}="))
+            || short.as_ref().is_some_and(|s| a.starts_with(s.as_str()))
+    });
+    (!on_command_line).then_some(var)
 }
 
 /// clap's message without its "error: " prefix and the tips that follow it.

@@ -11,6 +11,10 @@ use crate::duration::seconds;
 use crate::exit_code::{ChildStatus, exit_code};
 use crate::signals::{Rewrites, name};
 
+/// After SIGKILL, how often to sweep again while processes remain: a process that forked between the walk
+/// of the tree and the kill, and whose orphan was re-parented to us silently, would otherwise never be killed.
+pub const RESWEEP: Duration = Duration::from_millis(100);
+
 /// What the supervisor was told to do by the command line.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -106,6 +110,8 @@ pub struct Supervisor {
     deadline: Option<Instant>,
     leftovers_signalled: bool,
     killed_at: Option<Instant>,
+    last_kill: Option<Instant>,
+    children_left: bool,
     terminated_count: usize,
     killed_count: usize,
     done: bool,
@@ -129,6 +135,8 @@ impl Supervisor {
             deadline: None,
             leftovers_signalled: false,
             killed_at: None,
+            last_kill: None,
+            children_left: true,
             terminated_count: 0,
             killed_count: 0,
             done: false,
@@ -158,8 +166,10 @@ impl Supervisor {
                 consider(Some(stop.forward_at));
             }
         }
-        if self.killed_at.is_none() {
-            consider(self.deadline);
+        match self.last_kill {
+            None => consider(self.deadline),
+            Some(last) if self.children_left => consider(last.checked_add(RESWEEP)),
+            Some(_) => {}
         }
         next
     }
@@ -385,6 +395,7 @@ impl Supervisor {
     }
 
     fn on_settled(&mut self, children_left: bool, now: Instant, actions: &mut Vec<Action>) {
+        self.children_left = children_left;
         let Some((status, _)) = self.child_exit else {
             return;
         };
@@ -430,7 +441,12 @@ impl Supervisor {
     }
 
     fn kill_if_due(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        if self.killed_at.is_some() {
+        if let Some(last) = self.last_kill {
+            if self.children_left && last.checked_add(RESWEEP).is_some_and(|at| now >= at) {
+                log::debug!("processes remain after SIGKILL: sweeping again");
+                self.last_kill = Some(now);
+                actions.push(Action::KillAll);
+            }
             return;
         }
         let Some(deadline) = self.deadline else {
@@ -440,6 +456,7 @@ impl Supervisor {
             return;
         }
         self.killed_at = Some(now);
+        self.last_kill = Some(now);
         log::info!("grace period over: sending SIGKILL to every process left");
         actions.push(Action::KillAll);
     }
@@ -619,8 +636,8 @@ mod tests {
         );
         assert_eq!(
             sup.next_wakeup(),
-            None,
-            "after SIGKILL only reaping is left"
+            Some(t0 + ms(10_000) + RESWEEP),
+            "a sweep while processes remain"
         );
         let killed = Event::Reaped {
             pid: CHILD,
@@ -631,6 +648,38 @@ mod tests {
             sup.handle(NONE_LEFT, t0 + ms(10_001)),
             vec![Action::Exit(137)]
         );
+    }
+
+    #[test]
+    fn processes_surviving_sigkill_are_swept_again_until_none_is_left() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_000)),
+            vec![Action::KillAll]
+        );
+        assert_eq!(sup.handle(LEFT, t0 + ms(10_050)), vec![]);
+        assert_eq!(sup.handle(Event::Tick, t0 + ms(10_099)), vec![]);
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_100)),
+            vec![Action::KillAll]
+        );
+        let killed = Event::Reaped {
+            pid: CHILD,
+            status: ChildStatus::Killed(9),
+        };
+        sup.handle(killed, t0 + ms(10_101));
+        assert_eq!(
+            sup.handle(LEFT, t0 + ms(10_101)),
+            vec![],
+            "no SIGTERM round once killing"
+        );
+        assert_eq!(
+            sup.handle(NONE_LEFT, t0 + ms(10_150)),
+            vec![Action::Exit(137)]
+        );
+        assert_eq!(sup.next_wakeup(), None);
     }
 
     #[test]
