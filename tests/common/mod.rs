@@ -155,6 +155,11 @@ impl Run {
         Run::start_env(mode, args, &[])
     }
 
+    /// When this run was started; `started_at() + Finished::elapsed` is when grace-init's exit was seen.
+    pub fn started_at(&self) -> Instant {
+        self.started
+    }
+
     /// grace-init's pid as seen from the test (outside its namespace).
     pub fn init_pid(&self) -> i32 {
         self.init_pid
@@ -368,4 +373,189 @@ pub fn wait_for<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Op
 
 pub fn secs(n: f64) -> Duration {
     Duration::from_secs_f64(n)
+}
+
+// ---- Custom starts, raw signals and memory: used by the hardening tests (bad_input, faults, load). ----
+
+/// Where grace-init's stderr goes in `Run::launch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StderrTo {
+    /// A pipe the test reads, as with `Run::start_env`.
+    Piped,
+    /// A pipe whose read end is already closed: every write to stderr fails with EPIPE (`2>&1 | head -c0`).
+    BrokenPipe,
+}
+
+/// How to start grace-init when `Run::start_env` is not enough.
+pub struct Launch {
+    /// Replaces the mode's launcher (`unshare --pid --fork --mount-proc --kill-child --` for PID 1; nothing for
+    /// a subreaper). In PID-1 mode grace-init must end up the launcher's child; in subreaper mode the launcher
+    /// must exec in place (same pid).
+    pub launcher: Option<Vec<String>>,
+    /// Programs that exec grace-init in place, between the launcher and grace-init: `setpriv ... --`,
+    /// `prlimit --nofile=4:4 --`, `sh -c 'exec "$0" "$@" 2>&-'`.
+    pub prefix: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stderr: StderrTo,
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch {
+            launcher: None,
+            prefix: vec![],
+            env: vec![],
+            stderr: StderrTo::Piped,
+        }
+    }
+}
+
+/// Turns a list of string slices into owned strings, for `Launch`.
+pub fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// `kill(pid, signal)` for any signal number; returns 0 or the errno.
+pub fn send_signal(pid: i32, signal: i32) -> i32 {
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    }
+}
+
+/// A `kB` field of /proc/PID/status (`VmRSS`, `RssAnon`), in KiB.
+pub fn status_kib(pid: i32, field: &str) -> Option<u64> {
+    status_field(pid, field)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether a process has nothing pending: neither its own (SigPnd) nor its thread group's (ShdPnd) signals.
+pub fn nothing_pending(pid: i32) -> bool {
+    ["SigPnd", "ShdPnd"]
+        .iter()
+        .all(|f| status_field(pid, f).is_some_and(|v| v.trim_start_matches('0').is_empty()))
+}
+
+impl Run {
+    /// Starts `grace-init ARGS` in `mode` the way `launch` says. Every wait stays bounded and `Drop` still ends
+    /// what was started.
+    pub fn launch(mode: Mode, launch: &Launch, args: &[&str]) -> Run {
+        let launcher = launch.launcher.clone().unwrap_or_else(|| match mode {
+            Mode::Pid1 => strings(&[
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                "--",
+            ]),
+            Mode::Subreaper => vec![],
+        });
+        let argv: Vec<String> = launcher
+            .iter()
+            .chain(launch.prefix.iter())
+            .cloned()
+            .chain(std::iter::once(BIN.to_string()))
+            .chain(args.iter().map(|s| s.to_string()))
+            .collect();
+        let mut command = Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut broken_read_end = None;
+        match launch.stderr {
+            StderrTo::Piped => {
+                command.stderr(Stdio::piped());
+            }
+            StderrTo::BrokenPipe => {
+                let mut fds = [0; 2];
+                assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+                use std::os::fd::FromRawFd;
+                // SAFETY: both descriptors were just created by pipe2 and are owned here.
+                let (read, write) = unsafe {
+                    (
+                        std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+                        std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+                    )
+                };
+                command.stderr(Stdio::from(write));
+                broken_read_end = Some(read);
+            }
+        }
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                Ok(())
+            });
+        }
+        for (k, v) in &launch.env {
+            command.env(k, v);
+        }
+        let mut process = command.spawn().expect("start grace-init");
+        // The reader goes away before grace-init writes anything.
+        drop(broken_read_end);
+        let stdout = pump(process.stdout.take().expect("stdout"));
+        let stderr = match process.stderr.take() {
+            Some(stream) => pump(stream),
+            None => channel().1,
+        };
+        let outer = process.id() as i32;
+        let init_pid = match mode {
+            Mode::Subreaper => outer,
+            Mode::Pid1 => wait_for(Duration::from_secs(5), || match children(outer).first() {
+                Some(pid) => Some(*pid),
+                None => process.try_wait().ok().flatten().map(|_| -1),
+            })
+            .expect("the launcher's child (grace-init) did not appear within 5 s"),
+        };
+        Run {
+            mode,
+            process: Some(process),
+            init_pid,
+            stdout,
+            stderr,
+            seen_stdout: vec![],
+            seen_stderr: vec![],
+            pending: Default::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Sends `signal` to grace-init without asserting; returns 0 or the errno.
+    pub fn try_signal(&self, signal: i32) -> i32 {
+        if self.init_pid <= 0 {
+            return libc::ESRCH;
+        }
+        send_signal(self.init_pid, signal)
+    }
+
+    /// Reads stdout until no line has come for `quiet` (at most `within`), forgetting lines not yet matched,
+    /// so the next `expect_stdout` only sees what comes after. Returns how many lines were read.
+    pub fn settle_stdout(&mut self, quiet: Duration, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        let mut count = self.pending.len();
+        self.pending.clear();
+        while Instant::now() < deadline {
+            match self.stdout.recv_timeout(quiet) {
+                Ok(line) => {
+                    self.seen_stdout.push(line);
+                    count += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        count
+    }
+}
+
+/// Sends `signal` to `pid` (any signal number, real-time ones included).
+pub fn unsafe_kill(pid: i32, signal: i32) {
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal})");
 }

@@ -1,0 +1,330 @@
+//! The shutdown controls beyond forwarding, observed with the reporter child: rewrite, stop signals,
+//! expect-exit, drain delay, pre-stop, parent-death signal, JSON logs.
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+
+#[test]
+fn a_rewritten_stop_signal_still_starts_the_grace_period() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "1", "-r", "TERM:USR1", "--", &reporter]);
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        run.expect_stdout("child got SIGUSR1", secs(5.0));
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        assert!(
+            sent.elapsed() >= secs(1.0) && sent.elapsed() < secs(1.5),
+            "{:?}",
+            sent.elapsed()
+        );
+        assert!(
+            !done.stdout.iter().any(|l| l.contains("SIGTERM")),
+            "{:?}",
+            done.stdout
+        );
+    }
+}
+
+#[test]
+fn a_signal_rewritten_to_none_is_dropped() {
+    let reporter = reporter();
+    let mut run = Run::start(
+        Mode::Subreaper,
+        &["-r", "HUP:none", "--", &reporter, "--exit-on", "TERM=0"],
+    );
+    run.expect_stdout("child ready", secs(10.0));
+    run.signal(libc::SIGHUP);
+    run.signal(libc::SIGUSR2);
+    run.expect_stdout("child got SIGUSR2", secs(5.0));
+    run.signal(libc::SIGTERM);
+    let done = run.wait(secs(10.0));
+    assert_eq!(done.code, Some(0));
+    assert!(
+        !done.stdout.iter().any(|l| l.contains("SIGHUP")),
+        "{:?}",
+        done.stdout
+    );
+}
+
+#[test]
+fn stop_signals_are_configurable_and_quit_is_not_one_by_default() {
+    let reporter = reporter();
+    for mode in modes() {
+        // By default QUIT is forwarded but starts no grace period: the JVM thread-dump case.
+        let mut run = Run::start(mode, &["-t", "0.3", "--", &reporter]);
+        run.expect_stdout("child ready", secs(10.0));
+        run.signal(libc::SIGQUIT);
+        run.expect_stdout("child got SIGQUIT", secs(5.0));
+        std::thread::sleep(secs(0.6));
+        assert!(
+            !run.descendants().is_empty(),
+            "the child must still be running"
+        );
+        run.signal(libc::SIGUSR1);
+        run.expect_stdout("child got SIGUSR1", secs(5.0));
+        run.signal(libc::SIGKILL);
+        drop(run);
+
+        let mut run = Run::start(
+            mode,
+            &["-t", "0.5", "--stop-signals", "QUIT", "--", &reporter],
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        run.signal(libc::SIGQUIT);
+        let done = run.wait(secs(5.0));
+        assert_eq!(
+            done.code,
+            Some(137),
+            "{mode:?}: QUIT started the grace period: {}",
+            done.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn expect_exit_reports_a_listed_code_as_zero() {
+    for mode in modes() {
+        let done = Run::start(mode, &["-e", "143", "-e", "3", "--", "sh", "-c", "exit 3"])
+            .wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}");
+        let done = Run::start_env(
+            mode,
+            &["--", "sh", "-c", "kill -TERM $$"],
+            &[("GRACE_INIT_EXPECT_EXIT", "1,143")],
+        )
+        .wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}: killed by SIGTERM = 143 → 0");
+        let done = Run::start(mode, &["-e", "143", "--", "sh", "-c", "exit 4"]).wait(secs(10.0));
+        assert_eq!(done.code, Some(4), "{mode:?}: unlisted codes pass through");
+    }
+}
+
+#[test]
+fn the_drain_delay_holds_the_signal_back_inside_the_budget() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "5",
+                "--drain-delay",
+                "0.8",
+                "--",
+                &reporter,
+                "--exit-on",
+                "TERM=0",
+            ],
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        // Other signals still pass during the drain.
+        run.signal(libc::SIGUSR1);
+        run.expect_stdout("child got SIGUSR1", secs(5.0));
+        assert!(sent.elapsed() < secs(0.8), "USR1 was held back too");
+        run.expect_stdout("child got SIGTERM", secs(5.0));
+        let got_term = sent.elapsed();
+        assert!(
+            got_term >= secs(0.8) && got_term < secs(1.5),
+            "{mode:?}: TERM forwarded after {got_term:?}"
+        );
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}");
+        assert!(
+            done.stderr_text().contains("drain 0.8"),
+            "{}",
+            done.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn a_second_stop_signal_cuts_the_drain_short() {
+    let reporter = reporter();
+    let mut run = Run::start(
+        Mode::Subreaper,
+        &[
+            "-t",
+            "20",
+            "--drain-delay",
+            "10",
+            "--",
+            &reporter,
+            "--exit-on",
+            "TERM=0",
+        ],
+    );
+    run.expect_stdout("child ready", secs(10.0));
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    run.expect_stderr("draining", secs(5.0));
+    run.signal(libc::SIGTERM);
+    run.expect_stdout("child got SIGTERM", secs(5.0));
+    assert!(sent.elapsed() < secs(2.0), "{:?}", sent.elapsed());
+    assert_eq!(run.wait(secs(10.0)).code, Some(0));
+}
+
+#[test]
+fn the_pre_stop_command_runs_before_the_app_gets_the_signal() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "5",
+                "--pre-stop",
+                "echo pre-stop-start >&2; sleep 0.3; echo pre-stop-done",
+                "--",
+                &reporter,
+                "--exit-on",
+                "TERM=0",
+            ],
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        run.expect_stdout("child got SIGTERM", secs(5.0));
+        assert!(
+            sent.elapsed() >= secs(0.3),
+            "{mode:?}: the app got TERM before the pre-stop finished"
+        );
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}");
+        let err = done.stderr_text();
+        // Both of the pre-stop command's streams end up on grace-init's stderr, never on stdout.
+        assert!(
+            err.contains("pre-stop-start") && err.contains("pre-stop-done"),
+            "{err}"
+        );
+        assert!(
+            !done.stdout.iter().any(|l| l.contains("pre-stop")),
+            "{:?}",
+            done.stdout
+        );
+    }
+}
+
+#[test]
+fn a_hanging_pre_stop_command_is_cut_off_by_the_budget() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "2",
+                "--pre-stop",
+                "sleep 100",
+                "--",
+                &reporter,
+                "--exit-on",
+                "TERM=0",
+            ],
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        run.expect_stdout("child got SIGTERM", secs(5.0));
+        let forwarded = sent.elapsed();
+        assert!(
+            forwarded >= secs(1.0) && forwarded < secs(1.5),
+            "{mode:?}: forwarded after {forwarded:?}"
+        );
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        assert!(
+            sent.elapsed() < secs(2.0),
+            "{mode:?}: the whole stop fits the 2 s budget"
+        );
+        assert!(
+            done.stderr_text().contains("pre-stop command overran"),
+            "{}",
+            done.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn a_failing_pre_stop_is_logged_and_the_stop_goes_on() {
+    let reporter = reporter();
+    let mut run = Run::start(
+        Mode::Subreaper,
+        &[
+            "-t",
+            "5",
+            "--pre-stop",
+            "exit 3",
+            "--",
+            &reporter,
+            "--exit-on",
+            "TERM=0",
+        ],
+    );
+    run.expect_stdout("child ready", secs(10.0));
+    run.signal(libc::SIGTERM);
+    run.expect_stdout("child got SIGTERM", secs(5.0));
+    let done = run.wait(secs(10.0));
+    assert_eq!(done.code, Some(0));
+    assert!(
+        done.stderr_text()
+            .contains("pre-stop command exited with code 3"),
+        "{}",
+        done.stderr_text()
+    );
+}
+
+#[test]
+fn the_parent_death_signal_stops_grace_init_when_its_parent_dies() {
+    let reporter = reporter();
+    // An outer grace-init runs `sh`, which runs an inner grace-init with -p TERM. Killing sh must make the
+    // inner one stop its child gracefully.
+    let inner = format!("{BIN} -p TERM -t 5 -- {reporter} --tag inner --exit-on TERM=0 & wait");
+    let mut run = Run::start(Mode::Subreaper, &["-t", "5", "--", "sh", "-c", &inner]);
+    run.expect_stdout("inner ready", secs(10.0));
+    let sh = common::children(run.init_pid())[0];
+    unsafe_kill(sh, libc::SIGKILL);
+    run.expect_stdout("inner got SIGTERM", secs(5.0));
+    let done = run.wait(secs(10.0));
+    assert_eq!(
+        done.code,
+        Some(137),
+        "the outer child (sh) was SIGKILLed: {}",
+        done.stderr_text()
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    for mode in modes() {
+        let done = Run::start(
+            mode,
+            &["--log-format", "json", "-v", "--", "sh", "-c", "exit 2"],
+        )
+        .wait(secs(10.0));
+        assert_eq!(done.code, Some(2));
+        assert!(done.stderr.len() >= 2, "{:?}", done.stderr);
+        for line in &done.stderr {
+            assert!(
+                line.starts_with("{\"ts\":") && line.ends_with("\"}"),
+                "{line}"
+            );
+            assert!(
+                line.contains("\"source\":\"grace-init\"") && line.contains("\"msg\":\""),
+                "{line}"
+            );
+        }
+        assert!(
+            done.stderr.iter().any(|l| l.contains("exit code 2")),
+            "{:?}",
+            done.stderr
+        );
+    }
+}
