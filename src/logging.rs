@@ -1,69 +1,145 @@
-//! Sets up logging: stderr only, every line prefixed `grace-init`, as text or one JSON object per line.
+//! Logging: stderr only, every line prefixed `grace-init`, as text or one JSON object per line.
+//!
+//! A small `log::Log` of our own rather than env_logger: it needs only a level filter, and each line must be one
+//! `write` (so lines from grace-init and the app never interleave mid-line) whose failure is ignored.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::{Level, LevelFilter};
+use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::cli::{LogFormat, Verbosity};
 
-/// The environment variable holding an env_logger filter, e.g. `debug` or `warn`.
+/// The environment variable holding a filter in env_logger's syntax: `debug`, `warn`, `grace_init::run=trace,info`.
 pub const FILTER_VAR: &str = "GRACE_INIT_LOG";
 
-/// Installs the logger. A flag (`-v`, `-q`) wins over GRACE_INIT_LOG; the default level is info.
-/// Write errors (stderr closed, reader gone) are ignored: logging must never stop supervision.
-pub fn init(verbosity: Verbosity, format: LogFormat) {
-    let mut builder = env_logger::Builder::new();
-    builder.filter_level(LevelFilter::Info);
-    match verbosity {
-        Verbosity::FromEnv => {
-            if let Ok(spec) = std::env::var(FILTER_VAR) {
-                builder.parse_filters(&spec);
-            }
-        }
-        Verbosity::Quiet => {
-            builder.filter_level(LevelFilter::Warn);
-        }
-        Verbosity::Debug => {
-            builder.filter_level(LevelFilter::Debug);
-        }
-        Verbosity::Trace => {
-            builder.filter_level(LevelFilter::Trace);
+/// Which levels are shown: a default, and per-target overrides (longest matching prefix wins).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    default: LevelFilter,
+    targets: Vec<(String, LevelFilter)>,
+}
+
+impl Filter {
+    fn level_for(&self, target: &str) -> LevelFilter {
+        self.targets
+            .iter()
+            .filter(|(prefix, _)| target.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.default, |(_, level)| *level)
+    }
+
+    fn max(&self) -> LevelFilter {
+        self.targets
+            .iter()
+            .map(|(_, l)| *l)
+            .fold(self.default, Ord::max)
+    }
+}
+
+/// Parses env_logger's filter syntax: comma-separated `LEVEL`, `TARGET` or `TARGET=LEVEL`. Returns the filter and
+/// the directives it could not read.
+pub fn parse_filter(spec: &str) -> (Filter, Vec<String>) {
+    let mut filter = Filter {
+        default: LevelFilter::Info,
+        targets: Vec::new(),
+    };
+    let mut bad = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((target, level)) => match level.trim().parse::<LevelFilter>() {
+                Ok(level) => filter.targets.push((target.trim().to_string(), level)),
+                Err(_) => bad.push(part.to_string()),
+            },
+            None => match part.parse::<LevelFilter>() {
+                Ok(level) => filter.default = level,
+                Err(_)
+                    if part
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == ':') =>
+                {
+                    filter.targets.push((part.to_string(), LevelFilter::Trace))
+                }
+                Err(_) => bad.push(part.to_string()),
+            },
         }
     }
-    builder.target(env_logger::Target::Stderr);
-    builder.format(move |buf, record| match format {
-        LogFormat::Text => match record.level() {
-            Level::Info => writeln!(buf, "grace-init: {}", record.args()),
-            Level::Warn => writeln!(buf, "grace-init: warning: {}", record.args()),
-            level => writeln!(
-                buf,
-                "grace-init: {}: {}",
-                level.as_str().to_ascii_lowercase(),
-                record.args()
+    (filter, bad)
+}
+
+struct StderrLogger {
+    filter: Filter,
+    format: LogFormat,
+}
+
+impl Log for StderrLogger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= self.filter.level_for(metadata.target())
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format_line(self.format, record.level(), &record.args().to_string());
+        // A closed stderr or a reader that went away must never stop supervision: ignore the error.
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+/// One log line, newline included.
+pub fn format_line(format: LogFormat, level: Level, message: &str) -> String {
+    match format {
+        LogFormat::Text => match level {
+            Level::Info => format!("grace-init: {message}\n"),
+            Level::Warn => format!("grace-init: warning: {message}\n"),
+            other => format!(
+                "grace-init: {}: {message}\n",
+                other.as_str().to_ascii_lowercase()
             ),
         },
         LogFormat::Json => {
             let ts = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
-            writeln!(
-                buf,
-                "{{\"ts\":{}.{:06},\"level\":\"{}\",\"source\":\"grace-init\",\"msg\":\"{}\"}}",
+            format!(
+                "{{\"ts\":{}.{:06},\"level\":\"{}\",\"source\":\"grace-init\",\"msg\":\"{}\"}}\n",
                 ts.as_secs(),
                 ts.subsec_micros(),
-                record.level().as_str().to_ascii_lowercase(),
-                json_escape(&record.args().to_string())
+                level.as_str().to_ascii_lowercase(),
+                json_escape(message)
             )
         }
-    });
+    }
+}
+
+/// Installs the logger. A flag (`-v`, `-q`) wins over GRACE_INIT_LOG; the default level is info.
+pub fn init(verbosity: Verbosity, format: LogFormat) {
+    let (filter, bad) = match verbosity {
+        Verbosity::FromEnv => match std::env::var(FILTER_VAR) {
+            Ok(spec) => parse_filter(&spec),
+            Err(_) => parse_filter(""),
+        },
+        Verbosity::Quiet => parse_filter("warn"),
+        Verbosity::Debug => parse_filter("debug"),
+        Verbosity::Trace => parse_filter("trace"),
+    };
+    log::set_max_level(filter.max());
+    let logger = Box::leak(Box::new(StderrLogger { filter, format }));
     // Only fails if a logger is already installed, which cannot happen here.
-    let _ = builder.try_init();
+    let _ = log::set_logger(logger);
+    for directive in bad {
+        log::warn!(
+            "ignoring '{directive}' in {FILTER_VAR}: not a log level (error, warn, info, debug, trace, off)"
+        );
+    }
 }
 
 /// Error printed before logging is set up (usage errors): one line on stderr.
 pub fn print_error(message: &str) {
-    let _ = writeln!(std::io::stderr(), "grace-init: error: {message}");
+    let _ = std::io::stderr().write_all(format!("grace-init: error: {message}\n").as_bytes());
 }
 
 fn json_escape(text: &str) -> String {
@@ -84,11 +160,54 @@ fn json_escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::json_escape;
+    use super::*;
 
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_escape("a\"b\\c\nd\u{1}"), "a\\\"b\\\\c\\nd\\u0001");
         assert_eq!(json_escape("plain 'text'"), "plain 'text'");
+    }
+
+    #[test]
+    fn filters_follow_env_logger_syntax() {
+        let (f, bad) = parse_filter("");
+        assert_eq!(
+            (f.level_for("grace_init::run"), bad.len()),
+            (LevelFilter::Info, 0)
+        );
+        let (f, _) = parse_filter("debug");
+        assert_eq!(f.level_for("grace_init::run"), LevelFilter::Debug);
+        let (f, _) = parse_filter("warn,grace_init::reap=trace");
+        assert_eq!(f.level_for("grace_init::run"), LevelFilter::Warn);
+        assert_eq!(f.level_for("grace_init::reap"), LevelFilter::Trace);
+        assert_eq!(f.max(), LevelFilter::Trace);
+        let (f, _) = parse_filter("grace_init");
+        assert_eq!(f.level_for("grace_init::supervisor"), LevelFilter::Trace);
+        let (f, bad) = parse_filter("loud,grace_init=noisy");
+        assert_eq!(f.default, LevelFilter::Info);
+        assert_eq!(bad, vec!["grace_init=noisy".to_string()]);
+        let (_, bad) = parse_filter("wa-rn");
+        assert_eq!(bad, vec!["wa-rn".to_string()]);
+    }
+
+    #[test]
+    fn text_lines_carry_the_prefix() {
+        assert_eq!(
+            format_line(LogFormat::Text, Level::Info, "hi"),
+            "grace-init: hi\n"
+        );
+        assert_eq!(
+            format_line(LogFormat::Text, Level::Warn, "hi"),
+            "grace-init: warning: hi\n"
+        );
+        assert_eq!(
+            format_line(LogFormat::Text, Level::Debug, "hi"),
+            "grace-init: debug: hi\n"
+        );
+        let json = format_line(LogFormat::Json, Level::Error, "a \"b\"");
+        assert!(
+            json.starts_with("{\"ts\":") && json.ends_with("\"msg\":\"a \\\"b\\\"\"}\n"),
+            "{json}"
+        );
     }
 }
