@@ -59,7 +59,7 @@ struct Args {
     #[arg(short, long, env = "GRACE_INIT_PDEATHSIG", value_name = "SIGNAL", value_parser = parse_sendable)]
     pdeathsig: Option<i32>,
 
-    /// Register as a child subreaper even when running as PID 1 is not the case (automatic when not PID 1).
+    /// Register as a child subreaper even as PID 1 (registration is automatic when not PID 1).
     #[arg(short, long, env = "GRACE_INIT_SUBREAPER", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     subreaper: bool,
 
@@ -155,7 +155,9 @@ fn env_source(error: &clap::Error, argv: &[OsString]) -> Option<String> {
     };
     let long = shown.split_whitespace().next()?.strip_prefix("--")?;
     let command = Args::command();
-    let arg = command.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let arg = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?;
     let var = arg.get_env()?.to_string_lossy().into_owned();
     std::env::var_os(&var)?;
     let short = arg.get_short().map(|c| format!("-{c}"));

@@ -64,15 +64,13 @@ impl Inbox {
             match self.fd.read_signal() {
                 Ok(Some(info)) => {
                     let signal = i32::try_from(info.ssi_signo).unwrap_or(0);
-                    // A SIGPIPE from our own write to a closed stderr is not a request to forward.
+                    // A SIGPIPE from our own write to a closed stderr is not a request to forward. It is
+                    // dropped silently: logging it would write to the same broken stderr, raise another
+                    // SIGPIPE, and never end.
                     if info.ssi_pid != 0
                         && i32::try_from(info.ssi_pid) == Ok(self.me)
                         && signal != libc::SIGCHLD
                     {
-                        log::debug!(
-                            "ignored {} raised by grace-init itself",
-                            crate::signals::name(signal)
-                        );
                         continue;
                     }
                     received.push(signal);

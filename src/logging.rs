@@ -105,13 +105,24 @@ pub fn format_line(format: LogFormat, level: Level, message: &str) -> String {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
             format!(
-                "{{\"ts\":{}.{:06},\"level\":\"{}\",\"source\":\"grace-init\",\"msg\":\"{}\"}}\n",
+                "{{\"ts\":{}.{:06},\"severity\":\"{}\",\"level\":\"{}\",\"source\":\"grace-init\",\"msg\":\"{}\"}}\n",
                 ts.as_secs(),
                 ts.subsec_micros(),
+                severity(level),
                 level.as_str().to_ascii_lowercase(),
                 json_escape(message)
             )
         }
+    }
+}
+
+/// The severity names Cloud Logging and most collectors read from a JSON payload.
+fn severity(level: Level) -> &'static str {
+    match level {
+        Level::Error => "ERROR",
+        Level::Warn => "WARNING",
+        Level::Info => "INFO",
+        Level::Debug | Level::Trace => "DEBUG",
     }
 }
 

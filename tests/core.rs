@@ -697,3 +697,40 @@ fn ctrl_c_on_a_terminal_reaches_the_app_like_docker_run_it() {
         assert!(!shown.contains("received SIGINT"), "{mode:?}: {shown}");
     }
 }
+
+#[test]
+fn a_broken_stderr_pipe_with_debug_logging_does_not_stall_supervision() {
+    // Every log line then raises SIGPIPE in grace-init itself; those must be dropped without a feedback loop.
+    use std::process::{Command, Stdio};
+    let reporter = reporter();
+    let mut child = Command::new(BIN)
+        .args(["-v", "-t", "5", "--", &reporter, "--exit-on", "TERM=0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let lines = pump(child.stdout.take().unwrap());
+    let mut next = || lines.recv_timeout(secs(5.0)).unwrap_or_default();
+    let first = next();
+    assert!(first.starts_with("child ready"), "{first:?}");
+    unsafe_kill(child.id() as i32, libc::SIGUSR1);
+    let got = next();
+    if got != "child got SIGUSR1" {
+        let _ = child.kill();
+        panic!("USR1 was not forwarded within 5 s: {got:?}");
+    }
+    let sent = Instant::now();
+    unsafe_kill(child.id() as i32, libc::SIGTERM);
+    let status = wait_for(secs(3.0), || child.try_wait().unwrap());
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "grace-init did not stop within 3 s"
+    );
+    assert!(sent.elapsed() < secs(3.0));
+}

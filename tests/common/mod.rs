@@ -84,7 +84,8 @@ pub struct Run {
     started: Instant,
 }
 
-fn pump(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+/// Reads `stream` line by line on a thread, so a test can wait for lines with a bound.
+pub fn pump(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = channel();
     thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
