@@ -1,0 +1,947 @@
+//! End-to-end tests in a real OCI runtime: grace-init as the PID 1 of `runc` containers, stopped the way
+//! `docker stop` stops them and inspected the way `docker exec` does.
+//!
+//! Each test builds a bundle whose read-only rootfs holds busybox (static) and a static grace-init built by the
+//! test itself, starts it with `runc run` as a background child (so its stdout, stderr and exit status are
+//! ours), and always removes it with `runc delete --force`. Apps are busybox shell scripts that print `ready`
+//! once their traps are installed and one line per step of their shutdown, so the tests wait on handshakes.
+//!
+//! Needs root, `runc` and a static busybox (Debian: `runc`, `busybox-static`). Where they are missing the tests
+//! skip with a message, except under CI (`CI` set), where that is a failure.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The target whose `+crt-static` build needs nothing downloaded.
+const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+/// Where grace-init sits in every rootfs.
+const GRACE_INIT: &str = "/usr/local/bin/grace-init";
+/// Bound for every wait the tests do not mean to time: container start, exec, delete.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------------------
+// The environment: runc, busybox and a static grace-init, found or built once per test process.
+
+struct Env {
+    runc: PathBuf,
+    busybox: PathBuf,
+    applets: Vec<String>,
+    grace_init: PathBuf,
+}
+
+/// Why the environment is not there.
+enum Missing {
+    /// A prerequisite of the machine (root, runc, busybox): skip, except under CI.
+    Prerequisite(String),
+    /// Something of ours (the static build): always a failure.
+    Broken(String),
+}
+
+/// The environment, or `None` (with a message) where these tests cannot run. Under CI that is a failure.
+fn env() -> Option<&'static Env> {
+    static ENV: OnceLock<Result<Env, Missing>> = OnceLock::new();
+    match ENV.get_or_init(find_env) {
+        Ok(env) => Some(env),
+        Err(Missing::Broken(why)) => panic!("{why}"),
+        Err(Missing::Prerequisite(why)) if std::env::var_os("CI").is_some() => {
+            panic!("container tests cannot run under CI: {why}")
+        }
+        Err(Missing::Prerequisite(why)) => {
+            eprintln!("skipping container test: {why}");
+            None
+        }
+    }
+}
+
+fn find_env() -> Result<Env, Missing> {
+    let (runc, busybox, applets) = find_prerequisites().map_err(Missing::Prerequisite)?;
+    let grace_init = build_static_grace_init().map_err(Missing::Broken)?;
+    Ok(Env {
+        runc,
+        busybox,
+        applets,
+        grace_init,
+    })
+}
+
+/// Root, runc, and a static busybox with its applet list.
+fn find_prerequisites() -> Result<(PathBuf, PathBuf, Vec<String>), String> {
+    let uid = fs::metadata("/proc/self")
+        .map_err(|e| format!("cannot read /proc/self: {e}"))?
+        .uid();
+    if uid != 0 {
+        return Err(format!("runc needs root (running as uid {uid})"));
+    }
+    let runc = which("runc").ok_or("runc is not installed (Debian package `runc`)")?;
+    let busybox =
+        which("busybox").ok_or("busybox is not installed (Debian package `busybox-static`)")?;
+    if has_interpreter(&busybox)? {
+        return Err(format!(
+            "{} is dynamically linked: install the Debian package `busybox-static`",
+            busybox.display()
+        ));
+    }
+    let list = run_bounded(Command::new(&busybox).arg("--list"), PATIENCE);
+    let applets = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && *a != "busybox")
+        .map(String::from)
+        .collect::<Vec<_>>();
+    for needed in ["sh", "sleep", "cat", "echo"] {
+        if !applets.iter().any(|a| a == needed) {
+            return Err(format!("busybox has no `{needed}` applet"));
+        }
+    }
+    Ok((runc, busybox, applets))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/sbin:/usr/bin:/sbin:/bin"));
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Builds the static (glibc, `+crt-static`) release binary with a target dir of its own: the running
+/// `cargo test` holds the lock on the usual one.
+fn build_static_grace_init() -> Result<PathBuf, String> {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let target_dir = tmp
+        .parent()
+        .map_or_else(|| tmp.join("e2e-static"), |t| t.join("e2e-static"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    eprintln!(
+        "building the static grace-init into {} (the first build takes a while)",
+        target_dir.display()
+    );
+    let started = Instant::now();
+    let output = run_bounded(
+        Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--release", "--offline", "--bin", "grace-init"])
+            .args(["--target", TRIPLE])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            // These would override RUSTFLAGS, or hand the build a jobserver that is not ours.
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_RUSTFLAGS")
+            .env_remove("CARGO_MAKEFLAGS")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS"),
+        Duration::from_secs(900),
+    );
+    if !output.status.success() {
+        return Err(format!(
+            "building the static grace-init failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let binary = target_dir.join(TRIPLE).join("release").join("grace-init");
+    if has_interpreter(&binary)? {
+        return Err(format!("{} is not statically linked", binary.display()));
+    }
+    eprintln!(
+        "static grace-init ready in {:.1}s: {} ({} bytes)",
+        started.elapsed().as_secs_f64(),
+        binary.display(),
+        fs::metadata(&binary).map(|m| m.len()).unwrap_or(0)
+    );
+    Ok(binary)
+}
+
+/// Whether an x86-64 ELF executable asks for a dynamic loader (has a PT_INTERP program header).
+fn has_interpreter(path: &Path) -> Result<bool, String> {
+    const PT_INTERP: u32 = 3;
+    let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    // 64-bit, little-endian ELF.
+    if bytes.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        return Err(format!(
+            "{} is not a 64-bit little-endian ELF",
+            path.display()
+        ));
+    }
+    let bad = || format!("{}: truncated ELF header", path.display());
+    let phoff = usize::try_from(u64_at(0x20).ok_or_else(bad)?).map_err(|_| bad())?;
+    let phentsize = usize::from(u16_at(0x36).ok_or_else(bad)?);
+    let phnum = usize::from(u16_at(0x38).ok_or_else(bad)?);
+    for i in 0..phnum {
+        if u32_at(phoff.saturating_add(i.saturating_mul(phentsize))).ok_or_else(bad)? == PT_INTERP {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Processes the tests start: every wait bounded, and a process that overruns is killed by its own pid.
+
+/// Runs a command to completion, or kills it (only it) and panics after `limit`.
+fn run_bounded(command: &mut Command, limit: Duration) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => panic!("waiting for {command:?}: {e}"),
+        Err(_) => {
+            kill_pid(pid);
+            panic!("{command:?} did not finish within {limit:?}: killed it");
+        }
+    }
+}
+
+/// SIGKILL to one process this test started and has not reaped yet.
+fn kill_pid(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Bundles: a rootfs with busybox and grace-init, and config.json from `runc spec`.
+
+/// A file to put into the rootfs: absolute path inside the container, contents; always executable.
+type File<'a> = (&'a str, &'a str);
+
+/// A bundle directory, removed on drop.
+struct Bundle {
+    dir: PathBuf,
+}
+
+impl Bundle {
+    fn new(env: &Env, id: &str, args: &[&str], vars: &[&str], files: &[File]) -> Bundle {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(id);
+        let _ = fs::remove_dir_all(&dir);
+        let bundle = Bundle { dir };
+        let rootfs = bundle.dir.join("rootfs");
+        for sub in ["bin", "usr/local/bin", "proc", "dev", "sys", "tmp", "etc"] {
+            fs::create_dir_all(rootfs.join(sub)).expect("create the rootfs");
+        }
+        fs::copy(&env.busybox, rootfs.join("bin/busybox")).expect("copy busybox");
+        for applet in &env.applets {
+            // `busybox --install -s` would link to the host's busybox path; relative links work inside.
+            let _ = symlink("busybox", rootfs.join("bin").join(applet));
+        }
+        fs::copy(&env.grace_init, rootfs.join(&GRACE_INIT[1..])).expect("copy grace-init");
+        for (path, contents) in files {
+            let host = rootfs.join(path.trim_start_matches('/'));
+            fs::create_dir_all(host.parent().expect("a file path has a parent"))
+                .expect("create a fixture directory");
+            fs::write(&host, contents).expect("write a fixture");
+            fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).expect("chmod a fixture");
+        }
+        let spec = run_bounded(
+            Command::new(&env.runc)
+                .arg("spec")
+                .arg("--bundle")
+                .arg(&bundle.dir),
+            PATIENCE,
+        );
+        assert!(spec.status.success(), "runc spec failed: {spec:?}");
+        let config = fs::read_to_string(bundle.dir.join("config.json")).expect("read config.json");
+        let config = edit_spec(&config, args, vars);
+        fs::write(bundle.dir.join("config.json"), config).expect("write config.json");
+        bundle
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Edits the config.json that `runc spec` writes: no terminal, our command, extra environment variables.
+/// The rest (read-only rootfs, namespaces, mounts, capabilities) stays as runc generates it.
+fn edit_spec(config: &str, args: &[&str], vars: &[&str]) -> String {
+    let config = replace_once(config, "\"terminal\": true", "\"terminal\": false");
+    let config = replace_array(&config, "\"args\"", args, false);
+    replace_array(&config, "\"env\"", vars, true)
+}
+
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "expected `{from}` once in the config.json from `runc spec`:\n{text}"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// Replaces (or, with `append`, extends) the JSON array of strings after `key`.
+fn replace_array(text: &str, key: &str, items: &[&str], append: bool) -> String {
+    let at = text
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in the config.json from `runc spec`:\n{text}"));
+    let open = at + text[at..].find('[').expect("the array opens");
+    let close = open + text[open..].find(']').expect("the array closes");
+    let old = text[open + 1..close].trim();
+    let mut all: Vec<String> = items.iter().map(|s| json_string(s)).collect();
+    if append && !old.is_empty() {
+        all.insert(0, old.to_string());
+    }
+    format!(
+        "{}[{}]{}",
+        &text[..open],
+        all.join(", "),
+        &text[close + 1..]
+    )
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Containers: `runc run` in the background, its output collected line by line with the time it was read.
+
+#[derive(Clone, Debug)]
+struct Line {
+    at: Instant,
+    stream: &'static str,
+    text: String,
+}
+
+#[derive(Default)]
+struct Transcript {
+    lines: Mutex<Vec<Line>>,
+    grew: Condvar,
+}
+
+impl Transcript {
+    fn follow(self: &Arc<Self>, stream: &'static str, pipe: impl Read + Send + 'static) {
+        let transcript = Arc::clone(self);
+        thread::spawn(move || {
+            for text in BufReader::new(pipe).lines() {
+                let Ok(text) = text else { break };
+                let line = Line {
+                    at: Instant::now(),
+                    stream,
+                    text,
+                };
+                transcript.lines.lock().expect("transcript lock").push(line);
+                transcript.grew.notify_all();
+            }
+        });
+    }
+
+    fn find(&self, needle: &str) -> Option<Line> {
+        let lines = self.lines.lock().expect("transcript lock");
+        lines.iter().find(|l| l.text.contains(needle)).cloned()
+    }
+
+    /// Waits (bounded) for a line containing `needle`.
+    fn wait_for(&self, needle: &str, limit: Duration) -> Option<Line> {
+        let until = Instant::now() + limit;
+        let mut lines = self.lines.lock().expect("transcript lock");
+        loop {
+            if let Some(line) = lines.iter().find(|l| l.text.contains(needle)) {
+                return Some(line.clone());
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            lines = self
+                .grew
+                .wait_timeout(lines, left)
+                .expect("transcript lock")
+                .0;
+        }
+    }
+
+    fn dump(&self) -> String {
+        let lines = self.lines.lock().expect("transcript lock");
+        lines
+            .iter()
+            .map(|l| format!("  [{}] {}\n", l.stream, l.text))
+            .collect()
+    }
+}
+
+/// How a container ended.
+#[derive(Clone, Copy, Debug)]
+struct Exit {
+    /// `runc run`'s exit status: the container's (128+N when its PID 1 was killed by signal N).
+    code: Option<i32>,
+    at: Instant,
+}
+
+/// What `docker stop` would have seen.
+#[derive(Debug)]
+struct Stopped {
+    code: Option<i32>,
+    /// From just before `runc kill TERM` was started until `runc run` exited.
+    took: Duration,
+    /// Whether the stop timeout ran out, so the runtime had to send SIGKILL.
+    runtime_killed: bool,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One process seen in the container's /proc.
+#[derive(Clone, Debug)]
+struct Proc {
+    pid: u32,
+    state: char,
+    comm: String,
+}
+
+/// A running container, force-deleted on drop.
+struct Container {
+    env: &'static Env,
+    id: String,
+    runc_pid: u32,
+    exited: Receiver<Exit>,
+    exit: Option<Exit>,
+    transcript: Arc<Transcript>,
+    // Dropped after the container is deleted (fields drop after `Drop::drop`).
+    _bundle: Bundle,
+}
+
+impl Container {
+    /// Starts `args` as the container's process, with extra environment `vars` and `files` in the rootfs.
+    fn start(env: &'static Env, args: &[&str], vars: &[&str], files: &[File]) -> Container {
+        let id = format!(
+            "grace-init-e2e-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let bundle = Bundle::new(env, &id, args, vars, files);
+        let mut child: Child = Command::new(&env.runc)
+            .arg("run")
+            .arg("--bundle")
+            .arg(&bundle.dir)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start runc run");
+        let transcript = Arc::new(Transcript::default());
+        transcript.follow("stdout", child.stdout.take().expect("piped stdout"));
+        transcript.follow("stderr", child.stderr.take().expect("piped stderr"));
+        let runc_pid = child.id();
+        let (tx, exited) = mpsc::channel();
+        thread::spawn(move || {
+            let status: Option<ExitStatus> = child.wait().ok();
+            let _ = tx.send(Exit {
+                code: status.and_then(|s| s.code()),
+                at: Instant::now(),
+            });
+        });
+        Container {
+            env,
+            id,
+            runc_pid,
+            exited,
+            exit: None,
+            transcript,
+            _bundle: bundle,
+        }
+    }
+
+    /// Waits for the app's handshake line, failing with the transcript if it does not come.
+    fn wait_line(&self, needle: &str) -> Line {
+        self.transcript
+            .wait_for(needle, PATIENCE)
+            .unwrap_or_else(|| {
+                panic!(
+                    "container {}: no line containing {needle:?} within {PATIENCE:?}; output:\n{}",
+                    self.id,
+                    self.transcript.dump()
+                )
+            })
+    }
+
+    /// Waits up to `limit` for `runc run` to exit.
+    fn wait_exit(&mut self, limit: Duration) -> Option<Exit> {
+        if self.exit.is_none() {
+            match self.exited.recv_timeout(limit) {
+                Ok(exit) => self.exit = Some(exit),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => panic!("the runc waiter thread is gone"),
+            }
+        }
+        self.exit
+    }
+
+    fn runc(&self, args: &[&str]) -> Output {
+        run_bounded(Command::new(&self.env.runc).args(args), PATIENCE)
+    }
+
+    /// `runc kill ID SIGNAL`, which must succeed.
+    fn kill(&self, signal: &str) {
+        let out = self.runc(&["kill", &self.id, signal]);
+        assert!(
+            out.status.success(),
+            "runc kill {} {signal} failed: {}",
+            self.id,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Exactly what `docker stop -t TIMEOUT` does: the stop signal (TERM), up to `timeout` for the container
+    /// to exit, then SIGKILL.
+    fn docker_stop(&mut self, timeout: Duration) -> Stopped {
+        let began = Instant::now();
+        self.kill("TERM");
+        let mut runtime_killed = false;
+        let exit = match self.wait_exit(timeout.saturating_sub(began.elapsed())) {
+            Some(exit) => exit,
+            None => {
+                runtime_killed = true;
+                // It may exit on its own meanwhile; then this kill fails harmlessly.
+                let _ = self.runc(&["kill", &self.id, "KILL"]);
+                self.wait_exit(PATIENCE).unwrap_or_else(|| {
+                    panic!("container {} survived SIGKILL for {PATIENCE:?}", self.id)
+                })
+            }
+        };
+        Stopped {
+            code: exit.code,
+            took: exit.at.saturating_duration_since(began),
+            runtime_killed,
+        }
+    }
+
+    /// `docker exec`: runs a command inside the running container and returns its output.
+    fn exec(&self, args: &[&str]) -> Output {
+        let mut all = vec!["exec", self.id.as_str()];
+        all.extend_from_slice(args);
+        self.runc(&all)
+    }
+
+    /// Every process in the container, read from /proc inside it.
+    fn processes(&self) -> Vec<Proc> {
+        // A process may vanish between the glob and cat: cat then complains and exits 1, which is fine.
+        let out = self.exec(&["sh", "-c", "cat /proc/[0-9]*/stat"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let open = line.find(" (")?;
+                let close = line.rfind(") ")?;
+                Some(Proc {
+                    pid: line[..open].parse().ok()?,
+                    state: line[close + 2..].chars().next()?,
+                    comm: line[open + 2..close].to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Polls (bounded) the process table until `done` holds for it; returns the last table seen.
+    fn wait_processes(
+        &self,
+        limit: Duration,
+        done: impl Fn(&[Proc]) -> bool,
+    ) -> Result<Vec<Proc>, Vec<Proc>> {
+        let until = Instant::now() + limit;
+        loop {
+            let table = self.processes();
+            if done(&table) {
+                return Ok(table);
+            }
+            if Instant::now() >= until {
+                return Err(table);
+            }
+            // Nothing signals "a zombie appeared or went away" to the outside: poll, at a bounded rate.
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn output(&self) -> String {
+        self.transcript.dump()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.runc(&["delete", "--force", &self.id]);
+        if self.wait_exit(PATIENCE).is_none() {
+            kill_pid(self.runc_pid);
+            let _ = self.wait_exit(PATIENCE);
+        }
+    }
+}
+
+/// The command line of a container whose PID 1 is grace-init running `args`.
+fn under_grace_init<'a>(flags: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![GRACE_INIT];
+    all.extend_from_slice(flags);
+    all.push("--");
+    all.extend_from_slice(args);
+    all
+}
+
+fn zombies(table: &[Proc]) -> Vec<&Proc> {
+    table.iter().filter(|p| p.state == 'Z').collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fixtures: busybox shell apps. Each prints `ready` once its traps are in place.
+
+/// Installs no handler and waits forever.
+const NO_HANDLER: &[&str] = &["sh", "-c", "echo ready; exec sleep 1000"];
+
+/// Finishes its work on TERM (about a second), then exits with its own code, 7.
+const GRACEFUL_APP: &str = r#"#!/bin/sh
+trap 'echo "app: finishing"; sleep 1; echo "app: finished"; exit 7' TERM
+echo ready
+while :; do sleep 1000 & wait $!; done
+"#;
+
+/// Ignores TERM, as do the processes it starts.
+const STUBBORN_APP: &str = r#"#!/bin/sh
+trap '' TERM
+echo ready
+while :; do sleep 1000 & wait $!; done
+"#;
+
+/// A server that takes about a second to finish its requests after TERM.
+const SERVER: &str = r#"#!/bin/sh
+trap 'echo "server: finishing"; sleep 1; echo "server: finished"; exit 0' TERM
+echo "server: ready"
+while :; do sleep 1000 & wait $!; done
+"#;
+
+/// Exits at once, with 0, on TERM.
+const COOPERATIVE_APP: &str = r#"#!/bin/sh
+trap 'exit 0' TERM
+echo ready
+while :; do sleep 1000 & wait $!; done
+"#;
+
+/// Leaves an orphan behind (double fork), which dies shortly after, then waits forever.
+const DOUBLE_FORK: &[&str] = &["sh", "-c", "(sleep 0.3 &); echo ready; exec sleep 1000"];
+
+// ---------------------------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn the_static_binary_needs_no_loader() {
+    let Some(env) = env() else { return };
+    assert!(!has_interpreter(&env.grace_init).expect("read the static binary"));
+    let version = run_bounded(Command::new(&env.grace_init).arg("--version"), PATIENCE);
+    assert!(version.status.success(), "{version:?}");
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("grace-init "));
+}
+
+#[test]
+fn pid1_problem_without_init_term_is_ignored_until_kill_and_grace_init_stops_promptly() {
+    let Some(env) = env() else { return };
+    let stop_timeout = Duration::from_millis(1500);
+
+    // The app as PID 1 itself: the kernel drops TERM for a PID 1 with no handler.
+    let mut bare = Container::start(env, NO_HANDLER, &[], &[]);
+    bare.wait_line("ready");
+    let stopped = bare.docker_stop(stop_timeout);
+    assert!(
+        stopped.runtime_killed,
+        "expected the bare app to survive TERM; {stopped:?}; output:\n{}",
+        bare.output()
+    );
+    assert_eq!(stopped.code, Some(137), "{stopped:?}");
+    assert!(stopped.took >= stop_timeout, "{stopped:?}");
+
+    // The same app under grace-init: TERM reaches it and it dies of it.
+    let args = under_grace_init(&[], NO_HANDLER);
+    let mut init = Container::start(env, &args, &[], &[]);
+    init.wait_line("ready");
+    let stopped = init.docker_stop(Duration::from_secs(10));
+    assert!(
+        !stopped.runtime_killed,
+        "{stopped:?}; output:\n{}",
+        init.output()
+    );
+    assert_eq!(
+        stopped.code,
+        Some(143),
+        "{stopped:?}; output:\n{}",
+        init.output()
+    );
+    assert!(
+        stopped.took < Duration::from_secs(2),
+        "not prompt: {stopped:?}; output:\n{}",
+        init.output()
+    );
+    eprintln!(
+        "PID-1 problem: bare app needed SIGKILL after the {:.1}s stop timeout; under grace-init it stopped in {:.0} ms",
+        stop_timeout.as_secs_f64(),
+        stopped.took.as_secs_f64() * 1000.0
+    );
+}
+
+#[test]
+fn graceful_app_finishes_its_work_and_the_container_exits_with_its_status() {
+    let Some(env) = env() else { return };
+    let args = under_grace_init(&[], &["/app/graceful.sh"]);
+    let mut c = Container::start(env, &args, &[], &[("/app/graceful.sh", GRACEFUL_APP)]);
+    c.wait_line("ready");
+    let stopped = c.docker_stop(Duration::from_secs(10));
+    assert!(
+        !stopped.runtime_killed,
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert_eq!(
+        stopped.code,
+        Some(7),
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert!(
+        c.transcript.find("app: finished").is_some(),
+        "the app did not finish its work; output:\n{}",
+        c.output()
+    );
+    assert!(
+        stopped.took >= Duration::from_millis(900),
+        "exited before the app's second of work: {stopped:?}"
+    );
+}
+
+#[test]
+fn app_ignoring_term_is_killed_at_grace_init_timeout_before_the_runtime_timeout() {
+    let Some(env) = env() else { return };
+    let args = under_grace_init(&[], &["/app/stubborn.sh"]);
+    // The timeout comes from the environment, as a Dockerfile `ENV GRACE_INIT_TIMEOUT=1s` would set it.
+    let mut c = Container::start(
+        env,
+        &args,
+        &["GRACE_INIT_TIMEOUT=1s"],
+        &[("/app/stubborn.sh", STUBBORN_APP)],
+    );
+    c.wait_line("ready");
+    let stopped = c.docker_stop(Duration::from_secs(5));
+    assert!(
+        !stopped.runtime_killed,
+        "the runtime had to kill it: {stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert_eq!(
+        stopped.code,
+        Some(137),
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert!(
+        stopped.took >= Duration::from_millis(950) && stopped.took < Duration::from_secs(3),
+        "escalation not at the 1 s timeout: {stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert!(
+        c.transcript.find("escalated: SIGKILL").is_some(),
+        "grace-init did not report the escalation; output:\n{}",
+        c.output()
+    );
+    eprintln!(
+        "ignore-TERM app: grace-init (--timeout 1s) escalated to SIGKILL; TERM to exit {:.0} ms (runtime stop timeout 5 s)",
+        stopped.took.as_secs_f64() * 1000.0
+    );
+}
+
+#[test]
+fn shell_entrypoint_grace_init_waits_for_the_background_server_after_the_shell_dies() {
+    let Some(env) = env() else { return };
+    let args = under_grace_init(&[], &["sh", "-c", "/app/server.sh & wait"]);
+    let mut c = Container::start(env, &args, &[], &[("/app/server.sh", SERVER)]);
+    c.wait_line("server: ready");
+    let stopped = c.docker_stop(Duration::from_secs(10));
+    assert!(
+        !stopped.runtime_killed,
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    // The exit status is the shell's: it had no trap and died of TERM.
+    assert_eq!(
+        stopped.code,
+        Some(143),
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    let shell_died = c
+        .transcript
+        .find("was killed by SIGTERM")
+        .unwrap_or_else(|| {
+            panic!(
+                "grace-init did not log the shell's death; output:\n{}",
+                c.output()
+            )
+        });
+    let finished = c.transcript.find("server: finished").unwrap_or_else(|| {
+        panic!(
+            "the server was killed mid-request instead of finishing; output:\n{}",
+            c.output()
+        )
+    });
+    // The shell died at once; the server finished about a second later, and grace-init waited for it.
+    assert!(
+        finished.at >= shell_died.at + Duration::from_millis(500),
+        "the server finished too soon after the shell died: {:?}; output:\n{}",
+        finished.at - shell_died.at,
+        c.output()
+    );
+    assert!(
+        stopped.took >= Duration::from_millis(900),
+        "exited before the server's second of work: {stopped:?}"
+    );
+    assert!(
+        c.transcript.find("processes remain").is_some(),
+        "grace-init did not say it waits for the leftovers; output:\n{}",
+        c.output()
+    );
+}
+
+/// Leaves two orphans behind in the container the way `docker exec` users do.
+fn exec_orphans(c: &Container) {
+    for _ in 0..2 {
+        let out = c.exec(&["sh", "-c", "sleep 0.2 & exit 0"]);
+        assert!(out.status.success(), "runc exec failed: {out:?}");
+    }
+}
+
+#[test]
+fn zombies_from_exec_and_double_fork_pile_up_without_init() {
+    let Some(env) = env() else { return };
+    // The control experiment: it shows the zombie check below sees zombies where there are some.
+    let c = Container::start(env, DOUBLE_FORK, &[], &[]);
+    c.wait_line("ready");
+    exec_orphans(&c);
+    let table = c
+        .wait_processes(PATIENCE, |t| zombies(t).len() >= 3)
+        .unwrap_or_else(|t| panic!("expected 3 zombies under a bare PID 1, saw {t:?}"));
+    assert!(
+        zombies(&table).iter().all(|p| p.comm == "sleep"),
+        "{table:?}"
+    );
+}
+
+#[test]
+fn zombies_from_exec_and_double_fork_are_reaped_by_grace_init() {
+    let Some(env) = env() else { return };
+    let args = under_grace_init(&[], DOUBLE_FORK);
+    let c = Container::start(env, &args, &[], &[]);
+    c.wait_line("ready");
+    exec_orphans(&c);
+    // The orphans live 0.2-0.3 s; then no zombie and only the main `sleep 1000` may be left.
+    let table = c
+        .wait_processes(PATIENCE, |t| {
+            zombies(t).is_empty() && t.iter().filter(|p| p.comm == "sleep").count() == 1
+        })
+        .unwrap_or_else(|t| panic!("orphans not reaped: {t:?}; output:\n{}", c.output()));
+    assert!(
+        table.iter().any(|p| p.pid == 1 && p.comm == "grace-init"),
+        "{table:?}"
+    );
+}
+
+#[test]
+fn stop_time_with_a_cooperative_app_is_measured() {
+    let Some(env) = env() else { return };
+    let mut times = Vec::new();
+    for run in 0..3 {
+        let args = under_grace_init(&[], &["/app/cooperative.sh"]);
+        let mut c = Container::start(env, &args, &[], &[("/app/cooperative.sh", COOPERATIVE_APP)]);
+        c.wait_line("ready");
+        let stopped = c.docker_stop(Duration::from_secs(10));
+        assert!(
+            !stopped.runtime_killed,
+            "{stopped:?}; output:\n{}",
+            c.output()
+        );
+        assert_eq!(
+            stopped.code,
+            Some(0),
+            "{stopped:?}; output:\n{}",
+            c.output()
+        );
+        assert!(
+            stopped.took < Duration::from_secs(2),
+            "run {run}: slow stop {stopped:?}; output:\n{}",
+            c.output()
+        );
+        times.push(stopped.took);
+    }
+    // The same app as a bare PID 1 (it has a handler, so TERM does reach it): the runtime's own share.
+    let mut bare_times = Vec::new();
+    for _ in 0..3 {
+        let mut c = Container::start(
+            env,
+            &["/app/cooperative.sh"],
+            &[],
+            &[("/app/cooperative.sh", COOPERATIVE_APP)],
+        );
+        c.wait_line("ready");
+        let stopped = c.docker_stop(Duration::from_secs(10));
+        assert_eq!(
+            stopped.code,
+            Some(0),
+            "{stopped:?}; output:\n{}",
+            c.output()
+        );
+        bare_times.push(stopped.took);
+    }
+    let ms = |d: &Duration| format!("{:.0}", d.as_secs_f64() * 1000.0);
+    times.sort();
+    bare_times.sort();
+    eprintln!(
+        "container stop time, TERM to exit, cooperative app: under grace-init median {} ms (runs: {} ms); \
+         as bare PID 1 median {} ms (runs: {} ms); includes starting `runc kill`",
+        ms(&times[1]),
+        times.iter().map(ms).collect::<Vec<_>>().join(", "),
+        ms(&bare_times[1]),
+        bare_times.iter().map(ms).collect::<Vec<_>>().join(", "),
+    );
+}
