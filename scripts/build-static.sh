@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Builds a fully static grace-init, ready to copy into any container image.
 #
-#   scripts/build-static.sh            # glibc static (always) + musl (when its target is installed)
-#   scripts/build-static.sh --glibc    # only the glibc static binary (what the tests and CI use)
-#   scripts/build-static.sh --musl     # only the musl binary; fails if the target is not installed
+#   scripts/build-static.sh                      # glibc static (always) + musl (when its target is installed)
+#   scripts/build-static.sh --glibc              # only the glibc static binary (what the tests and CI use)
+#   scripts/build-static.sh --musl               # only the musl binary; fails if the target is not installed
+#   scripts/build-static.sh --install-toolchain  # first add the musl target, and nightly with rust-src (rustup)
 #
 # Outputs (stable paths):
 #   target/static/grace-init        glibc, -C target-feature=+crt-static (static-pie); needs nothing downloaded
-#   target/static/grace-init-musl   musl (x86_64-unknown-linux-musl); `rustup target add x86_64-unknown-linux-musl`
+#   target/static/grace-init-musl   musl (x86_64-unknown-linux-musl), non-PIE. The smallest build: when a nightly
+#                                   toolchain with rust-src and the musl target is installed, the standard library
+#                                   is rebuilt with panic=immediate-abort (-Zbuild-std), which drops the backtrace
+#                                   printer (~370 KB instead of ~730 KB on stable, and half the resident memory).
 #
 # Each binary is checked with `file`: the script fails unless it says "statically linked" or "static-pie linked".
 set -euo pipefail
@@ -19,7 +23,12 @@ case "${1:-}" in
   "") ;;
   --glibc) want_musl=0 ;;
   --musl) want_glibc=0; want_musl=1 ;;
-  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --install-toolchain)
+    rustup target add x86_64-unknown-linux-musl
+    rustup toolchain install nightly --profile minimal --component rust-src
+    rustup target add x86_64-unknown-linux-musl --toolchain nightly
+    ;;
+  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "build-static: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
 
@@ -55,10 +64,21 @@ fi
 if [ "$want_musl" != 0 ]; then
   triple=x86_64-unknown-linux-musl
   if command -v rustup >/dev/null && rustup target list --installed | grep -qx "$triple"; then
-    echo "build-static: building $triple" >&2
-    # musl targets link statically by default.
-    cargo build --release --locked --target "$triple"
-    cp "target/$triple/release/grace-init" "$out/grace-init-musl"
+    # musl targets link statically by default; a non-PIE executable needs no self-relocation code.
+    if rustup run nightly rustc --version >/dev/null 2>&1 \
+      && rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' \
+      && rustup target list --toolchain nightly --installed 2>/dev/null | grep -qx "$triple"; then
+      echo "build-static: building $triple with nightly, std rebuilt with panic=immediate-abort" >&2
+      RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static -Zunstable-options -Cpanic=immediate-abort" \
+        cargo +nightly build --release --locked --target "$triple" -Zbuild-std=std,panic_abort \
+        --target-dir target/static-nightly
+      cp "target/static-nightly/$triple/release/grace-init" "$out/grace-init-musl"
+    else
+      echo "build-static: building $triple with stable (install nightly + rust-src for a build half the size:" \
+        "scripts/build-static.sh --install-toolchain)" >&2
+      RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static" cargo build --release --locked --target "$triple"
+      cp "target/$triple/release/grace-init" "$out/grace-init-musl"
+    fi
     check_static "$out/grace-init-musl"
   elif [ "$want_musl" = 1 ]; then
     echo "build-static: target $triple is not installed (rustup target add $triple)" >&2
