@@ -8,7 +8,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::duration::{Limit, format_duration, parse_duration, parse_limit};
 use crate::exit_code::parse_code;
-use crate::signals::{Rewrite, Rewrites, parse_receivable, parse_rewrite, parse_sendable};
+use crate::signals::{Rewrite, Rewrites, parse_receivable, parse_rewrite};
 use crate::supervisor::Policy;
 
 /// How log lines are written to stderr.
@@ -32,7 +32,8 @@ pub enum LogFormat {
 struct Args {
     /// Grace period from the first stop signal to SIGKILL: 30, 30s, 1500ms, 2m, infinity; 0 kills right after forwarding.
     /// Set it a little below the orchestrator's (25 under Kubernetes' 30 s, 8 under docker stop's and Cloud Run's 10 s).
-    #[arg(short, long, env = "GRACE_INIT_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_limit)]
+    #[arg(short, long, allow_hyphen_values = true,
+        env = "GRACE_INIT_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_limit)]
     timeout: Limit,
 
     /// Forward signals to the direct child only, not to its whole process group.
@@ -40,23 +41,32 @@ struct Args {
     single_child: bool,
 
     /// Rewrite a signal before forwarding it, e.g. TERM:QUIT for nginx; TO may be `none` to drop it. Repeatable.
-    #[arg(short, long = "rewrite", env = "GRACE_INIT_REWRITE", value_name = "FROM:TO", value_delimiter = ',', value_parser = parse_rewrite)]
+    #[arg(short, long = "rewrite", allow_hyphen_values = true,
+        env = "GRACE_INIT_REWRITE", value_name = "FROM:TO", value_delimiter = ',', value_parser = parse_rewrite)]
     rewrite: Vec<Rewrite>,
 
     /// After the stop signal, keep the app serving this long before forwarding it (load balancers take the instance out meanwhile).
-    #[arg(long, env = "GRACE_INIT_DRAIN_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, allow_hyphen_values = true,
+        env = "GRACE_INIT_DRAIN_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     drain_delay: Duration,
 
     /// Command line run with /bin/sh -c when the stop signal arrives, before the signal is forwarded.
-    #[arg(long, env = "GRACE_INIT_PRE_STOP", value_name = "COMMAND")]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        env = "GRACE_INIT_PRE_STOP",
+        value_name = "COMMAND"
+    )]
     pre_stop: Option<String>,
 
     /// Report this exit code of the child (e.g. 143 from a JVM after SIGTERM) as 0. Repeatable.
-    #[arg(short, long = "expect-exit", env = "GRACE_INIT_EXPECT_EXIT", value_name = "CODE", value_delimiter = ',', value_parser = parse_code)]
+    #[arg(short, long = "expect-exit", allow_hyphen_values = true,
+        env = "GRACE_INIT_EXPECT_EXIT", value_name = "CODE", value_delimiter = ',', value_parser = parse_code)]
     expect_exit: Vec<i32>,
 
     /// Signal grace-init receives when its own parent dies (when it is not PID 1), e.g. TERM.
-    #[arg(short, long, env = "GRACE_INIT_PDEATHSIG", value_name = "SIGNAL", value_parser = parse_sendable)]
+    #[arg(short, long, allow_hyphen_values = true,
+        env = "GRACE_INIT_PDEATHSIG", value_name = "SIGNAL", value_parser = parse_receivable)]
     pdeathsig: Option<i32>,
 
     /// Register as a child subreaper even as PID 1 (registration is automatic when not PID 1).
@@ -64,7 +74,8 @@ struct Args {
     subreaper: bool,
 
     /// Received signals that start the grace period.
-    #[arg(long, env = "GRACE_INIT_STOP_SIGNALS", value_name = "LIST", default_value = "TERM,INT", value_delimiter = ',', value_parser = parse_receivable)]
+    #[arg(long, allow_hyphen_values = true,
+        env = "GRACE_INIT_STOP_SIGNALS", value_name = "LIST", default_value = "TERM,INT", value_delimiter = ',', value_parser = parse_receivable)]
     stop_signals: Vec<i32>,
 
     /// More log output (-v debug, -vv trace); overrides GRACE_INIT_LOG.
@@ -78,6 +89,7 @@ struct Args {
     /// Log line format.
     #[arg(
         long,
+        allow_hyphen_values = true,
         env = "GRACE_INIT_LOG_FORMAT",
         value_name = "FORMAT",
         default_value = "text"

@@ -87,17 +87,28 @@ impl Deliverer {
 
     /// SIGKILL to everything left: as PID 1 every process in the namespace, as a subreaper the child's
     /// group and every descendant. Returns how many processes there were.
-    pub fn kill_all(&self, group: i32) -> usize {
+    /// `child_alive`: the main child is not reaped yet, so its pid is still its own and it is killed by pid too
+    /// (it may have left its group with setsid).
+    pub fn kill_all(&self, group: i32, child_alive: bool) -> usize {
         let pids = self.descendants();
         if self.is_pid1() {
             self.send(-1, libc::SIGKILL);
         } else {
             self.send(-group, libc::SIGKILL);
+            if child_alive {
+                self.send(group, libc::SIGKILL);
+            }
             for pid in pids.iter().flatten() {
                 self.send(*pid, libc::SIGKILL);
             }
         }
         pids.map_or(0, |p| p.len())
+    }
+
+    /// Whether every process grace-init is responsible for can be reached: as PID 1 `kill(-1)` does it; as a
+    /// subreaper only a walk of /proc finds processes that left the child's group.
+    pub fn can_find_every_process(&self) -> bool {
+        self.is_pid1() || self.proc_usable
     }
 
     /// SIGKILL to a process group (the pre-stop command's).

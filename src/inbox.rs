@@ -19,7 +19,11 @@ const FAULTS: [Signal; 7] = [
     Signal::SIGSYS,
 ];
 
-/// The open signalfd and the mask grace-init started with.
+/// At most this many signals are read per wake-up: the rest stay queued in the kernel and are read on the next
+/// (immediate) turn of the loop, so a storm of queued real-time signals never grows grace-init's memory.
+const BATCH: usize = 64;
+
+/// The open signalfd.
 pub struct Inbox {
     fd: SignalFd,
     me: i32,
@@ -41,7 +45,7 @@ impl Inbox {
     }
 
     /// Sleeps until a signal arrives or `timeout` passes (`None`: no timeout), then appends every pending
-    /// signal to `received`. A timeout is rounded up to the next millisecond so the loop never wakes early.
+    /// signal (at most `BATCH`) to `received`. A timeout is rounded up to the next millisecond so the loop never wakes early.
     pub fn wait(&self, timeout: Option<Duration>, received: &mut Vec<i32>) {
         let timeout = match timeout {
             None => PollTimeout::NONE,
@@ -60,7 +64,7 @@ impl Inbox {
     }
 
     fn drain(&self, received: &mut Vec<i32>) {
-        loop {
+        while received.len() < BATCH {
             match self.fd.read_signal() {
                 Ok(Some(info)) => {
                     let signal = i32::try_from(info.ssi_signo).unwrap_or(0);

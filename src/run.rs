@@ -18,6 +18,7 @@ use crate::sys;
 /// Runs the command under supervision and returns grace-init's exit code.
 pub fn run(config: Config) -> i32 {
     sys::fill_standard_fds();
+    sys::ignore_reserved_signals();
     let inbox = match Inbox::open() {
         Ok(inbox) => inbox,
         Err(e) => {
@@ -38,33 +39,50 @@ pub fn run(config: Config) -> i32 {
     log::debug!("started child {child} in its own process group");
     let deliverer = Deliverer::probe();
     let mut supervisor = Supervisor::new(config.policy.clone(), child, Instant::now());
-    let mut received = Vec::with_capacity(16);
-    let mut events = Vec::with_capacity(16);
+    if !deliverer.can_find_every_process() {
+        supervisor.cannot_find_leftovers();
+    }
+    let mut received = Vec::new();
     loop {
         let timeout = supervisor
             .next_wakeup()
             .map(|at| at.saturating_duration_since(Instant::now()));
         received.clear();
         inbox.wait(timeout, &mut received);
-        events.clear();
-        events.extend(
-            received
-                .iter()
-                .filter(|&&s| s != libc::SIGCHLD)
-                .map(|&s| Event::Signal(s)),
-        );
-        let children_left = reap_all(|pid, status| events.push(Event::Reaped { pid, status }));
-        events.push(Event::Settled { children_left });
-        events.push(Event::Tick);
         let now = Instant::now();
-        for event in events.drain(..) {
-            for action in supervisor.handle(event, now) {
-                if let Some(code) = perform(action, &mut supervisor, &deliverer, &config, now) {
-                    return code;
-                }
+        let mut exit = None;
+        let mut feed = |event| {
+            if exit.is_none() {
+                exit = step(event, now, &mut supervisor, &deliverer, &config);
             }
+        };
+        for signal in received.iter().filter(|&&s| s != libc::SIGCHLD) {
+            feed(Event::Signal(*signal));
+        }
+        // Each reaped process is handled as it comes, so 10,000 orphans need no list of 10,000 events.
+        let children_left = reap_all(|pid, status| feed(Event::Reaped { pid, status }));
+        feed(Event::Settled { children_left });
+        feed(Event::Tick);
+        if let Some(code) = exit {
+            return code;
         }
     }
+}
+
+/// Feeds one event to the supervisor and carries out what it decides; returns the exit code when it is time.
+fn step(
+    event: Event,
+    now: Instant,
+    supervisor: &mut Supervisor,
+    deliverer: &Deliverer,
+    config: &Config,
+) -> Option<i32> {
+    for action in supervisor.handle(event, now) {
+        if let Some(code) = perform(action, supervisor, deliverer, config, now) {
+            return Some(code);
+        }
+    }
+    None
 }
 
 /// Carries out one action; returns the exit code when it is time to exit.
@@ -89,11 +107,7 @@ fn perform(
                     Event::PreStopFailed
                 }
             };
-            for next in supervisor.handle(outcome, now) {
-                if let Some(code) = perform(next, supervisor, deliverer, config, now) {
-                    return Some(code);
-                }
-            }
+            return step(outcome, now, supervisor, deliverer, config);
         }
         Action::KillPreStop(pid) => deliverer.kill_group(pid),
         Action::TerminateLeftovers { skip_group } => {
@@ -102,9 +116,13 @@ fn perform(
             supervisor.note_terminated(count);
         }
         Action::KillAll => {
-            let count = deliverer.kill_all(supervisor.child());
+            let count = deliverer.kill_all(supervisor.child(), supervisor.child_alive());
             log::info!("escalated: SIGKILL to {count} processes");
             supervisor.note_killed(count);
+        }
+        Action::KillAgain => {
+            let count = deliverer.kill_all(supervisor.child(), supervisor.child_alive());
+            log::debug!("processes remain after SIGKILL: swept again, {count} found");
         }
         Action::Exit(code) => return Some(code),
     }

@@ -132,15 +132,16 @@ fn parse_realtime(bare: &str) -> Option<i32> {
     } else {
         return None;
     };
-    let offset: i32 = match rest.chars().next() {
-        None => 0,
-        Some('+') => rest.get(1..)?.parse().ok()?,
-        Some('-') => -rest.get(1..)?.parse::<i32>().ok()?,
-        Some(_) => return None,
-    };
-    if rest.len() > 1 && !rest.get(1..)?.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = rest.get(1..).unwrap_or("");
+    if !rest.is_empty() && (digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
+    let offset: i32 = match rest.chars().next() {
+        None => 0,
+        Some('+') => digits.parse().ok()?,
+        Some('-') => digits.parse::<i32>().ok()?.checked_neg()?,
+        Some(_) => return None,
+    };
     let signal = base.checked_add(offset)?;
     (min..=max).contains(&signal).then_some(signal)
 }
@@ -271,6 +272,9 @@ mod tests {
             "RTMIN-1",
             "RTMIN+",
             "RTMIN+x",
+            "RTMIN--2147483648",
+            "RTMAX-+1",
+            "RTMIN+-1",
             "99999999999",
         ] {
             let err = parse(text).expect_err(text);

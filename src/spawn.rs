@@ -31,15 +31,19 @@ pub fn spawn_child(command: &[OsString], take_terminal: bool) -> Result<i32, Spa
     let mut cmd = Command::new(program);
     cmd.args(args);
     sys::start_clean(&mut cmd, take_terminal);
-    match cmd.spawn() {
-        Ok(child) => Ok(pid_of(&child)),
+    match cmd.spawn().and_then(|child| pid_of(&child)) {
+        Ok(pid) => Ok(pid),
         Err(e) => Err(explain(program, &e)),
     }
 }
 
-fn pid_of(child: &std::process::Child) -> i32 {
-    // std never hands out a pid above i32::MAX on Linux; 0 would only make later kills fail with a warning.
-    i32::try_from(child.id()).unwrap_or(0)
+/// The child's pid as kill(2) takes it. Linux pids fit an i32; were one not to, refusing is safer than a
+/// placeholder (0 would turn a group kill into a kill of grace-init's own group).
+fn pid_of(child: &std::process::Child) -> io::Result<i32> {
+    i32::try_from(child.id())
+        .ok()
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| io::Error::other(format!("unusable pid {}", child.id())))
 }
 
 /// Maps an exec or fork failure to the conventional exit code: 127 not found, 126 not executable,
@@ -62,6 +66,11 @@ fn explain(program: &OsString, error: &io::Error) -> SpawnError {
     };
     let reason = match errno {
         Errno::ENOENT if !shown.contains('/') => "command not found in PATH".to_string(),
+        Errno::EAGAIN => {
+            "cannot fork: process limit reached (resource temporarily unavailable)".to_string()
+        }
+        Errno::ENOMEM => "cannot fork: out of memory".to_string(),
+        Errno::EMFILE | Errno::ENFILE => "too many open files".to_string(),
         Errno::UnknownErrno => error.to_string(),
         e => e.desc().to_lowercase(),
     };
@@ -96,5 +105,5 @@ pub fn spawn_pre_stop(line: &str) -> io::Result<i32> {
         cmd.stdout(stderr);
     }
     sys::start_clean(&mut cmd, false);
-    cmd.spawn().map(|child| pid_of(&child))
+    cmd.spawn().and_then(|child| pid_of(&child))
 }

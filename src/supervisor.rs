@@ -73,6 +73,8 @@ pub enum Action {
     TerminateLeftovers { skip_group: Option<i32> },
     /// SIGKILL every process left.
     KillAll,
+    /// SIGKILL again whatever is still there (a process that forked during the first sweep).
+    KillAgain,
     /// Exit with this code: nothing is left.
     Exit(i32),
 }
@@ -112,6 +114,7 @@ pub struct Supervisor {
     killed_at: Option<Instant>,
     last_kill: Option<Instant>,
     children_left: bool,
+    blind: bool,
     terminated_count: usize,
     killed_count: usize,
     done: bool,
@@ -137,6 +140,7 @@ impl Supervisor {
             killed_at: None,
             last_kill: None,
             children_left: true,
+            blind: false,
             terminated_count: 0,
             killed_count: 0,
             done: false,
@@ -172,6 +176,17 @@ impl Supervisor {
             Some(_) => {}
         }
         next
+    }
+
+    /// The shell cannot find processes that left the child's group (a subreaper without /proc): once SIGKILL
+    /// has gone to everything it can reach, exit instead of waiting for what it cannot.
+    pub fn cannot_find_leftovers(&mut self) {
+        self.blind = true;
+    }
+
+    /// Whether the main child has not been reaped yet.
+    pub fn child_alive(&self) -> bool {
+        self.child_exit.is_none()
     }
 
     /// The main child's pid, which is also its process group id.
@@ -443,9 +458,16 @@ impl Supervisor {
     fn kill_if_due(&mut self, now: Instant, actions: &mut Vec<Action>) {
         if let Some(last) = self.last_kill {
             if self.children_left && last.checked_add(RESWEEP).is_some_and(|at| now >= at) {
-                log::debug!("processes remain after SIGKILL: sweeping again");
                 self.last_kill = Some(now);
-                actions.push(Action::KillAll);
+                match self.child_exit {
+                    Some((status, _)) if self.blind => {
+                        log::warn!(
+                            "processes remain that cannot be found without /proc: exiting without them"
+                        );
+                        self.finish(status, now, actions);
+                    }
+                    _ => actions.push(Action::KillAgain),
+                }
             }
             return;
         }
@@ -651,6 +673,27 @@ mod tests {
     }
 
     #[test]
+    fn without_a_way_to_find_leftovers_it_exits_after_the_kill_sweep() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.cannot_find_leftovers();
+        sup.handle(exited(CHILD, 4), t0);
+        assert_eq!(
+            sup.handle(LEFT, t0),
+            vec![Action::TerminateLeftovers { skip_group: None }]
+        );
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_000)),
+            vec![Action::KillAll]
+        );
+        assert_eq!(sup.handle(LEFT, t0 + ms(10_001)), vec![]);
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_100)),
+            vec![Action::Exit(4)]
+        );
+    }
+
+    #[test]
     fn processes_surviving_sigkill_are_swept_again_until_none_is_left() {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
@@ -663,7 +706,7 @@ mod tests {
         assert_eq!(sup.handle(Event::Tick, t0 + ms(10_099)), vec![]);
         assert_eq!(
             sup.handle(Event::Tick, t0 + ms(10_100)),
-            vec![Action::KillAll]
+            vec![Action::KillAgain]
         );
         let killed = Event::Reaped {
             pid: CHILD,

@@ -37,6 +37,26 @@ pub fn set_parent_death_signal(signal: i32) -> Result<(), Errno> {
     if rc == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
+/// Ignores the real-time signals the C library reserves for itself (32 and 33 with glibc; none with musl).
+/// They cannot be blocked, so they never reach the signalfd, and their default action would end grace-init
+/// (and orphan the app) when it is not PID 1. The child gets them back at their default in `start_clean`.
+pub fn ignore_reserved_signals() {
+    // An all-zero kernel sigaction but for the handler: SIG_IGN (1), no flags, empty mask.
+    let ignore = [1u64, 0, 0, 0];
+    for signal in 32..libc::SIGRTMIN() {
+        // SAFETY: rt_sigaction reads the 32-byte action above and writes nothing (old action is null).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                ignore.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+    }
+}
+
 /// Makes sure descriptors 0, 1 and 2 are open, on /dev/null with close-on-exec where they were closed.
 /// Otherwise grace-init's own signalfd could land on fd 2 and log lines would be written into it; with
 /// close-on-exec the child still sees exactly the descriptors grace-init was given.

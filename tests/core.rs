@@ -712,7 +712,7 @@ fn a_broken_stderr_pipe_with_debug_logging_does_not_stall_supervision() {
         .unwrap();
     drop(child.stderr.take());
     let lines = pump(child.stdout.take().unwrap());
-    let mut next = || lines.recv_timeout(secs(5.0)).unwrap_or_default();
+    let next = || lines.recv_timeout(secs(5.0)).unwrap_or_default();
     let first = next();
     assert!(first.starts_with("child ready"), "{first:?}");
     unsafe_kill(child.id() as i32, libc::SIGUSR1);
