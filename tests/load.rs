@@ -1,0 +1,212 @@
+//! Load, short and bounded: a fork storm of orphans leaves no zombie, and a 50,000-signal storm of mixed signals
+//! leaves grace-init alive, forwarding, and no bigger. (The long soak variants live in the benchmark.)
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+
+#[test]
+fn a_two_second_fork_storm_of_orphans_leaves_no_zombie() {
+    // The child double-forks for 2 s (at most 50,000 orphans): every grandchild is an orphan only grace-init can
+    // reap. Some exit at once, some after a few milliseconds, so exits arrive both alone and in bursts.
+    let script = r#"
+import os, time
+end = time.monotonic() + 2.0
+n = 0
+while time.monotonic() < end and n < 50000:
+    pid = os.fork()
+    if pid == 0:
+        for i in range(10):
+            if os.fork() == 0:
+                if i % 4 == 0:
+                    time.sleep(0.001 * i)
+                os._exit(0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    n += 10
+print('spawned', n, flush=True)
+time.sleep(60)
+"#;
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "2", "--", "python3", "-c", script]);
+        let line = run.expect_stdout("spawned", secs(20.0));
+        let spawned: usize = line
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let settled = wait_for(secs(10.0), || {
+            let live = run.descendants();
+            let zombies = live.iter().filter(|p| state(**p) == Some('Z')).count();
+            (live.len() == 1 && zombies == 0).then_some(())
+        });
+        let left: Vec<_> = run
+            .descendants()
+            .into_iter()
+            .map(|p| (p, state(p)))
+            .collect();
+        eprintln!("{mode:?}: {spawned} orphans in 2 s");
+        assert!(spawned >= 300, "{mode:?}: only {spawned} orphans: no storm");
+        assert!(
+            settled.is_some(),
+            "{mode:?}: after {spawned} orphans, left besides the child: {left:?}"
+        );
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+    }
+}
+
+/// The storm's signals, with the name the reporter prints for each.
+fn kinds() -> Vec<(i32, String)> {
+    let rt = libc::SIGRTMIN();
+    vec![
+        (libc::SIGUSR1, "SIGUSR1".into()),
+        (libc::SIGUSR2, "SIGUSR2".into()),
+        (libc::SIGHUP, "SIGHUP".into()),
+        (rt + 1, "SIGRTMIN+1".into()),
+        (rt + 2, "SIGRTMIN+2".into()),
+        (rt + 5, "SIGRTMIN+5".into()),
+    ]
+}
+
+const STORM: usize = 50_000;
+
+/// A reporter under grace-init that has seen every kind once (so the code paths are paged in), with its output
+/// settled. Returns the run, grace-init's pid and the child's.
+fn warmed_up(mode: Mode, verbose: bool) -> (Run, i32, i32) {
+    let reporter = reporter();
+    let mut args = vec!["-t", "5"];
+    if verbose {
+        args.push("-v");
+    }
+    args.extend(["--", &reporter, "--exit-on", "TERM=0"]);
+    let mut run = Run::start(mode, &args);
+    run.expect_stdout("child ready", secs(10.0));
+    let init = run.init_pid();
+    let child = run.descendants().first().copied().expect("child");
+    for (signal, name) in kinds() {
+        run.signal(signal);
+        run.expect_stdout(&format!("child got {name}"), secs(5.0));
+    }
+    run.settle_stdout(secs(0.2), secs(5.0));
+    (run, init, child)
+}
+
+/// Sends STORM signals of the mixed kinds to grace-init as fast as it takes them, then waits until grace-init
+/// and the child have nothing pending and the child's output has gone quiet. Returns how many lines the child
+/// printed meanwhile.
+fn storm(mode: Mode, run: &mut Run, init: i32, child: i32) -> usize {
+    let kinds = kinds();
+    let began = Instant::now();
+    let mut retries = 0u64;
+    for i in 0..STORM {
+        let (signal, _) = &kinds[i % kinds.len()];
+        // A full real-time queue refuses with EAGAIN: retry, bounded in time.
+        loop {
+            match send_signal(init, *signal) {
+                0 => break,
+                libc::EAGAIN if began.elapsed() < secs(30.0) => {
+                    retries += 1;
+                    std::thread::yield_now();
+                }
+                errno => panic!("{mode:?}: signal {i} of the storm: errno {errno}"),
+            }
+        }
+    }
+    let sent_in = began.elapsed();
+    let drained = wait_for(secs(20.0), || {
+        (nothing_pending(init) && nothing_pending(child)).then_some(())
+    });
+    assert!(
+        drained.is_some(),
+        "{mode:?}: signals still pending after 20 s"
+    );
+    let lines = run.settle_stdout(secs(0.3), secs(20.0));
+    eprintln!(
+        "{mode:?}: {STORM} signals sent in {sent_in:?} ({retries} EAGAIN retries), {lines} reported by the child \
+         in {:?}",
+        began.elapsed()
+    );
+    assert!(
+        matches!(state(init), Some('S') | Some('R')),
+        "{mode:?}: grace-init did not survive: {:?}",
+        state(init)
+    );
+    lines
+}
+
+#[test]
+fn a_50000_signal_storm_is_survived_and_the_last_signal_of_each_kind_is_forwarded() {
+    for mode in modes() {
+        let (mut run, init, child) = warmed_up(mode, true);
+        storm(mode, &mut run, init, child);
+        // After the storm (nothing pending anywhere, the child quiet), one more of each kind gets through.
+        for (signal, name) in kinds() {
+            run.signal(signal);
+            run.expect_stdout(&format!("child got {name}"), secs(5.0));
+        }
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(20.0));
+        assert_eq!(done.code, Some(0), "{mode:?}");
+        assert_eq!(done.signal, None);
+        let warnings: Vec<_> = done
+            .stderr
+            .iter()
+            .filter(|l| l.contains("warning") || l.contains("error"))
+            .take(5)
+            .collect();
+        assert!(warnings.is_empty(), "{mode:?}: {warnings:#?}");
+        // Real-time signals queue rather than merge: each one sent was forwarded (the warm-up's one, the storm's
+        // share, the final one).
+        let per_kind = STORM / kinds().len();
+        for (signal, name) in kinds().into_iter().filter(|(s, _)| *s >= libc::SIGRTMIN()) {
+            let sent = per_kind + usize::from(signal_index(signal) < STORM % kinds().len()) + 2;
+            let forwarded = done
+                .stderr
+                .iter()
+                .filter(|l| l.contains(&format!("forwarded {name} to")))
+                .count();
+            assert_eq!(
+                forwarded, sent,
+                "{mode:?}: {name} forwarded {forwarded} of {sent}"
+            );
+        }
+    }
+}
+
+fn signal_index(signal: i32) -> usize {
+    kinds().iter().position(|(s, _)| *s == signal).unwrap()
+}
+
+#[test]
+fn memory_does_not_grow_across_50000_signal_storms() {
+    for mode in modes() {
+        let (mut run, init, child) = warmed_up(mode, false);
+        let rss = |what: &str| {
+            let kib = status_kib(init, "VmRSS").expect("VmRSS");
+            let anon = status_kib(init, "RssAnon").unwrap_or(0);
+            eprintln!("{mode:?}: {what}: VmRSS {kib} KiB, RssAnon {anon} KiB");
+            kib
+        };
+        let before = rss("before");
+        storm(mode, &mut run, init, child);
+        let after_one = rss("after one storm");
+        storm(mode, &mut run, init, child);
+        let after_two = rss("after two storms");
+        // No leak: a second storm adds nothing.
+        assert!(
+            after_two <= after_one + 64,
+            "{mode:?}: VmRSS grew from {after_one} to {after_two} KiB in the second storm: a leak"
+        );
+        // Nor a high-water mark: buffers sized by the largest burst ever read are memory that stays.
+        assert!(
+            after_one <= before + 64,
+            "{mode:?}: VmRSS grew from {before} to {after_one} KiB in the first storm and stayed there"
+        );
+        run.signal(libc::SIGTERM);
+        assert_eq!(run.wait(secs(10.0)).code, Some(0), "{mode:?}");
+    }
+}

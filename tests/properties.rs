@@ -1,0 +1,304 @@
+//! Property tests over the pure parsers: they never panic on any input, durations and signal names print in a
+//! form that parses back to the same value, and the command-line parser survives any argv, non-UTF-8 included.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::time::Duration;
+
+use grace_init::cli::{self, Parsed};
+use grace_init::duration::{Limit, MAX, format_duration, parse_duration, parse_limit};
+use grace_init::signals::{self, name, parse_receivable, parse_rewrite, parse_sendable};
+use proptest::prelude::*;
+
+/// Modest case counts keep the whole file to a few seconds; no regression files are written into the tree.
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Text that looks like a duration often enough to reach every branch of the parser.
+fn duration_like() -> impl Strategy<Value = String> {
+    "[-+ ]?[0-9]{0,25}(\\.[0-9]{0,12})?(\\.[0-9]{0,3})?(|s|ms|m|h|sec|secs|min|mins|us|d|S|MS| s|x|infinity|inf|never|INF)"
+}
+
+/// Text that looks like a signal, a rewrite rule or a list of them.
+fn signal_like() -> impl Strategy<Value = String> {
+    let one = "(SIG|sig)?(TERM|HUP|KILL|STOP|CHLD|SEGV|USR1|RTMIN|RTMAX|rtmin|IO|POLL|NOPE|)([+-][0-9]{0,12}|[0-9]{0,12})";
+    (one, "[:,]?", one).prop_map(|(a, sep, b)| format!("{a}{sep}{b}"))
+}
+
+/// Every signal number that has a name: the standard ones and the real-time ones a program may use.
+fn named_signals() -> Vec<i32> {
+    (1..=signals::rt_max())
+        .filter(|s| *s <= 31 || *s >= signals::rt_min())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    #[test]
+    fn duration_parsers_never_panic_on_any_text(text in any::<String>()) {
+        let _ = parse_duration(&text);
+        let _ = parse_limit(&text);
+    }
+
+    #[test]
+    fn duration_parsers_never_panic_on_duration_like_text(text in duration_like()) {
+        let finite = parse_duration(&text);
+        let limit = parse_limit(&text);
+        // The two agree wherever a finite duration is meant.
+        if let Ok(d) = finite {
+            prop_assert_eq!(limit, Ok(Limit(Some(d))));
+            prop_assert!(d <= MAX);
+        }
+        // An error names the text it refuses, on one line.
+        if let Err(e) = parse_limit(&text) {
+            prop_assert!(e.contains(&format!("'{text}'")), "{}", e);
+            prop_assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn any_duration_up_to_max_prints_and_parses_back(nanos in 0..=MAX.as_nanos() as u64) {
+        let d = Duration::from_nanos(nanos);
+        let text = format_duration(d);
+        prop_assert_eq!(parse_duration(&text), Ok(d), "{}", text);
+        prop_assert_eq!(parse_limit(&text), Ok(Limit(Some(d))), "{}", text);
+    }
+
+    #[test]
+    fn round_durations_print_and_parse_back(secs in 0..=MAX.as_secs(), millis in 0u32..1000) {
+        let d = Duration::new(secs, millis * 1_000_000).min(MAX);
+        prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+    }
+
+    #[test]
+    fn a_parsed_duration_prints_to_a_text_that_parses_to_it(text in duration_like()) {
+        if let Ok(d) = parse_duration(&text) {
+            prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn anything_longer_than_max_is_refused(extra in 1u64..=u64::MAX / 2) {
+        let too_long = MAX.saturating_add(Duration::from_nanos(extra));
+        prop_assert!(parse_duration(&format_duration(too_long)).is_err());
+    }
+
+    #[test]
+    fn signal_parsers_never_panic_on_any_text(text in any::<String>()) {
+        let _ = signals::parse(&text);
+        let _ = parse_receivable(&text);
+        let _ = parse_sendable(&text);
+        let _ = parse_rewrite(&text);
+    }
+
+    #[test]
+    fn signal_parsers_agree_on_signal_like_text(text in signal_like()) {
+        let plain = signals::parse(&text);
+        // Receivable and sendable signals are signals; an error names the text.
+        if let Ok(s) = parse_receivable(&text) {
+            prop_assert_eq!(plain.clone(), Ok(s));
+            prop_assert!(!signals::is_uncatchable(s) && s != libc::SIGCHLD);
+        }
+        if let Ok(s) = parse_sendable(&text) {
+            prop_assert_eq!(plain.clone(), Ok(s));
+            prop_assert!(!signals::is_uncatchable(s));
+        }
+        if let Err(e) = &plain {
+            prop_assert!(e.contains(&format!("'{text}'")), "{}", e);
+        }
+        if let Ok(rule) = parse_rewrite(&text) {
+            prop_assert!(!signals::is_uncatchable(rule.from));
+            prop_assert!(rule.to.is_none_or(|to| !signals::is_uncatchable(to)));
+        }
+    }
+
+    #[test]
+    fn any_number_parses_to_itself_or_is_refused(n in any::<i64>()) {
+        let text = n.to_string();
+        match signals::parse(&text) {
+            Ok(s) => {
+                prop_assert_eq!(i64::from(s), n);
+                prop_assert!((1..=signals::rt_max()).contains(&s));
+            }
+            Err(e) => {
+                prop_assert!(n < 1 || n > i64::from(signals::rt_max()));
+                prop_assert!(e.contains(&text), "{}", e);
+            }
+        }
+    }
+
+    #[test]
+    fn any_signal_name_in_any_case_with_or_without_sig_parses_back(
+        index in 0usize..200,
+        lower in any::<bool>(),
+        strip in any::<bool>(),
+    ) {
+        let all = named_signals();
+        let signal = all[index % all.len()];
+        let mut text = name(signal);
+        if strip {
+            text = text.trim_start_matches("SIG").to_string();
+        }
+        if lower {
+            text = text.to_lowercase();
+        }
+        prop_assert_eq!(signals::parse(&text), Ok(signal), "{}", text);
+    }
+
+    #[test]
+    fn any_rewrite_of_two_named_signals_is_accepted_exactly_when_both_ends_allow_it(
+        a in 0usize..200,
+        b in 0usize..200,
+    ) {
+        let all = named_signals();
+        let (from, to) = (all[a % all.len()], all[b % all.len()]);
+        let rule = format!("{}:{}", name(from), name(to));
+        let want_ok = parse_receivable(&name(from)).is_ok() && parse_sendable(&name(to)).is_ok();
+        match parse_rewrite(&rule) {
+            Ok(r) => {
+                prop_assert!(want_ok, "{} accepted", rule);
+                prop_assert_eq!((r.from, r.to), (from, Some(to)));
+            }
+            Err(e) => {
+                prop_assert!(!want_ok, "{} refused: {}", rule, e);
+                prop_assert!(e.contains(&format!("'{rule}'")), "{}", e);
+            }
+        }
+    }
+}
+
+/// Real-time signal names with offsets of any size and sign, repeated signs included.
+fn realtime_like() -> impl Strategy<Value = String> {
+    let base = prop::sample::select(vec!["RTMIN", "RTMAX", "SIGRTMIN", "sigrtmax", "RTMIN+"]);
+    let sign = prop::sample::select(vec!["", "+", "-", "--", "+-", "-+", "++"]);
+    let offset = prop_oneof![
+        any::<i32>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        Just(i32::MIN.to_string()),
+        Just(i32::MAX.to_string()),
+        "[0-9]{0,3}",
+    ];
+    (base, sign, offset).prop_map(|(b, s, o)| format!("{b}{s}{o}"))
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    #[test]
+    fn realtime_offsets_of_any_size_never_panic(text in realtime_like()) {
+        if let Ok(s) = signals::parse(&text) {
+            prop_assert!((signals::rt_min()..=signals::rt_max()).contains(&s), "{} -> {}", text, s);
+        }
+    }
+}
+
+#[test]
+fn realtime_offsets_at_the_limits_of_i32_are_refused_without_panic() {
+    // `RTMIN--2147483648`: the offset after the first '-' parses as i32::MIN, and negating it overflows.
+    for text in [
+        "RTMIN--2147483648",
+        "SIGRTMAX--2147483648",
+        "RTMIN-2147483648",
+        "RTMIN+2147483647",
+        "RTMAX+-2147483648",
+        "RTMIN-+2147483647",
+    ] {
+        let outcome = std::panic::catch_unwind(|| signals::parse(text));
+        match outcome {
+            Ok(result) => assert!(result.is_err(), "{text} parsed as {result:?}"),
+            Err(_) => panic!("signals::parse({text:?}) panicked"),
+        }
+    }
+}
+
+#[test]
+fn every_named_signal_parses_back_from_its_name() {
+    for signal in named_signals() {
+        let text = name(signal);
+        assert_eq!(signals::parse(&text), Ok(signal), "{text}");
+        assert_eq!(signals::parse(&signal.to_string()), Ok(signal));
+    }
+    // Numbers without a name print as a number, and never as something else that parses.
+    for signal in (32..signals::rt_min()).chain([0, -1, 65, i32::MAX, i32::MIN]) {
+        let text = name(signal);
+        assert!(
+            signals::parse(&text).is_err() || signals::parse(&text) == Ok(signal),
+            "{signal}: {text}"
+        );
+    }
+}
+
+/// One argv word: an option grace-init knows, a value that is sometimes good and sometimes bad, or raw bytes.
+fn word() -> impl Strategy<Value = OsString> {
+    let known = prop::sample::select(vec![
+        "--",
+        "-t",
+        "--timeout",
+        "-c",
+        "--single-child",
+        "-r",
+        "--rewrite",
+        "--drain-delay",
+        "--pre-stop",
+        "-e",
+        "--expect-exit",
+        "-p",
+        "--pdeathsig",
+        "-s",
+        "--subreaper",
+        "--stop-signals",
+        "-v",
+        "-vv",
+        "-q",
+        "--log-format",
+        "-h",
+        "--help",
+        "-V",
+        "--version",
+        "--timeout=",
+        "-t5",
+        "-cs",
+        "-",
+        "",
+    ])
+    .prop_map(OsString::from);
+    let values = prop_oneof![duration_like(), signal_like(), "[a-z]{0,6}", "[0-9]{1,4}"]
+        .prop_map(OsString::from);
+    let bytes = prop::collection::vec(any::<u8>(), 0..12).prop_map(OsString::from_vec);
+    prop_oneof![3 => known, 3 => values, 1 => bytes, 1 => any::<String>().prop_map(OsString::from)]
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    #[test]
+    fn the_command_line_parser_never_panics_on_any_argv(words in prop::collection::vec(word(), 0..10)) {
+        let argv = std::iter::once(OsString::from("grace-init")).chain(words.iter().cloned());
+        match cli::parse(argv) {
+            Parsed::Usage(message) => {
+                prop_assert!(!message.is_empty());
+                prop_assert!(!message.contains('\n'), "usage error on more than one line: {:?}", message);
+            }
+            Parsed::Run(config) => prop_assert!(!config.command.is_empty()),
+            Parsed::Info(text) => prop_assert!(!text.is_empty()),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    #[test]
+    fn the_command_line_parser_never_panics_on_raw_bytes(
+        words in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..16), 0..8),
+    ) {
+        let argv = words.into_iter().map(OsString::from_vec);
+        let _ = cli::parse(argv);
+    }
+}
