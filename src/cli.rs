@@ -26,8 +26,11 @@ pub enum LogFormat {
     version,
     about = "A tiny PID 1 for containers: reaps zombies, forwards signals, and stops the app within a bounded grace period.",
     override_usage = "grace-init [OPTIONS] [--] COMMAND [ARGS]...",
-    after_help = "Exit status: the command's own, 128+N if it was killed by signal N, 127 if it was not found, \
-                  126 if it could not be executed, 2 for a usage error.\nA flag given on the command line wins over its environment variable."
+    after_help = "Exit status: the command's own (0 for codes listed with -e), 128+N if it was killed by signal N, \
+                  127 if it was not found, 126 if it could not be executed, 2 for a usage error, 1 if grace-init \
+                  could not start it (no fork, no descriptors).\n\
+                  A flag given on the command line wins over its environment variable. \
+                  GRACE_INIT_LOG sets the log filter (error, warn, info, debug, trace) when neither -v nor -q is given."
 )]
 struct Args {
     /// Grace period from the first stop signal to SIGKILL: 30, 30s, 1500ms, 2m, infinity; 0 kills right after forwarding.
@@ -53,7 +56,7 @@ struct Args {
     /// Command line run with /bin/sh -c when the stop signal arrives, before the signal is forwarded.
     #[arg(
         long,
-        allow_hyphen_values = true,
+        hide_env_values = true,
         env = "GRACE_INIT_PRE_STOP",
         value_name = "COMMAND"
     )]
@@ -209,6 +212,11 @@ fn validate(args: Args) -> Result<Config, String> {
                 format_duration(timeout)
             ));
         }
+    }
+    if args.pre_stop.is_some() && args.timeout == Limit(Some(Duration::ZERO)) {
+        return Err(
+            "invalid timeout '0' with --pre-stop: the pre-stop command needs a grace period to run in".to_string(),
+        );
     }
     let pre_stop = match args.pre_stop {
         Some(line) if line.trim().is_empty() => {

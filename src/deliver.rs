@@ -20,7 +20,9 @@ impl Deliverer {
         let me = i32::try_from(std::process::id()).unwrap_or(0);
         let proc_usable =
             fs::read_link("/proc/self").is_ok_and(|link| link.to_string_lossy() == me.to_string());
-        if !proc_usable {
+        if !proc_usable && me == 1 {
+            log::debug!("/proc is not this namespace's: leftovers are reached with kill(-1)");
+        } else if !proc_usable {
             log::warn!(
                 "/proc is not mounted for this PID namespace: leftover processes that left the child's \
                  process group cannot be found (only the group and, as PID 1, everyone are signalled)"
@@ -60,21 +62,23 @@ impl Deliverer {
     }
 
     /// SIGTERM (then SIGCONT, so stopped ones can act on it) to every process left, except members of
-    /// `skip_group`. Returns how many were signalled.
-    pub fn terminate_leftovers(&self, skip_group: Option<i32>) -> usize {
+    /// `skip_group`. Returns how many were signalled; `None` when /proc cannot list them (then, as PID 1,
+    /// everyone gets it through `kill(-1)`).
+    pub fn terminate_leftovers(&self, skip_group: Option<i32>) -> Option<usize> {
         let Some(pids) = self.descendants() else {
             if self.is_pid1() {
                 self.send(-1, libc::SIGTERM);
                 self.send(-1, libc::SIGCONT);
             }
-            return 0;
+            return None;
         };
         let mut count = 0;
         for pid in pids {
-            if skip_group.is_some_and(|group| {
+            let in_skipped_group = skip_group.is_some_and(|group| {
                 nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
                     .is_ok_and(|g| g.as_raw() == group)
-            }) {
+            });
+            if in_skipped_group {
                 continue;
             }
             if self.send(pid, libc::SIGTERM) {
@@ -82,7 +86,22 @@ impl Deliverer {
                 count += 1;
             }
         }
-        count
+        Some(count)
+    }
+
+    /// As PID 1 with /proc: whether any process besides grace-init exists in the namespace, children or not.
+    pub fn others_in_namespace(&self) -> bool {
+        if !self.is_pid1() || !self.proc_usable {
+            return false;
+        }
+        let me = self.me.to_string();
+        fs::read_dir("/proc").is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name != me.as_str() && name.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
     }
 
     /// SIGKILL to everything left: as PID 1 every process in the namespace, as a subreaper the child's
@@ -116,10 +135,21 @@ impl Deliverer {
         self.send(-group, libc::SIGKILL);
     }
 
-    /// Every live descendant of grace-init, read from /proc/<pid>/task/<tid>/children; `None` without /proc.
+    /// Every process grace-init is responsible for; `None` without /proc. As PID 1 that is every process in the
+    /// namespace (`docker exec` sessions too, which are not descendants); otherwise every live descendant,
+    /// read from /proc/<pid>/task/<tid>/children.
     fn descendants(&self) -> Option<Vec<i32>> {
         if !self.proc_usable {
             return None;
+        }
+        if self.is_pid1() {
+            let entries = fs::read_dir("/proc").ok()?;
+            let pids = entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| *pid != self.me)
+                .collect();
+            return Some(pids);
         }
         let mut found = Vec::new();
         let mut stack = vec![self.me];

@@ -46,6 +46,7 @@ pub fn exit_code(status: ChildStatus, expected: &[i32]) -> i32 {
 
 /// Parses an `--expect-exit` value: an exit code from 0 to 255.
 pub fn parse_code(text: &str) -> Result<i32, String> {
+    let text = text.trim();
     match text.parse::<i32>() {
         Ok(code) if (0..=255).contains(&code) => Ok(code),
         _ => Err(format!(

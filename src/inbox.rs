@@ -23,6 +23,17 @@ const FAULTS: [Signal; 7] = [
 /// (immediate) turn of the loop, so a storm of queued real-time signals never grows grace-init's memory.
 const BATCH: usize = 64;
 
+/// Blocks every catchable signal but the fault signals; returns the mask. Blocked signals queue up until the
+/// signalfd reads them, even for PID 1.
+pub fn block_signals() -> Result<SigSet, Errno> {
+    let mut mask = SigSet::all();
+    for fault in FAULTS {
+        mask.remove(fault);
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+    Ok(mask)
+}
+
 /// The open signalfd.
 pub struct Inbox {
     fd: SignalFd,
@@ -30,13 +41,9 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// Blocks every catchable signal but the fault signals and opens the signalfd.
+    /// Opens the signalfd for every signal `block_signals` blocked (and blocks them, should that not have run).
     pub fn open() -> Result<Inbox, Errno> {
-        let mut mask = SigSet::all();
-        for fault in FAULTS {
-            mask.remove(fault);
-        }
-        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+        let mask = block_signals()?;
         let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         Ok(Inbox {
             fd,

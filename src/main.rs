@@ -10,6 +10,9 @@ use std::io::Write;
 use grace_init::{cli, exit_code, logging, run};
 
 fn main() {
+    // First of all: block signals, so a stop signal that arrives while the command line is parsed waits in the
+    // queue instead of vanishing (PID 1 has no default actions), and note the parent for --pdeathsig.
+    let early = run::Early::capture();
     let code = match cli::parse(std::env::args_os()) {
         cli::Parsed::Info(text) => {
             let _ = std::io::stdout().write_all(text.as_bytes());
@@ -21,7 +24,7 @@ fn main() {
         }
         cli::Parsed::Run(config) => {
             logging::init(config.verbosity, config.log_format);
-            run::run(config)
+            run::run(config, early)
         }
     };
     std::process::exit(code);

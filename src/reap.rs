@@ -17,7 +17,6 @@ pub fn reap_all(mut on_exit: impl FnMut(i32, ChildStatus)) -> bool {
                 } else {
                     ChildStatus::Exited(libc::WEXITSTATUS(raw))
                 };
-                log::debug!("reaped {pid}: {}", status.describe());
                 on_exit(pid, status);
             }
             Ok(None) => return true,

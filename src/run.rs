@@ -1,24 +1,42 @@
 //! The event loop: start the child, then wait for signals or the next deadline, reap, feed the supervisor
 //! and carry out what it decides, until it says exit.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use nix::unistd::{getpgrp, getpid, isatty, tcgetpgrp};
+use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, tcgetpgrp};
 
 use crate::cli::Config;
 use crate::deliver::Deliverer;
 use crate::exit_code::SETUP_FAILED;
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, block_signals};
 use crate::reap::reap_all;
 use crate::signals::name;
 use crate::spawn::{spawn_child, spawn_pre_stop};
 use crate::supervisor::{Action, Event, Supervisor};
 use crate::sys;
 
+/// How often to look again at /proc while, as PID 1, only processes that are not its children are left
+/// (`docker exec` sessions): they send no SIGCHLD when they exit.
+const STRANGER_POLL: Duration = Duration::from_millis(50);
+
+/// What must be done before the command line is even parsed.
+pub struct Early {
+    /// The parent when grace-init started: if it has changed by the time --pdeathsig is armed, it died.
+    parent: Pid,
+}
+
+impl Early {
+    /// Blocks signals (they queue until the loop reads them) and notes the parent.
+    pub fn capture() -> Early {
+        // On failure Inbox::open tries again and reports the error, once logging is set up.
+        let _ = block_signals();
+        sys::ignore_reserved_signals();
+        Early { parent: getppid() }
+    }
+}
+
 /// Runs the command under supervision and returns grace-init's exit code.
-pub fn run(config: Config) -> i32 {
-    sys::fill_standard_fds();
-    sys::ignore_reserved_signals();
+pub fn run(config: Config, early: Early) -> i32 {
     let inbox = match Inbox::open() {
         Ok(inbox) => inbox,
         Err(e) => {
@@ -26,7 +44,7 @@ pub fn run(config: Config) -> i32 {
             return SETUP_FAILED;
         }
     };
-    register_as_reaper(&config);
+    let orphaned = register_as_reaper(&config, early.parent);
     let take_terminal = owns_terminal();
     let child = match spawn_child(&config.command, take_terminal) {
         Ok(pid) => pid,
@@ -42,13 +60,19 @@ pub fn run(config: Config) -> i32 {
     if !deliverer.can_find_every_process() {
         supervisor.cannot_find_leftovers();
     }
-    let mut received = Vec::new();
+    let mut received: Vec<i32> = orphaned.into_iter().collect();
+    let mut strangers_left = false;
     loop {
-        let timeout = supervisor
-            .next_wakeup()
-            .map(|at| at.saturating_duration_since(Instant::now()));
-        received.clear();
-        inbox.wait(timeout, &mut received);
+        if received.is_empty() {
+            let mut timeout = supervisor
+                .next_wakeup()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if strangers_left {
+                timeout = Some(timeout.map_or(STRANGER_POLL, |t| t.min(STRANGER_POLL)));
+            }
+            inbox.wait(timeout, &mut received);
+        }
+        log::trace!("woke up: signals {received:?}");
         let now = Instant::now();
         let mut exit = None;
         let mut feed = |event| {
@@ -56,12 +80,16 @@ pub fn run(config: Config) -> i32 {
                 exit = step(event, now, &mut supervisor, &deliverer, &config);
             }
         };
-        for signal in received.iter().filter(|&&s| s != libc::SIGCHLD) {
-            feed(Event::Signal(*signal));
+        for signal in received.drain(..).filter(|&s| s != libc::SIGCHLD) {
+            feed(Event::Signal(signal));
         }
         // Each reaped process is handled as it comes, so 10,000 orphans need no list of 10,000 events.
         let children_left = reap_all(|pid, status| feed(Event::Reaped { pid, status }));
-        feed(Event::Settled { children_left });
+        // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
+        strangers_left = !children_left && deliverer.others_in_namespace();
+        feed(Event::Settled {
+            children_left: children_left || strangers_left,
+        });
         feed(Event::Tick);
         if let Some(code) = exit {
             return code;
@@ -111,13 +139,19 @@ fn perform(
         }
         Action::KillPreStop(pid) => deliverer.kill_group(pid),
         Action::TerminateLeftovers { skip_group } => {
-            let count = deliverer.terminate_leftovers(skip_group);
-            log::info!("sent SIGTERM to {count} leftover processes");
-            supervisor.note_terminated(count);
+            match deliverer.terminate_leftovers(skip_group) {
+                Some(count) => {
+                    log::info!("sent SIGTERM to {}", processes(count));
+                    supervisor.note_terminated(count);
+                }
+                None => {
+                    log::info!("sent SIGTERM to every process (kill -1): /proc cannot list them")
+                }
+            }
         }
         Action::KillAll => {
             let count = deliverer.kill_all(supervisor.child(), supervisor.child_alive());
-            log::info!("escalated: SIGKILL to {count} processes");
+            log::info!("escalated: SIGKILL to {}", processes(count));
             supervisor.note_killed(count);
         }
         Action::KillAgain => {
@@ -129,8 +163,18 @@ fn perform(
     None
 }
 
-/// Becomes a child subreaper when not PID 1 (or when asked), so orphans of the child are reaped here too.
-fn register_as_reaper(config: &Config) {
+/// "1 process", "3 processes".
+fn processes(count: usize) -> String {
+    if count == 1 {
+        "1 process".to_string()
+    } else {
+        format!("{count} processes")
+    }
+}
+
+/// Becomes a child subreaper when not PID 1 (or when asked), so orphans of the child are reaped here too, and
+/// arms --pdeathsig. Returns the parent-death signal when the parent already died since grace-init started.
+fn register_as_reaper(config: &Config, parent_at_start: Pid) -> Option<i32> {
     let pid1 = getpid().as_raw() == 1;
     if !pid1 || config.force_subreaper {
         match nix::sys::prctl::set_child_subreaper(true) {
@@ -141,21 +185,25 @@ fn register_as_reaper(config: &Config) {
             ),
         }
     }
-    if let Some(signal) = config.pdeathsig {
-        if pid1 {
-            log::debug!("PID 1 has no parent to watch: --pdeathsig ignored");
-        } else {
-            let parent = nix::unistd::getppid();
-            match sys::set_parent_death_signal(signal) {
-                // The parent may have died before prctl took effect: then the signal never comes, so raise it now.
-                Ok(()) if nix::unistd::getppid() != parent => {
-                    let _ = sys::kill(getpid().as_raw(), signal);
-                }
-                Ok(()) => log::debug!("will receive {} when the parent dies", name(signal)),
-                Err(e) => log::warn!("cannot set the parent-death signal: {}", e.desc()),
-            }
-        }
+    let signal = config.pdeathsig?;
+    if pid1 {
+        log::debug!("PID 1 has no parent to watch: --pdeathsig ignored");
+        return None;
     }
+    if let Err(e) = sys::set_parent_death_signal(signal) {
+        log::warn!("cannot set the parent-death signal: {}", e.desc());
+        return None;
+    }
+    // The parent may have died before prctl took effect: then the kernel never sends it, so act on it now.
+    if getppid() != parent_at_start {
+        log::info!(
+            "the parent died during start-up: acting on {}",
+            name(signal)
+        );
+        return Some(signal);
+    }
+    log::debug!("will receive {} when the parent dies", name(signal));
+    None
 }
 
 /// True when stdin is a terminal whose foreground group is ours, so the child may take it over.

@@ -148,6 +148,8 @@ fn parse_realtime(bare: &str) -> Option<i32> {
 
 /// Parses a signal grace-init must be able to receive (a rewrite source, a stop signal).
 pub fn parse_receivable(text: &str) -> Result<i32, String> {
+    // Lists from the environment may carry spaces after their commas: "TERM, INT".
+    let text = text.trim();
     let signal = parse(text)?;
     if is_uncatchable(signal) {
         return Err(format!(
@@ -190,6 +192,7 @@ pub struct Rewrite {
 
 /// Parses `FROM:TO`, where `TO` may be `none` to drop the signal.
 pub fn parse_rewrite(text: &str) -> Result<Rewrite, String> {
+    let text = text.trim();
     let Some((from, to)) = text.split_once(':') else {
         return Err(format!(
             "invalid rewrite '{text}': expected FROM:TO, e.g. TERM:QUIT or HUP:none"

@@ -51,8 +51,13 @@ fn pid_of(child: &std::process::Child) -> io::Result<i32> {
 fn explain(program: &OsString, error: &io::Error) -> SpawnError {
     let shown = program.to_string_lossy();
     let errno = Errno::from_raw(error.raw_os_error().unwrap_or(0));
+    let path = Path::new(program);
+    let has_slash = shown.contains('/');
+    // ENOENT for a file that exists: its #! interpreter or its loader is missing. It was found, so 126.
+    let bad_interpreter = errno == Errno::ENOENT && has_slash && path.is_file();
     let code = match errno {
-        Errno::ENOENT => NOT_FOUND,
+        Errno::ENOENT if !bad_interpreter => NOT_FOUND,
+        Errno::ENOENT => NOT_EXECUTABLE,
         Errno::EACCES
         | Errno::ENOEXEC
         | Errno::EISDIR
@@ -65,7 +70,11 @@ fn explain(program: &OsString, error: &io::Error) -> SpawnError {
         _ => SETUP_FAILED,
     };
     let reason = match errno {
-        Errno::ENOENT if !shown.contains('/') => "command not found in PATH".to_string(),
+        Errno::ENOENT if !has_slash => "command not found in PATH".to_string(),
+        Errno::ENOENT if bad_interpreter => {
+            "the file exists, but its interpreter (#! line) or loader was not found".to_string()
+        }
+        Errno::EACCES if has_slash && path.is_dir() => "is a directory".to_string(),
         Errno::EAGAIN => {
             "cannot fork: process limit reached (resource temporarily unavailable)".to_string()
         }

@@ -94,8 +94,10 @@ struct Stop {
     at: Instant,
     /// When the drain delay ends.
     forward_at: Instant,
-    /// When the stop signal was forwarded.
+    /// When the stop signal was forwarded (or would have been, when rewritten to none).
     forwarded_at: Option<Instant>,
+    /// Whether a signal actually went to the child's group then.
+    delivered: bool,
     /// A second stop signal during the drain: forward at once.
     hurried: bool,
 }
@@ -267,6 +269,7 @@ impl Supervisor {
                     at: now,
                     forward_at,
                     forwarded_at: None,
+                    delivered: false,
                     hurried: false,
                 });
                 let budget = match self.policy.timeout {
@@ -340,7 +343,6 @@ impl Supervisor {
             return;
         }
         stop.forwarded_at = Some(now);
-        self.stop = Some(stop);
         match self.policy.rewrites.apply(stop.signal) {
             Some(signal) => {
                 let whom = match self.target() {
@@ -348,13 +350,20 @@ impl Supervisor {
                     Target::Child(pid) => format!("child {pid}"),
                 };
                 log::info!("forwarding {} to {whom}", name(signal));
-                actions.push(Action::Forward {
-                    signal,
-                    target: self.target(),
-                });
+                let target = self.target();
+                actions.push(Action::Forward { signal, target });
+                // A stopped app (Ctrl-Z, SIGSTOP) cannot act on the signal until it runs again.
+                if signal != libc::SIGCONT {
+                    actions.push(Action::Forward {
+                        signal: libc::SIGCONT,
+                        target,
+                    });
+                }
+                stop.delivered = true;
             }
             None => log::info!("{} rewritten to none: not forwarded", name(stop.signal)),
         }
+        self.stop = Some(stop);
         self.kill_if_due(now, actions);
     }
 
@@ -393,15 +402,21 @@ impl Supervisor {
         }
         self.child_exit = Some((status, now));
         match self.stop {
-            Some(stop) => {
-                let since = stop.forwarded_at.unwrap_or(stop.at);
-                log::info!(
-                    "child {pid} {} {} after the stop signal was forwarded",
-                    status.describe(),
-                    seconds(now.saturating_duration_since(since))
-                );
-            }
-            None => log::info!(
+            Some(Stop {
+                forwarded_at: Some(forwarded),
+                ..
+            }) => log::info!(
+                "child {pid} {} {} after the stop signal was forwarded",
+                status.describe(),
+                seconds(now.saturating_duration_since(forwarded))
+            ),
+            Some(stop) => log::info!(
+                "child {pid} {} {} after the stop signal, before it was forwarded",
+                status.describe(),
+                seconds(now.saturating_duration_since(stop.at))
+            ),
+            // The summary line says it at info; this one is for debugging.
+            None => log::debug!(
                 "child {pid} {} after running {}",
                 status.describe(),
                 seconds(now.saturating_duration_since(self.started))
@@ -421,7 +436,7 @@ impl Supervisor {
         if !self.leftovers_signalled && self.killed_at.is_none() {
             self.leftovers_signalled = true;
             // Group members already got the forwarded stop signal; a second SIGTERM could hurry them.
-            let stop_forwarded = self.stop.is_some_and(|s| s.forwarded_at.is_some());
+            let stop_forwarded = self.stop.is_some_and(|s| s.delivered);
             let skip_group = (stop_forwarded && !self.policy.single_child).then_some(self.child);
             self.deadline = self.earliest_deadline(now);
             let budget = match self.deadline {
@@ -517,7 +532,7 @@ impl Supervisor {
                     seconds(now.saturating_duration_since(stop.at))
                 ));
             }
-            None => parts.push("exiting: the child exited by itself".to_string()),
+            None => parts.push("exiting: the child ended without a stop signal".to_string()),
         }
         parts.push(format!("child {}", status.describe()));
         parts.push(format!(
@@ -569,6 +584,11 @@ mod tests {
             signal,
             target: Target::Group(CHILD),
         }
+    }
+
+    /// A stop signal is forwarded, then SIGCONT so a stopped app can act on it.
+    fn stop(signal: i32) -> Vec<Action> {
+        vec![group(signal), group(libc::SIGCONT)]
     }
 
     fn exited(pid: i32, code: i32) -> Event {
@@ -637,7 +657,7 @@ mod tests {
         let sup = run(
             policy(),
             &[
-                (0, Event::Signal(TERM), vec![group(TERM)]),
+                (0, Event::Signal(TERM), stop(TERM)),
                 (40, exited(CHILD, 0), vec![]),
                 (40, NONE_LEFT, vec![Action::Exit(0)]),
             ],
@@ -649,7 +669,7 @@ mod tests {
     fn stubborn_child_is_killed_at_the_deadline() {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
-        assert_eq!(sup.handle(Event::Signal(TERM), t0), vec![group(TERM)]);
+        assert_eq!(sup.handle(Event::Signal(TERM), t0), stop(TERM));
         assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
         assert_eq!(sup.handle(Event::Tick, t0 + ms(9_999)), vec![]);
         assert_eq!(
@@ -745,7 +765,11 @@ mod tests {
         };
         run(
             zero,
-            &[(0, Event::Signal(TERM), vec![group(TERM), Action::KillAll])],
+            &[(
+                0,
+                Event::Signal(TERM),
+                [stop(TERM), vec![Action::KillAll]].concat(),
+            )],
         );
     }
 
@@ -760,7 +784,7 @@ mod tests {
             CHILD,
             t0,
         );
-        assert_eq!(sup.handle(Event::Signal(TERM), t0), vec![group(TERM)]);
+        assert_eq!(sup.handle(Event::Signal(TERM), t0), stop(TERM));
         assert_eq!(sup.next_wakeup(), None);
     }
 
@@ -822,11 +846,28 @@ mod tests {
             vec![],
             "dropped"
         );
-        assert_eq!(
-            sup.handle(Event::Signal(TERM), t0),
-            vec![group(libc::SIGQUIT)]
-        );
+        assert_eq!(sup.handle(Event::Signal(TERM), t0), stop(libc::SIGQUIT));
         assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+    }
+
+    #[test]
+    fn a_stop_signal_rewritten_to_none_leaves_the_group_to_the_leftover_sigterm() {
+        let rewrites = Rewrites::from_rules(&[parse_rewrite("TERM:none").unwrap()]).unwrap();
+        run(
+            Policy {
+                rewrites,
+                ..policy()
+            },
+            &[
+                (0, Event::Signal(TERM), vec![]),
+                (10, exited(CHILD, 0), vec![]),
+                (
+                    10,
+                    LEFT,
+                    vec![Action::TerminateLeftovers { skip_group: None }],
+                ),
+            ],
+        );
     }
 
     #[test]
@@ -841,7 +882,7 @@ mod tests {
         assert_eq!(sup.next_wakeup(), None, "TERM is not a stop signal here");
         assert_eq!(
             sup.handle(Event::Signal(libc::SIGQUIT), t0),
-            vec![group(libc::SIGQUIT)]
+            stop(libc::SIGQUIT)
         );
         assert!(sup.next_wakeup().is_some());
     }
@@ -861,7 +902,7 @@ mod tests {
             vec![group(libc::SIGUSR1)]
         );
         assert_eq!(sup.handle(Event::Tick, t0 + ms(999)), vec![]);
-        assert_eq!(sup.handle(Event::Tick, t0 + ms(1000)), vec![group(TERM)]);
+        assert_eq!(sup.handle(Event::Tick, t0 + ms(1000)), stop(TERM));
         assert_eq!(
             sup.next_wakeup(),
             Some(t0 + ms(10_000)),
@@ -879,7 +920,7 @@ mod tests {
             drain,
             &[
                 (0, Event::Signal(TERM), vec![]),
-                (100, Event::Signal(libc::SIGINT), vec![group(TERM)]),
+                (100, Event::Signal(libc::SIGINT), stop(TERM)),
             ],
         );
     }
@@ -895,7 +936,7 @@ mod tests {
             &[
                 (0, Event::Signal(TERM), vec![Action::StartPreStop]),
                 (1, Event::PreStopStarted(200), vec![]),
-                (300, exited(200, 0), vec![group(TERM)]),
+                (300, exited(200, 0), stop(TERM)),
                 (500, exited(CHILD, 0), vec![]),
                 (500, NONE_LEFT, vec![Action::Exit(0)]),
             ],
@@ -912,7 +953,7 @@ mod tests {
             pre,
             &[
                 (0, Event::Signal(TERM), vec![Action::StartPreStop]),
-                (1, Event::PreStopFailed, vec![group(TERM)]),
+                (1, Event::PreStopFailed, stop(TERM)),
             ],
         );
     }
@@ -930,7 +971,7 @@ mod tests {
         assert_eq!(sup.next_wakeup(), Some(t0 + ms(5000)));
         assert_eq!(
             sup.handle(Event::Tick, t0 + ms(5000)),
-            vec![Action::KillPreStop(200), group(TERM)]
+            [vec![Action::KillPreStop(200)], stop(TERM)].concat()
         );
         assert_eq!(
             sup.handle(
@@ -954,7 +995,7 @@ mod tests {
         run(
             expect,
             &[
-                (0, Event::Signal(TERM), vec![group(TERM)]),
+                (0, Event::Signal(TERM), stop(TERM)),
                 (
                     1,
                     Event::Reaped {

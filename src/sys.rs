@@ -57,21 +57,6 @@ pub fn ignore_reserved_signals() {
     }
 }
 
-/// Makes sure descriptors 0, 1 and 2 are open, on /dev/null with close-on-exec where they were closed.
-/// Otherwise grace-init's own signalfd could land on fd 2 and log lines would be written into it; with
-/// close-on-exec the child still sees exactly the descriptors grace-init was given.
-pub fn fill_standard_fds() {
-    for fd in 0..=2 {
-        // SAFETY: F_GETFD on any integer is harmless; it only reports whether the descriptor is open.
-        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
-        if !open {
-            // SAFETY: the path is a NUL-terminated static string; the returned fd is owned for the
-            // process's lifetime on purpose (it holds the slot), so it is never closed.
-            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        }
-    }
-}
-
 /// Arranges for the command to start clean: in a process group of its own, in the terminal's foreground
 /// when `take_terminal`, with every signal disposition at its default and an empty signal mask.
 pub fn start_clean(command: &mut Command, take_terminal: bool) {

@@ -195,17 +195,7 @@ fn bad_flags() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
         &["--pre-stop"],
     );
     // --expect-exit / -e
-    for v in [
-        "",
-        "-1",
-        "256",
-        "300",
-        "99999999999",
-        "abc",
-        "1.0",
-        "0x8f",
-        " 143",
-    ] {
+    for v in ["", "-1", "256", "300", "99999999999", "abc", "1.0", "0x8f"] {
         add(&["--expect-exit", v], &[quote(v)]);
     }
     add(&["-e", "143,"], &["''"]);
@@ -659,6 +649,10 @@ fn repeatable_options_and_a_verbose_pile_are_accepted() {
         &["-t", "infinity", "--drain-delay", "10m"],
         &["-t", "8784h"],
         &["-p", "TERM", "-c", "-s"],
+        // Spaces around list elements, as in GRACE_INIT_EXPECT_EXIT="143, 137", are trimmed.
+        &["-e", " 143, 137"],
+        &["-r", "TERM:QUIT, HUP:none"],
+        &["--stop-signals", "TERM, INT"],
     ];
     let pile = format!("-{}", "v".repeat(300));
     let mut all: Vec<Vec<&str>> = cases.iter().map(|c| c.to_vec()).collect();

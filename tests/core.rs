@@ -93,11 +93,20 @@ fn exec_failures_are_127_and_126_with_the_path_and_reason() {
     let not_exec = dir.join("not-executable");
     std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
     let not_exec = not_exec.to_str().unwrap().to_string();
+    let bad_interpreter = dir.join("bad-interpreter");
+    std::fs::write(&bad_interpreter, "#!/no/such/interpreter\n").unwrap();
+    std::fs::set_permissions(
+        &bad_interpreter,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bad_interpreter = bad_interpreter.to_str().unwrap().to_string();
     let table: Vec<(Vec<String>, i32, &str)> = vec![
         (vec!["no-such-command-xyz".into()], 127, "not found"),
         (vec!["/no/such/path".into()], 127, "no such file"),
         (vec![not_exec.clone()], 126, "permission denied"),
-        (vec![dir.to_str().unwrap().into()], 126, "permission denied"),
+        (vec![dir.to_str().unwrap().into()], 126, "is a directory"),
+        (vec![bad_interpreter.clone()], 126, "interpreter"),
     ];
     for mode in modes() {
         for (command, want, reason) in &table {
@@ -733,4 +742,88 @@ fn a_broken_stderr_pipe_with_debug_logging_does_not_stall_supervision() {
         "grace-init did not stop within 3 s"
     );
     assert!(sent.elapsed() < secs(3.0));
+}
+
+#[test]
+fn a_stop_signal_sent_right_at_start_is_not_lost() {
+    // As PID 1 a signal that arrives while no handler is set up would be discarded by the kernel.
+    for mode in modes() {
+        for _ in 0..5 {
+            let run = Run::start(mode, &["-t", "5", "--", "sleep", "30"]);
+            // The first thing grace-init does is block signals; from then on a signal must not be lost, even
+            // when it comes before the child is started or the command line is parsed.
+            wait_for(secs(5.0), || {
+                status_field(run.init_pid(), "SigBlk").filter(|m| m != "0000000000000000")
+            })
+            .expect("grace-init blocked its signals");
+            run.signal(libc::SIGTERM);
+            let done = run.wait(secs(10.0));
+            assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+            assert!(done.elapsed < secs(3.0), "{mode:?}: {:?}", done.elapsed);
+        }
+    }
+}
+
+#[test]
+fn a_stopped_child_still_gets_a_graceful_shutdown() {
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "5", "--", &reporter, "--exit-on", "TERM=0"]);
+        run.expect_stdout("child ready", secs(10.0));
+        let child = run.descendants()[0];
+        unsafe_kill(child, libc::SIGSTOP);
+        wait_for(secs(5.0), || (state(child) == Some('T')).then_some(())).expect("child stopped");
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        assert_eq!(
+            done.code,
+            Some(0),
+            "{mode:?}: SIGCONT follows the stop signal: {}",
+            done.stderr_text()
+        );
+        assert!(sent.elapsed() < secs(2.0), "{mode:?}: {:?}", sent.elapsed());
+    }
+}
+
+#[test]
+fn as_pid1_a_process_entered_from_outside_gets_sigterm_and_is_waited_for() {
+    if !pid1_available() {
+        return;
+    }
+    let reporter = reporter();
+    let mut run = Run::start(
+        Mode::Pid1,
+        &["-t", "5", "--", &reporter, "--exit-on", "TERM=0"],
+    );
+    run.expect_stdout("child ready", secs(10.0));
+    // Like `docker exec`: a process in the namespace that is not grace-init's descendant.
+    let mut stranger = std::process::Command::new("nsenter")
+        .args(["-t", &run.init_pid().to_string(), "-p", "-m", "--", "sh", "-c"])
+        .arg("trap 'sleep 0.5; echo stranger done; exit 0' TERM; echo stranger ready; while :; do sleep 0.05; done")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = pump(stranger.stdout.take().unwrap());
+    assert_eq!(
+        lines.recv_timeout(secs(5.0)).ok().as_deref(),
+        Some("stranger ready")
+    );
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    let done = run.wait(secs(10.0));
+    let took = sent.elapsed();
+    let said = lines.recv_timeout(secs(2.0)).ok();
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert_eq!(
+        said.as_deref(),
+        Some("stranger done"),
+        "the entered process was not let finish"
+    );
+    assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+    assert!(
+        took >= secs(0.5) && took < secs(3.0),
+        "waited {took:?} for the entered process"
+    );
 }

@@ -328,3 +328,19 @@ fn json_logs_are_one_object_per_line() {
         );
     }
 }
+
+#[test]
+fn the_parent_dying_during_start_up_still_triggers_the_parent_death_signal() {
+    // sh starts grace-init -p TERM and exits at once, possibly before prctl takes effect.
+    let inner = format!("{BIN} -p TERM -t 5 -- sleep 30 & exit 0");
+    for _ in 0..3 {
+        let done =
+            Run::start(Mode::Subreaper, &["-t", "10", "--", "sh", "-c", &inner]).wait(secs(15.0));
+        assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+        assert!(
+            done.elapsed < secs(5.0),
+            "the inner grace-init did not stop: {:?}",
+            done.elapsed
+        );
+    }
+}
