@@ -752,8 +752,12 @@ fn a_stop_signal_sent_right_at_start_is_not_lost() {
             let run = Run::start(mode, &["-t", "5", "--", "sleep", "30"]);
             // The first thing grace-init does is block signals; from then on a signal must not be lost, even
             // when it comes before the child is started or the command line is parsed.
+            // (unshare's forked child may block signals itself before it execs grace-init: look at grace-init.)
+            let pid = run.init_pid();
             wait_for(secs(5.0), || {
-                status_field(run.init_pid(), "SigBlk").filter(|m| m != "0000000000000000")
+                let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+                let blocked = status_field(pid, "SigBlk")?;
+                (exe.ends_with("grace-init") && blocked != "0000000000000000").then_some(())
             })
             .expect("grace-init blocked its signals");
             run.signal(libc::SIGTERM);
