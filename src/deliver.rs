@@ -1,5 +1,6 @@
 //! Sends signals: to the child, its group, every leftover process. The only caller of kill.
 
+use std::cell::RefCell;
 use std::fs;
 
 use nix::errno::Errno;
@@ -12,6 +13,12 @@ use crate::sys;
 pub struct Deliverer {
     me: i32,
     proc_usable: bool,
+    /// The processes the stop signal was sent to, so leftovers are not told twice.
+    told: RefCell<Vec<i32>>,
+    /// The leftover processes already sent SIGTERM.
+    terminated: RefCell<Vec<i32>>,
+    /// Without /proc, as PID 1: whether `kill(-1, SIGTERM)` was already sent.
+    blanket_sent: std::cell::Cell<bool>,
 }
 
 impl Deliverer {
@@ -28,7 +35,13 @@ impl Deliverer {
                  process group cannot be found (only the group and, as PID 1, everyone are signalled)"
             );
         }
-        Deliverer { me, proc_usable }
+        Deliverer {
+            me,
+            proc_usable,
+            told: RefCell::new(Vec::new()),
+            terminated: RefCell::new(Vec::new()),
+            blanket_sent: std::cell::Cell::new(false),
+        }
     }
 
     fn is_pid1(&self) -> bool {
@@ -61,26 +74,45 @@ impl Deliverer {
         }
     }
 
-    /// SIGTERM (then SIGCONT, so stopped ones can act on it) to every process left, except members of
-    /// `skip_group`. Returns how many were signalled; `None` when /proc cannot list them (then, as PID 1,
-    /// everyone gets it through `kill(-1)`).
-    pub fn terminate_leftovers(&self, skip_group: Option<i32>) -> Option<usize> {
-        let Some(pids) = self.descendants() else {
-            if self.is_pid1() {
+    /// Forwards the stop signal, first noting who it will reach: the members of the group (or the child).
+    /// Noted before the kill, so a process forked in between is at worst told twice, never skipped.
+    pub fn forward_stop(&self, signal: i32, target: Target) {
+        let told = match target {
+            Target::Child(pid) => vec![pid],
+            Target::Group(pgid) => self
+                .descendants()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|pid| process_group(*pid) == Some(pgid))
+                .collect(),
+        };
+        self.told.replace(told);
+        self.forward(signal, target);
+    }
+
+    /// SIGTERM (then SIGCONT, so stopped ones can act on it) to the roots of what is left: grace-init's own
+    /// children (orphans re-parented to it) and, as PID 1, processes whose parent is outside the namespace.
+    /// A root's descendants are its own to stop, as the app's helpers are while it shuts down. Each process is
+    /// told once; with `skip_told`, not at all if the stop signal reached it. Called again after every reap
+    /// while processes remain, since a process that exits hands its children over to grace-init.
+    /// Returns how many were signalled; `None` when /proc cannot list them (then, as PID 1, everyone gets it
+    /// once through `kill(-1)`).
+    pub fn terminate_leftovers(&self, skip_told: bool) -> Option<usize> {
+        let Some(roots) = self.roots() else {
+            if self.is_pid1() && !self.blanket_sent.replace(true) {
                 self.send(-1, libc::SIGTERM);
                 self.send(-1, libc::SIGCONT);
             }
             return None;
         };
+        let told = self.told.borrow();
+        let mut terminated = self.terminated.borrow_mut();
         let mut count = 0;
-        for pid in pids {
-            let in_skipped_group = skip_group.is_some_and(|group| {
-                nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
-                    .is_ok_and(|g| g.as_raw() == group)
-            });
-            if in_skipped_group {
+        for pid in roots {
+            if terminated.contains(&pid) || (skip_told && told.contains(&pid)) {
                 continue;
             }
+            terminated.push(pid);
             if self.send(pid, libc::SIGTERM) {
                 self.send(pid, libc::SIGCONT);
                 count += 1;
@@ -89,17 +121,42 @@ impl Deliverer {
         Some(count)
     }
 
+    /// grace-init's direct children and, as PID 1, processes entered from outside (parent pid 0 here).
+    fn roots(&self) -> Option<Vec<i32>> {
+        if !self.proc_usable {
+            return None;
+        }
+        let mut roots = children_of(self.me);
+        if self.is_pid1() {
+            let entries = fs::read_dir("/proc").ok()?;
+            roots.extend(
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                    .filter(|pid| *pid != self.me && parent_of(*pid) == Some(0)),
+            );
+        }
+        Some(roots)
+    }
+
     /// As PID 1 with /proc: whether any process besides grace-init exists in the namespace, children or not.
     pub fn others_in_namespace(&self) -> bool {
         if !self.is_pid1() || !self.proc_usable {
             return false;
         }
-        let me = self.me.to_string();
+        // A stranger's zombie is its (outside) parent's to reap, and no longer running: it does not count.
+        let alive = |pid: i32| {
+            fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next());
+                !matches!(state, Some('Z' | 'X') | None)
+            })
+        };
         fs::read_dir("/proc").is_ok_and(|entries| {
             entries.flatten().any(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name != me.as_str() && name.bytes().all(|b| b.is_ascii_digit())
+                let pid = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok());
+                pid.is_some_and(|pid| pid != self.me && alive(pid))
             })
         })
     }
@@ -154,23 +211,42 @@ impl Deliverer {
         let mut found = Vec::new();
         let mut stack = vec![self.me];
         while let Some(parent) = stack.pop() {
-            let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else {
-                continue;
-            };
-            for task in tasks.flatten() {
-                let Ok(children) = fs::read_to_string(task.path().join("children")) else {
-                    continue;
-                };
-                // Each child is listed under exactly one task of its parent, so there are no duplicates.
-                for pid in children
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok())
-                {
-                    found.push(pid);
-                    stack.push(pid);
-                }
+            for pid in children_of(parent) {
+                found.push(pid);
+                stack.push(pid);
             }
         }
         Some(found)
     }
+}
+
+/// The process group of `pid`, if it still exists.
+fn process_group(pid: i32) -> Option<i32> {
+    nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
+        .ok()
+        .map(|g| g.as_raw())
+}
+
+/// The children of `parent`, from /proc/<pid>/task/<tid>/children (each is listed under exactly one task).
+fn children_of(parent: i32) -> Vec<i32> {
+    let mut children = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else {
+        return children;
+    };
+    for task in tasks.flatten() {
+        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
+            children.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    children
+}
+
+/// The parent pid of `pid` as this namespace sees it (0: outside it), from /proc/<pid>/stat.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }

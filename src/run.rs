@@ -75,22 +75,23 @@ pub fn run(config: Config, early: Early) -> i32 {
         log::trace!("woke up: signals {received:?}");
         let now = Instant::now();
         let mut exit = None;
-        let mut feed = |event| {
+        let mut feed = |supervisor: &mut Supervisor, event| {
             if exit.is_none() {
-                exit = step(event, now, &mut supervisor, &deliverer, &config);
+                exit = step(event, now, supervisor, &deliverer, &config);
             }
         };
         for signal in received.drain(..).filter(|&s| s != libc::SIGCHLD) {
-            feed(Event::Signal(signal));
+            feed(&mut supervisor, Event::Signal(signal));
         }
         // Each reaped process is handled as it comes, so 10,000 orphans need no list of 10,000 events.
-        let children_left = reap_all(|pid, status| feed(Event::Reaped { pid, status }));
+        let children_left =
+            reap_all(|pid, status| feed(&mut supervisor, Event::Reaped { pid, status }));
         // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
         strangers_left = !children_left && deliverer.others_in_namespace();
-        feed(Event::Settled {
-            children_left: children_left || strangers_left,
-        });
-        feed(Event::Tick);
+        supervisor.note_only_strangers(strangers_left);
+        let children_left = children_left || strangers_left;
+        feed(&mut supervisor, Event::Settled { children_left });
+        feed(&mut supervisor, Event::Tick);
         if let Some(code) = exit {
             return code;
         }
@@ -123,6 +124,7 @@ fn perform(
 ) -> Option<i32> {
     match action {
         Action::Forward { signal, target } => deliverer.forward(signal, target),
+        Action::ForwardStop { signal, target } => deliverer.forward_stop(signal, target),
         Action::StartPreStop => {
             let line = config.pre_stop.as_deref().unwrap_or_default();
             let outcome = match spawn_pre_stop(line) {
@@ -138,8 +140,9 @@ fn perform(
             return step(outcome, now, supervisor, deliverer, config);
         }
         Action::KillPreStop(pid) => deliverer.kill_group(pid),
-        Action::TerminateLeftovers { skip_group } => {
-            match deliverer.terminate_leftovers(skip_group) {
+        Action::TerminateLeftovers { skip_told } => {
+            match deliverer.terminate_leftovers(skip_told) {
+                Some(0) => log::debug!("no leftover process to send SIGTERM to"),
                 Some(count) => {
                     log::info!("sent SIGTERM to {}", processes(count));
                     supervisor.note_terminated(count);

@@ -65,12 +65,15 @@ pub enum Target {
 pub enum Action {
     /// Send `signal` to `target`.
     Forward { signal: i32, target: Target },
+    /// Send the (rewritten) stop signal to `target`, noting which processes it reached first, so that
+    /// leftovers are not told twice.
+    ForwardStop { signal: i32, target: Target },
     /// Start the pre-stop command and report `PreStopStarted` or `PreStopFailed`.
     StartPreStop,
     /// The pre-stop command overran its share of the budget: SIGKILL its process group.
     KillPreStop(i32),
-    /// SIGTERM every process left, except members of `skip_group`, which were already signalled.
-    TerminateLeftovers { skip_group: Option<i32> },
+    /// SIGTERM every process left; with `skip_told`, not those the stop signal already reached.
+    TerminateLeftovers { skip_told: bool },
     /// SIGKILL every process left.
     KillAll,
     /// SIGKILL again whatever is still there (a process that forked during the first sweep).
@@ -113,10 +116,12 @@ pub struct Supervisor {
     pre_stop: PreStop,
     deadline: Option<Instant>,
     leftovers_signalled: bool,
+    reaped_since_pass: bool,
     killed_at: Option<Instant>,
     last_kill: Option<Instant>,
     children_left: bool,
     blind: bool,
+    only_strangers: bool,
     terminated_count: usize,
     killed_count: usize,
     done: bool,
@@ -139,10 +144,12 @@ impl Supervisor {
             pre_stop,
             deadline: None,
             leftovers_signalled: false,
+            reaped_since_pass: false,
             killed_at: None,
             last_kill: None,
             children_left: true,
             blind: false,
+            only_strangers: false,
             terminated_count: 0,
             killed_count: 0,
             done: false,
@@ -184,6 +191,13 @@ impl Supervisor {
     /// has gone to everything it can reach, exit instead of waiting for what it cannot.
     pub fn cannot_find_leftovers(&mut self) {
         self.blind = true;
+    }
+
+    /// The shell reports that the only processes left are not grace-init's children (PID 1: entered with
+    /// `docker exec`). They get SIGTERM and the deadline like any leftover, but once SIGKILL has been sent
+    /// grace-init does not wait for them: it cannot reap them, and they die with the namespace when it exits.
+    pub fn note_only_strangers(&mut self, only_strangers: bool) {
+        self.only_strangers = only_strangers;
     }
 
     /// Whether the main child has not been reaped yet.
@@ -351,7 +365,7 @@ impl Supervisor {
                 };
                 log::info!("forwarding {} to {whom}", name(signal));
                 let target = self.target();
-                actions.push(Action::Forward { signal, target });
+                actions.push(Action::ForwardStop { signal, target });
                 // A stopped app (Ctrl-Z, SIGSTOP) cannot act on the signal until it runs again.
                 if signal != libc::SIGCONT {
                     actions.push(Action::Forward {
@@ -374,6 +388,7 @@ impl Supervisor {
         now: Instant,
         actions: &mut Vec<Action>,
     ) {
+        self.reaped_since_pass = true;
         if let PreStop::Running {
             pid: pre_pid,
             since,
@@ -433,18 +448,29 @@ impl Supervisor {
             self.finish(status, now, actions);
             return;
         }
-        if !self.leftovers_signalled && self.killed_at.is_none() {
+        if self.killed_at.is_some() {
+            return;
+        }
+        let skip_told = self.stop.is_some_and(|s| s.delivered);
+        if self.leftovers_signalled {
+            // A process that exited may have handed its children over to grace-init: tell those too.
+            if self.reaped_since_pass {
+                self.reaped_since_pass = false;
+                actions.push(Action::TerminateLeftovers { skip_told });
+            }
+            return;
+        }
+        {
             self.leftovers_signalled = true;
-            // Group members already got the forwarded stop signal; a second SIGTERM could hurry them.
-            let stop_forwarded = self.stop.is_some_and(|s| s.delivered);
-            let skip_group = (stop_forwarded && !self.policy.single_child).then_some(self.child);
+            self.reaped_since_pass = false;
+            // Processes the stop signal reached are not told again: a second signal can mean "hurry".
             self.deadline = self.earliest_deadline(now);
             let budget = match self.deadline {
                 Some(d) => format!("SIGKILL in {}", seconds(d.saturating_duration_since(now))),
                 None => "no time limit".to_string(),
             };
             log::info!("the child is gone but processes remain: sending them SIGTERM, {budget}");
-            actions.push(Action::TerminateLeftovers { skip_group });
+            actions.push(Action::TerminateLeftovers { skip_told });
             self.kill_if_due(now, actions);
         }
     }
@@ -475,9 +501,14 @@ impl Supervisor {
             if self.children_left && last.checked_add(RESWEEP).is_some_and(|at| now >= at) {
                 self.last_kill = Some(now);
                 match self.child_exit {
-                    Some((status, _)) if self.blind => {
+                    Some((status, _)) if self.blind || self.only_strangers => {
                         log::warn!(
-                            "processes remain that cannot be found without /proc: exiting without them"
+                            "processes remain that grace-init cannot wait for ({}): exiting without them",
+                            if self.blind {
+                                "not visible without /proc"
+                            } else {
+                                "not its children"
+                            }
                         );
                         self.finish(status, now, actions);
                     }
@@ -588,7 +619,8 @@ mod tests {
 
     /// A stop signal is forwarded, then SIGCONT so a stopped app can act on it.
     fn stop(signal: i32) -> Vec<Action> {
-        vec![group(signal), group(libc::SIGCONT)]
+        let target = Target::Group(CHILD);
+        vec![Action::ForwardStop { signal, target }, group(libc::SIGCONT)]
     }
 
     fn exited(pid: i32, code: i32) -> Event {
@@ -700,7 +732,7 @@ mod tests {
         sup.handle(exited(CHILD, 4), t0);
         assert_eq!(
             sup.handle(LEFT, t0),
-            vec![Action::TerminateLeftovers { skip_group: None }]
+            vec![Action::TerminateLeftovers { skip_told: false }]
         );
         assert_eq!(
             sup.handle(Event::Tick, t0 + ms(10_000)),
@@ -710,6 +742,27 @@ mod tests {
         assert_eq!(
             sup.handle(Event::Tick, t0 + ms(10_100)),
             vec![Action::Exit(4)]
+        );
+    }
+
+    #[test]
+    fn processes_that_are_not_children_are_not_waited_for_after_sigkill() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(exited(CHILD, 0), t0);
+        sup.note_only_strangers(true);
+        assert_eq!(
+            sup.handle(LEFT, t0),
+            vec![Action::TerminateLeftovers { skip_told: false }]
+        );
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_000)),
+            vec![Action::KillAll]
+        );
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_100)),
+            vec![Action::Exit(0)]
         );
     }
 
@@ -795,7 +848,7 @@ mod tests {
         sup.handle(exited(CHILD, 5), t0);
         assert_eq!(
             sup.handle(LEFT, t0),
-            vec![Action::TerminateLeftovers { skip_group: None }]
+            vec![Action::TerminateLeftovers { skip_told: false }]
         );
         assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
         assert_eq!(sup.handle(LEFT, t0 + ms(1)), vec![], "signalled once");
@@ -811,6 +864,25 @@ mod tests {
     }
 
     #[test]
+    fn every_reap_while_draining_looks_again_for_leftovers() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(exited(CHILD, 0), t0);
+        assert_eq!(
+            sup.handle(LEFT, t0),
+            vec![Action::TerminateLeftovers { skip_told: false }]
+        );
+        assert_eq!(sup.handle(LEFT, t0 + ms(5)), vec![], "nothing exited since");
+        sup.handle(exited(300, 0), t0 + ms(10));
+        assert_eq!(
+            sup.handle(LEFT, t0 + ms(10)),
+            vec![Action::TerminateLeftovers { skip_told: false }],
+            "an exit may have orphaned more processes"
+        );
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)), "same deadline");
+    }
+
+    #[test]
     fn leftovers_after_a_forwarded_stop_keep_the_original_deadline_and_skip_the_group() {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
@@ -818,9 +890,7 @@ mod tests {
         sup.handle(exited(CHILD, 0), t0 + ms(2000));
         assert_eq!(
             sup.handle(LEFT, t0 + ms(2000)),
-            vec![Action::TerminateLeftovers {
-                skip_group: Some(CHILD)
-            }]
+            vec![Action::TerminateLeftovers { skip_told: true }]
         );
         assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
     }
@@ -864,7 +934,7 @@ mod tests {
                 (
                     10,
                     LEFT,
-                    vec![Action::TerminateLeftovers { skip_group: None }],
+                    vec![Action::TerminateLeftovers { skip_told: false }],
                 ),
             ],
         );
@@ -1033,7 +1103,7 @@ mod tests {
         sup.handle(exited(CHILD, 0), t0);
         assert_eq!(
             sup.handle(LEFT, t0),
-            vec![Action::TerminateLeftovers { skip_group: None }]
+            vec![Action::TerminateLeftovers { skip_told: false }]
         );
         assert_eq!(sup.handle(Event::Signal(libc::SIGUSR1), t0), vec![]);
     }

@@ -831,3 +831,28 @@ fn as_pid1_a_process_entered_from_outside_gets_sigterm_and_is_waited_for() {
         "waited {took:?} for the entered process"
     );
 }
+
+#[test]
+fn a_group_member_started_after_the_stop_signal_still_gets_sigterm_as_a_leftover() {
+    let reporter = reporter();
+    // On TERM the child starts a new process in its group (it never got the stop signal), then exits.
+    let script = format!(
+        "trap '{reporter} --tag late --exit-on TERM=0 & sleep 0.5; exit 0' TERM; echo ready; \
+         while :; do sleep 0.05; done"
+    );
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "10", "--", "sh", "-c", &script]);
+        run.expect_stdout("ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        run.expect_stdout("late ready", secs(5.0));
+        run.expect_stdout("late got SIGTERM", secs(5.0));
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        assert!(
+            sent.elapsed() < secs(3.0),
+            "{mode:?}: waited {:?}",
+            sent.elapsed()
+        );
+    }
+}
