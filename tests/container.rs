@@ -248,7 +248,7 @@ struct Bundle {
 }
 
 impl Bundle {
-    fn new(env: &Env, id: &str, args: &[&str], vars: &[&str], files: &[File]) -> Bundle {
+    fn new(env: &Env, id: &str, user: u32, args: &[&str], vars: &[&str], files: &[File]) -> Bundle {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(id);
         let _ = fs::remove_dir_all(&dir);
         let bundle = Bundle { dir };
@@ -278,7 +278,12 @@ impl Bundle {
         );
         assert!(spec.status.success(), "runc spec failed: {spec:?}");
         let config = fs::read_to_string(bundle.dir.join("config.json")).expect("read config.json");
-        let config = edit_spec(&config, args, vars);
+        let mut config = edit_spec(&config, args, vars);
+        if user != 0 {
+            // `process.user`: the container's processes, grace-init first, run as this uid and gid.
+            config = replace_once(&config, "\"uid\": 0", &format!("\"uid\": {user}"));
+            config = replace_once(&config, "\"gid\": 0", &format!("\"gid\": {user}"));
+        }
         fs::write(bundle.dir.join("config.json"), config).expect("write config.json");
         bundle
     }
@@ -453,12 +458,23 @@ struct Container {
 impl Container {
     /// Starts `args` as the container's process, with extra environment `vars` and `files` in the rootfs.
     fn start(env: &'static Env, args: &[&str], vars: &[&str], files: &[File]) -> Container {
+        Container::start_as(env, 0, args, vars, files)
+    }
+
+    /// Like `start`, with the container's processes running as `user` (uid and gid) instead of root.
+    fn start_as(
+        env: &'static Env,
+        user: u32,
+        args: &[&str],
+        vars: &[&str],
+        files: &[File],
+    ) -> Container {
         let id = format!(
             "grace-init-e2e-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let bundle = Bundle::new(env, &id, args, vars, files);
+        let bundle = Bundle::new(env, &id, user, args, vars, files);
         let mut child: Child = Command::new(&env.runc)
             .arg("run")
             .arg("--bundle")
@@ -943,5 +959,40 @@ fn stop_time_with_a_cooperative_app_is_measured() {
         times.iter().map(ms).collect::<Vec<_>>().join(", "),
         ms(&bare_times[1]),
         bare_times.iter().map(ms).collect::<Vec<_>>().join(", "),
+    );
+}
+
+#[test]
+fn as_a_non_root_user_grace_init_still_forwards_waits_and_reaps() {
+    let Some(env) = env() else { return };
+    let args = under_grace_init(&["-t", "5"], &["sh", "-c", "id -u; /app/server.sh & wait"]);
+    let mut c = Container::start_as(env, 65534, &args, &[], &[("/app/server.sh", SERVER)]);
+    c.wait_line("server: ready");
+    assert!(
+        c.transcript.find("65534").is_some(),
+        "not running as uid 65534; output:\n{}",
+        c.output()
+    );
+    let stopped = c.docker_stop(Duration::from_secs(10));
+    assert!(
+        !stopped.runtime_killed,
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert_eq!(
+        stopped.code,
+        Some(143),
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert!(
+        c.transcript.find("server: finished").is_some(),
+        "the server was not let finish; output:\n{}",
+        c.output()
+    );
+    assert!(
+        c.transcript.find("warning").is_none(),
+        "nothing that works as root should warn as nobody; output:\n{}",
+        c.output()
     );
 }
