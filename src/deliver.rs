@@ -13,8 +13,8 @@ use crate::sys;
 pub struct Deliverer {
     me: i32,
     proc_usable: bool,
-    /// The processes the stop signal was sent to, so leftovers are not told twice.
-    told: RefCell<Vec<i32>>,
+    /// Who the stop signal was sent to, and when (boot-time clock ticks), so leftovers are not told twice.
+    stop_sent: std::cell::Cell<Option<(Target, u64)>>,
     /// The leftover processes already sent SIGTERM.
     terminated: RefCell<Vec<i32>>,
     /// Without /proc, as PID 1: whether `kill(-1, SIGTERM)` was already sent.
@@ -38,7 +38,7 @@ impl Deliverer {
         Deliverer {
             me,
             proc_usable,
-            told: RefCell::new(Vec::new()),
+            stop_sent: std::cell::Cell::new(None),
             terminated: RefCell::new(Vec::new()),
             blanket_sent: std::cell::Cell::new(false),
         }
@@ -74,20 +74,28 @@ impl Deliverer {
         }
     }
 
-    /// Forwards the stop signal, first noting who it will reach: the members of the group (or the child).
-    /// Noted before the kill, so a process forked in between is at worst told twice, never skipped.
+    /// Forwards the stop signal, noting the target and the time. Who it reached is worked out only if leftovers
+    /// ever need it (from the processes' start times), so a normal shutdown pays nothing for it.
     pub fn forward_stop(&self, signal: i32, target: Target) {
-        let told = match target {
-            Target::Child(pid) => vec![pid],
-            Target::Group(pgid) => self
-                .descendants()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|pid| process_group(*pid) == Some(pgid))
-                .collect(),
-        };
-        self.told.replace(told);
+        self.stop_sent.set(boot_ticks().map(|now| (target, now)));
         self.forward(signal, target);
+    }
+
+    /// Whether the stop signal reached `pid`: it is the target, or in the target group, and it started in an
+    /// earlier clock tick than the signal was sent (a process started in the same tick counts as not reached:
+    /// at worst it is told twice, never skipped).
+    fn was_told(&self, pid: i32) -> bool {
+        let Some((target, sent)) = self.stop_sent.get() else {
+            return false;
+        };
+        let Some(stat) = Stat::read(pid) else {
+            return false;
+        };
+        let member = match target {
+            Target::Child(child) => pid == child,
+            Target::Group(pgid) => stat.pgrp == pgid,
+        };
+        member && stat.start_ticks < sent
     }
 
     /// SIGTERM (then SIGCONT, so stopped ones can act on it) to the roots of what is left: grace-init's own
@@ -105,11 +113,10 @@ impl Deliverer {
             }
             return None;
         };
-        let told = self.told.borrow();
         let mut terminated = self.terminated.borrow_mut();
         let mut count = 0;
         for pid in roots {
-            if terminated.contains(&pid) || (skip_told && told.contains(&pid)) {
+            if terminated.contains(&pid) || (skip_told && self.was_told(pid)) {
                 continue;
             }
             terminated.push(pid);
@@ -133,7 +140,7 @@ impl Deliverer {
                 entries
                     .flatten()
                     .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                    .filter(|pid| *pid != self.me && parent_of(*pid) == Some(0)),
+                    .filter(|pid| *pid != self.me && Stat::read(*pid).is_some_and(|s| s.ppid == 0)),
             );
         }
         Some(roots)
@@ -220,13 +227,6 @@ impl Deliverer {
     }
 }
 
-/// The process group of `pid`, if it still exists.
-fn process_group(pid: i32) -> Option<i32> {
-    nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
-        .ok()
-        .map(|g| g.as_raw())
-}
-
 /// The children of `parent`, from /proc/<pid>/task/<tid>/children (each is listed under exactly one task).
 fn children_of(parent: i32) -> Vec<i32> {
     let mut children = Vec::new();
@@ -244,9 +244,35 @@ fn children_of(parent: i32) -> Vec<i32> {
     children
 }
 
-/// The parent pid of `pid` as this namespace sees it (0: outside it), from /proc/<pid>/stat.
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
+/// The fields of /proc/<pid>/stat grace-init needs.
+struct Stat {
+    /// Parent pid as this namespace sees it (0: outside it).
+    ppid: i32,
+    pgrp: i32,
+    /// Start time in clock ticks since boot.
+    start_ticks: u64,
+}
+
+impl Stat {
+    fn read(pid: i32) -> Option<Stat> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which is in parentheses and may itself contain spaces or ')'.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(Stat {
+            ppid: fields.get(1)?.parse().ok()?,
+            pgrp: fields.get(2)?.parse().ok()?,
+            start_ticks: fields.get(19)?.parse().ok()?,
+        })
+    }
+}
+
+/// The boot-time clock now, in the clock ticks /proc uses for start times.
+fn boot_ticks() -> Option<u64> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let hz = u64::try_from(hz).ok()?;
+    let secs = u64::try_from(now.tv_sec()).ok()?;
+    let nanos = u64::try_from(now.tv_nsec()).ok()?;
+    Some(secs * hz + nanos * hz / 1_000_000_000)
 }
