@@ -151,6 +151,11 @@ impl Deliverer {
         if !self.is_pid1() || !self.proc_usable {
             return false;
         }
+        // kill(-1, 0) asks the kernel in one call whether any other process exists: the common case at exit
+        // is "none" (ESRCH), and then /proc need not be read at all.
+        if sys::kill(-1, 0) == Err(Errno::ESRCH) {
+            return false;
+        }
         // A stranger's zombie is its (outside) parent's to reap, and no longer running: it does not count.
         let alive = |pid: i32| {
             fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {

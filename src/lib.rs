@@ -17,4 +17,4 @@ pub mod run;
 pub mod signals;
 pub mod spawn;
 pub mod supervisor;
-mod sys;
+pub mod sys;

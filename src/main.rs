@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use grace_init::{cli, exit_code, logging, run};
+use grace_init::{cli, exit_code, logging, run, sys};
 
 fn main() {
     // First of all: block signals, so a stop signal that arrives while the command line is parsed waits in the
@@ -27,5 +27,5 @@ fn main() {
             run::run(config, early)
         }
     };
-    std::process::exit(code);
+    sys::exit_now(code);
 }

@@ -62,6 +62,9 @@ pub fn run(config: Config, early: Early) -> i32 {
     }
     let mut received: Vec<i32> = orphaned.into_iter().collect();
     let mut strangers_left = false;
+    // Reap on the first turn (the child may already be gone), then only when a SIGCHLD came, a wait timed out
+    // or strangers are watched: a wake-up for a forwarded signal then costs a read and a kill, nothing more.
+    let mut must_reap = true;
     loop {
         if received.is_empty() {
             let mut timeout = supervisor
@@ -71,7 +74,9 @@ pub fn run(config: Config, early: Early) -> i32 {
                 timeout = Some(timeout.map_or(STRANGER_POLL, |t| t.min(STRANGER_POLL)));
             }
             inbox.wait(timeout, &mut received);
+            must_reap |= received.is_empty();
         }
+        must_reap |= strangers_left || received.contains(&libc::SIGCHLD);
         log::trace!("woke up: signals {received:?}");
         let now = Instant::now();
         let mut exit = None;
@@ -84,13 +89,15 @@ pub fn run(config: Config, early: Early) -> i32 {
             feed(&mut supervisor, Event::Signal(signal));
         }
         // Each reaped process is handled as it comes, so 10,000 orphans need no list of 10,000 events.
-        let children_left =
-            reap_all(|pid, status| feed(&mut supervisor, Event::Reaped { pid, status }));
-        // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
-        strangers_left = !children_left && deliverer.others_in_namespace();
-        supervisor.note_only_strangers(strangers_left);
-        let children_left = children_left || strangers_left;
-        feed(&mut supervisor, Event::Settled { children_left });
+        if std::mem::take(&mut must_reap) {
+            let children_left =
+                reap_all(|pid, status| feed(&mut supervisor, Event::Reaped { pid, status }));
+            // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
+            strangers_left = !children_left && deliverer.others_in_namespace();
+            supervisor.note_only_strangers(strangers_left);
+            let children_left = children_left || strangers_left;
+            feed(&mut supervisor, Event::Settled { children_left });
+        }
         feed(&mut supervisor, Event::Tick);
         if let Some(code) = exit {
             return code;

@@ -101,3 +101,10 @@ pub fn start_clean(command: &mut Command, take_terminal: bool) {
     // SAFETY: the hook above only makes async-signal-safe calls and allocates nothing.
     unsafe { command.pre_exec(hook) };
 }
+
+/// Ends grace-init at once with `code`. Nothing is buffered (log lines are written whole as they come), and as
+/// PID 1 there is nothing to tear down, so the C library's exit handlers are skipped.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and never returns; no Rust destructors need to run here.
+    unsafe { libc::_exit(code) }
+}
