@@ -395,6 +395,12 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
     let loadavg_start = read_trim("/proc/loadavg");
     let helper = compile_helper(tmp)?;
     let builds = build_grace(root, opts)?;
+    // The commit measured: read right after the build (commits landing during the run do not change the binary).
+    let revision = if opts.no_build || opts.grace_init.is_some() {
+        format!("(not built by this run; HEAD is {})", git_revision(root))
+    } else {
+        git_revision(root)
+    };
 
     // The inits, the way users run them.
     let mut inits = Vec::new();
@@ -563,11 +569,7 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         reference: opts.reference.clone(),
         missing,
         grace_build: builds.main_origin.clone(),
-        revision: if opts.no_build || opts.grace_init.is_some() {
-            format!("(not built by this run; HEAD is {})", git_revision(root))
-        } else {
-            git_revision(root)
-        },
+        revision,
     };
     let out = opts.out.clone().unwrap_or_else(|| root.join("bench/results"));
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
