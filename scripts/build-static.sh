@@ -35,6 +35,12 @@ esac
 out=target/static
 mkdir -p "$out"
 
+# Installs a built binary at its stable path by copy-and-rename, so a copy that is running does not make it
+# fail with "Text file busy".
+install_bin() {
+  cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+
 # Fails unless `file` calls the binary static; prints its size and the verdict.
 check_static() {
   local bin=$1 verdict size
@@ -57,7 +63,7 @@ if [ "$want_glibc" = 1 ]; then
   # The target is given explicitly so RUSTFLAGS do not reach build scripts and proc macros (built for the host).
   RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked --target "$triple"
-  cp "target/$triple/release/grace-init" "$out/grace-init"
+  install_bin "target/$triple/release/grace-init" "$out/grace-init"
   check_static "$out/grace-init"
 fi
 
@@ -72,12 +78,12 @@ if [ "$want_musl" != 0 ]; then
       RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static -Zunstable-options -Cpanic=immediate-abort" \
         cargo +nightly build --release --locked --target "$triple" -Zbuild-std=std,panic_abort \
         --target-dir target/static-nightly
-      cp "target/static-nightly/$triple/release/grace-init" "$out/grace-init-musl"
+      install_bin "target/static-nightly/$triple/release/grace-init" "$out/grace-init-musl"
     else
       echo "build-static: building $triple with stable (install nightly + rust-src for a build half the size:" \
         "scripts/build-static.sh --install-toolchain)" >&2
       RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static" cargo build --release --locked --target "$triple"
-      cp "target/$triple/release/grace-init" "$out/grace-init-musl"
+      install_bin "target/$triple/release/grace-init" "$out/grace-init-musl"
     fi
     check_static "$out/grace-init-musl"
   elif [ "$want_musl" = 1 ]; then
