@@ -516,10 +516,12 @@ fn the_child_starts_with_no_blocked_or_ignored_signal_and_only_fds_0_1_2() {
 
         let run = Run::start(mode, &["--", "sleep", "60"]);
         let child = wait_for(secs(5.0), || run.descendants().first().copied()).expect("child");
+        // The name changes early in exec, before close-on-exec descriptors are closed: wait until `sleep`
+        // actually sleeps (state S), so the exec is over.
         wait_for(secs(5.0), || {
             std::fs::read_to_string(format!("/proc/{child}/comm"))
                 .ok()
-                .filter(|c| c.trim() == "sleep")
+                .filter(|c| c.trim() == "sleep" && state(child) == Some('S'))
         })
         .expect("sleep exec'd");
         assert_eq!(
