@@ -129,15 +129,25 @@ impl Run {
         let mut process = command.spawn().expect("start grace-init");
         let stdout = pump(process.stdout.take().expect("stdout"));
         let stderr = pump(process.stderr.take().expect("stderr"));
+        Run::adopt(mode, process, stdout, stderr)
+    }
+
+    /// Wraps a started launcher: finds grace-init's pid (for PID 1, the launcher's child; a quick command
+    /// may have come and gone before we look, and then there is nothing to signal).
+    fn adopt(
+        mode: Mode,
+        mut process: Child,
+        stdout: Receiver<String>,
+        stderr: Receiver<String>,
+    ) -> Run {
         let outer = process.id() as i32;
         let init_pid = match mode {
             Mode::Subreaper => outer,
-            // A quick command may have come and gone before we look: then there is nothing to signal.
             Mode::Pid1 => wait_for(Duration::from_secs(5), || match children(outer).first() {
                 Some(pid) => Some(*pid),
                 None => process.try_wait().ok().flatten().map(|_| -1),
             })
-            .expect("unshare's child (grace-init) did not appear within 5 s"),
+            .expect("the launcher's child (grace-init) did not appear within 5 s"),
         };
         Run {
             mode,
@@ -506,26 +516,7 @@ impl Run {
             Some(stream) => pump(stream),
             None => channel().1,
         };
-        let outer = process.id() as i32;
-        let init_pid = match mode {
-            Mode::Subreaper => outer,
-            Mode::Pid1 => wait_for(Duration::from_secs(5), || match children(outer).first() {
-                Some(pid) => Some(*pid),
-                None => process.try_wait().ok().flatten().map(|_| -1),
-            })
-            .expect("the launcher's child (grace-init) did not appear within 5 s"),
-        };
-        Run {
-            mode,
-            process: Some(process),
-            init_pid,
-            stdout,
-            stderr,
-            seen_stdout: vec![],
-            seen_stderr: vec![],
-            pending: Default::default(),
-            started: Instant::now(),
-        }
+        Run::adopt(mode, process, stdout, stderr)
     }
 
     /// Sends `signal` to grace-init without asserting; returns 0 or the errno.
