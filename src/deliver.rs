@@ -1,29 +1,45 @@
 //! Sends signals: to the child, its group, every leftover process. The only caller of kill.
+//!
+//! Identity before signal: a number read from /proc may name another process by the time it is used. So:
+//! - the child's group gets one kill(-pgid) only while the child is not reaped (until then its pid, and with it
+//!   the group id, cannot be reused); afterwards each member is found and signalled by itself;
+//! - grace-init's own children are signalled by pid: no one but grace-init can reap them, so their pids stay
+//!   theirs until it does;
+//! - any other process is signalled through a pidfd opened once it was found and checked to still be the
+//!   process found (same start time); before Linux 5.3 (no pidfd_open) the check is made right before a
+//!   plain kill, which leaves a window of microseconds instead of none.
+//! - as PID 1, kill(-1) reaches every process in the namespace, all of which are grace-init's to stop.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::fs;
 
 use nix::errno::Errno;
 
+use crate::procs::{self, Proc};
 use crate::signals::name;
-use crate::supervisor::Target;
+use crate::supervisor::{Reach, Target};
 use crate::sys;
 
-/// Knows who grace-init is (PID 1 or a subreaper) and whether /proc shows its own process tree.
+/// Knows who grace-init is (PID 1 or a subreaper), its main child, and whether /proc shows its processes.
 pub struct Deliverer {
     me: i32,
+    /// The main child's pid, which is also its process group id.
+    child: i32,
     proc_usable: bool,
     /// Who the stop signal was sent to, and when (boot-time clock ticks), so leftovers are not told twice.
-    stop_sent: std::cell::Cell<Option<(Target, u64)>>,
-    /// The leftover processes already sent SIGTERM.
-    terminated: RefCell<Vec<i32>>,
+    stop_sent: Cell<Option<(Target, u64)>>,
+    /// The leftovers already sent SIGTERM, by pid and start time; pruned to what still exists at every pass.
+    told: RefCell<HashSet<(i32, u64)>>,
     /// Without /proc, as PID 1: whether `kill(-1, SIGTERM)` was already sent.
-    blanket_sent: std::cell::Cell<bool>,
+    blanket_sent: Cell<bool>,
+    /// Without /proc: the main child has exited but is not reaped yet, so its group id is still reserved.
+    group_reserved: Cell<bool>,
 }
 
 impl Deliverer {
     /// Looks at the environment once: our pid, and whether /proc is mounted and belongs to our namespace.
-    pub fn probe() -> Deliverer {
+    pub fn probe(child: i32) -> Deliverer {
         let me = i32::try_from(std::process::id()).unwrap_or(0);
         let proc_usable =
             fs::read_link("/proc/self").is_ok_and(|link| link.to_string_lossy() == me.to_string());
@@ -31,16 +47,18 @@ impl Deliverer {
             log::debug!("/proc is not this namespace's: leftovers are reached with kill(-1)");
         } else if !proc_usable {
             log::warn!(
-                "/proc is not mounted for this PID namespace: leftover processes that left the child's \
-                 process group cannot be found (only the group and, as PID 1, everyone are signalled)"
+                "/proc is not mounted for this PID namespace: leftover processes cannot be found; only the \
+                 child's process group is signalled, while its id is known to be the child's"
             );
         }
         Deliverer {
             me,
+            child,
             proc_usable,
-            stop_sent: std::cell::Cell::new(None),
-            terminated: RefCell::new(Vec::new()),
-            blanket_sent: std::cell::Cell::new(false),
+            stop_sent: Cell::new(None),
+            told: RefCell::new(HashSet::new()),
+            blanket_sent: Cell::new(false),
+            group_reserved: Cell::new(false),
         }
     }
 
@@ -48,29 +66,58 @@ impl Deliverer {
         self.me == 1
     }
 
-    /// Sends `signal` to `pid` (negative: a process group). ESRCH is normal; anything else is a warning.
-    pub fn send(&self, pid: i32, signal: i32) -> bool {
-        match sys::kill(pid, signal) {
-            Ok(()) => true,
-            Err(Errno::ESRCH) => {
-                log::debug!("{} to {pid}: no such process", name(signal));
-                false
-            }
-            Err(e) => {
-                log::warn!("could not send {} to {pid}: {}", name(signal), e.desc());
-                false
-            }
-        }
+    /// Whether every process grace-init is responsible for can be found: as PID 1 `kill(-1)` reaches them; as
+    /// a subreaper only /proc finds processes that left the child's group.
+    pub fn can_find_every_process(&self) -> bool {
+        self.is_pid1() || self.proc_usable
     }
 
-    /// Forwards a signal to the child or its process group.
+    /// Without /proc the main child's exit must be seen before it is reaped, so that its group can still be
+    /// told safely (see `peek_exit`).
+    pub fn needs_peek(&self) -> bool {
+        !self.proc_usable && !self.is_pid1()
+    }
+
+    /// The main child has exited and is not reaped yet (`true`), or has been reaped (`false`).
+    pub fn set_group_reserved(&self, reserved: bool) {
+        self.group_reserved.set(reserved);
+    }
+
+    /// Sends `signal` to `pid` (negative: a process group). ESRCH is normal; anything else is a warning.
+    fn send(&self, pid: i32, signal: i32) -> bool {
+        report(sys::kill(pid, signal), pid, signal)
+    }
+
+    /// Forwards a signal to the child, its process group, or what is left of the group.
     pub fn forward(&self, signal: i32, target: Target) {
-        let (pid, whom) = match target {
-            Target::Group(pgid) => (-pgid, "process group"),
-            Target::Child(pid) => (pid, "child"),
-        };
-        if self.send(pid, signal) {
-            log::debug!("forwarded {} to {whom} {}", name(signal), pid.abs());
+        match target {
+            Target::Group(pgid) => {
+                if self.send(-pgid, signal) {
+                    log::debug!("forwarded {} to process group {pgid}", name(signal));
+                }
+            }
+            Target::Child(pid) => {
+                if self.send(pid, signal) {
+                    log::debug!("forwarded {} to child {pid}", name(signal));
+                }
+            }
+            Target::Members(pgid) => match procs::scan().filter(|_| self.proc_usable) {
+                Some(table) => {
+                    let members = table.iter().filter(|p| p.pgrp == pgid && p.counts());
+                    let count = members.filter(|p| self.signal_found(p, &[signal])).count();
+                    log::debug!(
+                        "forwarded {} to {count} remaining members of process group {pgid}",
+                        name(signal)
+                    );
+                }
+                None if self.group_reserved.get() => {
+                    self.send(-pgid, signal);
+                }
+                None => log::debug!(
+                    "{} not forwarded: the child is reaped and /proc cannot show its group",
+                    name(signal)
+                ),
+            },
         }
     }
 
@@ -81,21 +128,18 @@ impl Deliverer {
         self.forward(signal, target);
     }
 
-    /// Whether the stop signal reached `pid`: it is the target, or in the target group, and it started in an
+    /// Whether the stop signal reached `p`: it is the target, or in the target group, and it started in an
     /// earlier clock tick than the signal was sent (a process started in the same tick counts as not reached:
     /// at worst it is told twice, never skipped).
-    fn was_told(&self, pid: i32) -> bool {
+    fn was_told(&self, p: &Proc) -> bool {
         let Some((target, sent)) = self.stop_sent.get() else {
             return false;
         };
-        let Some(stat) = Stat::read(pid) else {
-            return false;
-        };
         let member = match target {
-            Target::Child(child) => pid == child,
-            Target::Group(pgid) => stat.pgrp == pgid,
+            Target::Child(child) => p.pid == child,
+            Target::Group(pgid) | Target::Members(pgid) => p.pgrp == pgid,
         };
-        member && stat.start_ticks < sent
+        member && p.start < sent
     }
 
     /// SIGTERM (then SIGCONT, so stopped ones can act on it) to the roots of what is left: grace-init's own
@@ -103,47 +147,56 @@ impl Deliverer {
     /// A root's descendants are its own to stop, as the app's helpers are while it shuts down. Each process is
     /// told once; with `skip_told`, not at all if the stop signal reached it. Called again after every reap
     /// while processes remain, since a process that exits hands its children over to grace-init.
-    /// Returns how many were signalled; `None` when /proc cannot list them (then, as PID 1, everyone gets it
-    /// once through `kill(-1)`).
-    pub fn terminate_leftovers(&self, skip_told: bool) -> Option<usize> {
-        let Some(roots) = self.roots() else {
-            if self.is_pid1() && !self.blanket_sent.replace(true) {
-                self.send(-1, libc::SIGTERM);
-                self.send(-1, libc::SIGCONT);
-            }
-            return None;
+    pub fn terminate_leftovers(&self, skip_told: bool) -> Reach {
+        let Some(table) = procs::scan().filter(|_| self.proc_usable) else {
+            return self.terminate_blind(skip_told);
         };
-        let mut terminated = self.terminated.borrow_mut();
+        let mut told = self.told.borrow_mut();
+        // Forget processes that are gone, so the set stays as small as what is alive and a reused pid (with
+        // another start time) is a new process.
+        let alive: HashSet<(i32, u64)> = table.iter().map(|p| (p.pid, p.start)).collect();
+        told.retain(|key| alive.contains(key));
+        let roots = table.iter().filter(|p| {
+            p.counts() && p.pid != self.me && (p.ppid == self.me || (self.is_pid1() && p.ppid == 0))
+        });
         let mut count = 0;
-        for pid in roots {
-            if terminated.contains(&pid) || (skip_told && self.was_told(pid)) {
+        for p in roots {
+            if told.contains(&(p.pid, p.start)) || (skip_told && self.was_told(p)) {
                 continue;
             }
-            terminated.push(pid);
-            if self.send(pid, libc::SIGTERM) {
-                self.send(pid, libc::SIGCONT);
+            told.insert((p.pid, p.start));
+            if self.signal_found(p, &[libc::SIGTERM, libc::SIGCONT]) {
                 count += 1;
             }
         }
-        Some(count)
+        Reach::Counted(count)
     }
 
-    /// grace-init's direct children and, as PID 1, processes entered from outside (parent pid 0 here).
-    fn roots(&self) -> Option<Vec<i32>> {
-        if !self.proc_usable {
-            return None;
-        }
-        let mut roots = children_of(self.me);
+    /// Without /proc: as PID 1 everyone gets it once through kill(-1); as a subreaper only the child's group,
+    /// and only while its id is known to be the child's.
+    fn terminate_blind(&self, skip_told: bool) -> Reach {
         if self.is_pid1() {
-            let entries = fs::read_dir("/proc").ok()?;
-            roots.extend(
-                entries
-                    .flatten()
-                    .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                    .filter(|pid| *pid != self.me && Stat::read(*pid).is_some_and(|s| s.ppid == 0)),
-            );
+            if self.blanket_sent.replace(true) {
+                return Reach::Counted(0);
+            }
+            self.send(-1, libc::SIGTERM);
+            self.send(-1, libc::SIGCONT);
+            return Reach::Everyone;
         }
-        Some(roots)
+        let group_told = skip_told
+            && matches!(
+                self.stop_sent.get(),
+                Some((Target::Group(_) | Target::Members(_), _))
+            );
+        if !self.group_reserved.get() || group_told || self.blanket_sent.replace(true) {
+            return Reach::Nobody;
+        }
+        // Told once: the group is still reserved, so this reaches its members and no one else.
+        if self.send(-self.child, libc::SIGTERM) {
+            self.send(-self.child, libc::SIGCONT);
+            return Reach::Group(self.child);
+        }
+        Reach::Nobody
     }
 
     /// As PID 1 with /proc: whether any process besides grace-init exists in the namespace, children or not.
@@ -156,119 +209,101 @@ impl Deliverer {
         if sys::kill(-1, 0) == Err(Errno::ESRCH) {
             return false;
         }
-        // A stranger's zombie is its (outside) parent's to reap, and no longer running: it does not count.
-        let alive = |pid: i32| {
-            fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                let state = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, rest)| rest.trim_start().chars().next());
-                !matches!(state, Some('Z' | 'X') | None)
-            })
-        };
-        fs::read_dir("/proc").is_ok_and(|entries| {
-            entries.flatten().any(|e| {
-                let pid = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok());
-                pid.is_some_and(|pid| pid != self.me && alive(pid))
-            })
-        })
+        // A stranger's zombie is its (outside) parent's to reap; a kernel thread is never ours.
+        procs::scan().is_some_and(|t| t.iter().any(|p| p.pid != self.me && p.counts()))
     }
 
-    /// SIGKILL to everything left: as PID 1 every process in the namespace, as a subreaper the child's
-    /// group and every descendant. Returns how many processes there were.
-    /// `child_alive`: the main child is not reaped yet, so its pid is still its own and it is killed by pid too
-    /// (it may have left its group with setsid).
-    pub fn kill_all(&self, group: i32, child_alive: bool) -> usize {
-        let pids = self.descendants();
+    /// SIGKILL to everything left: as PID 1 every process in the namespace, as a subreaper the child's group
+    /// (while the child is not reaped) and every descendant. The count leaves out the main child and zombies.
+    pub fn kill_all(&self, child_alive: bool) -> Reach {
+        let table = procs::scan().filter(|_| self.proc_usable);
+        let others = |p: &&Proc| p.counts() && p.pid != self.me && p.pid != self.child;
         if self.is_pid1() {
             self.send(-1, libc::SIGKILL);
-        } else {
-            self.send(-group, libc::SIGKILL);
-            if child_alive {
-                self.send(group, libc::SIGKILL);
-            }
-            for pid in pids.iter().flatten() {
-                self.send(*pid, libc::SIGKILL);
-            }
+            return match table {
+                Some(table) => Reach::Counted(table.iter().filter(others).count()),
+                None => Reach::Everyone,
+            };
         }
-        pids.map_or(0, |p| p.len())
+        if child_alive || self.group_reserved.get() {
+            self.send(-self.child, libc::SIGKILL);
+        }
+        if child_alive {
+            // It may have left its group with setsid; its pid is its own until it is reaped.
+            self.send(self.child, libc::SIGKILL);
+        }
+        match table {
+            Some(table) => {
+                let below = procs::descendants(&table, self.me);
+                let count = below
+                    .iter()
+                    .filter(others)
+                    .filter(|p| self.signal_found(p, &[libc::SIGKILL]))
+                    .count();
+                Reach::Counted(count)
+            }
+            None if child_alive || self.group_reserved.get() => Reach::Group(self.child),
+            None => Reach::Nobody,
+        }
     }
 
-    /// Whether every process grace-init is responsible for can be reached: as PID 1 `kill(-1)` does it; as a
-    /// subreaper only a walk of /proc finds processes that left the child's group.
-    pub fn can_find_every_process(&self) -> bool {
-        self.is_pid1() || self.proc_usable
-    }
-
-    /// SIGKILL to a process group (the pre-stop command's).
+    /// SIGKILL to the pre-stop command's process group (it is not reaped yet, so the id is its own).
     pub fn kill_group(&self, group: i32) {
         self.send(-group, libc::SIGKILL);
     }
 
-    /// Every process grace-init is responsible for; `None` without /proc. As PID 1 that is every process in the
-    /// namespace (`docker exec` sessions too, which are not descendants); otherwise every live descendant,
-    /// read from /proc/<pid>/task/<tid>/children.
-    fn descendants(&self) -> Option<Vec<i32>> {
-        if !self.proc_usable {
-            return None;
+    /// Sends `signals`, in order, to a process found in /proc, making sure it is still that process.
+    /// Returns whether the first one was delivered.
+    fn signal_found(&self, p: &Proc, signals: &[i32]) -> bool {
+        if p.ppid == self.me {
+            // grace-init's own child: only grace-init can reap it, so its pid is still its own.
+            return signals
+                .iter()
+                .map(|&s| self.send(p.pid, s))
+                .fold(None, |first, sent| first.or(Some(sent)))
+                .unwrap_or(false);
         }
-        if self.is_pid1() {
-            let entries = fs::read_dir("/proc").ok()?;
-            let pids = entries
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|pid| *pid != self.me)
-                .collect();
-            return Some(pids);
-        }
-        let mut found = Vec::new();
-        let mut stack = vec![self.me];
-        while let Some(parent) = stack.pop() {
-            for pid in children_of(parent) {
-                found.push(pid);
-                stack.push(pid);
+        let same = || Proc::read(p.pid).is_some_and(|now| now.start == p.start);
+        match sys::pidfd_open(p.pid) {
+            Ok(pidfd) => {
+                // Held now: check it is the process that was found, not a newer one with its number.
+                if !same() {
+                    return false;
+                }
+                signals
+                    .iter()
+                    .map(|&s| report(sys::pidfd_send_signal(&pidfd, s), p.pid, s))
+                    .fold(None, |first, sent| first.or(Some(sent)))
+                    .unwrap_or(false)
+            }
+            Err(Errno::ESRCH) => false,
+            Err(_) => {
+                // No pidfd (Linux before 5.3, or no descriptor left): check as late as possible, then kill.
+                if !same() {
+                    return false;
+                }
+                signals
+                    .iter()
+                    .map(|&s| self.send(p.pid, s))
+                    .fold(None, |first, sent| first.or(Some(sent)))
+                    .unwrap_or(false)
             }
         }
-        Some(found)
     }
 }
 
-/// The children of `parent`, from /proc/<pid>/task/<tid>/children (each is listed under exactly one task).
-fn children_of(parent: i32) -> Vec<i32> {
-    let mut children = Vec::new();
-    let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else {
-        return children;
-    };
-    for task in tasks.flatten() {
-        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
-            children.extend(
-                list.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
+/// Logs the outcome of one signal: ESRCH is normal (debug), anything else a warning. Returns whether it went.
+fn report(result: Result<(), Errno>, pid: i32, signal: i32) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(Errno::ESRCH) => {
+            log::debug!("{} to {pid}: no such process", name(signal));
+            false
         }
-    }
-    children
-}
-
-/// The fields of /proc/<pid>/stat grace-init needs.
-struct Stat {
-    /// Parent pid as this namespace sees it (0: outside it).
-    ppid: i32,
-    pgrp: i32,
-    /// Start time in clock ticks since boot.
-    start_ticks: u64,
-}
-
-impl Stat {
-    fn read(pid: i32) -> Option<Stat> {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name, which is in parentheses and may itself contain spaces or ')'.
-        let (_, rest) = stat.rsplit_once(')')?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        Some(Stat {
-            ppid: fields.get(1)?.parse().ok()?,
-            pgrp: fields.get(2)?.parse().ok()?,
-            start_ticks: fields.get(19)?.parse().ok()?,
-        })
+        Err(e) => {
+            log::warn!("could not send {} to {pid}: {}", name(signal), e.desc());
+            false
+        }
     }
 }
 

@@ -17,6 +17,9 @@ pub const NOT_EXECUTABLE: i32 = 126;
 pub const USAGE: i32 = 2;
 /// grace-init's exit code when it could not set itself up (e.g. no fork possible).
 pub const SETUP_FAILED: i32 = 1;
+/// grace-init's exit code when the main child vanished without its exit status ever reaching grace-init
+/// (it was reaped by someone else): the run cannot report the app's own code.
+pub const STATUS_LOST: i32 = 1;
 
 impl ChildStatus {
     /// The shell convention: the exit code itself, or 128+N for death by signal N.

@@ -1,98 +1,83 @@
-//! Receives signals: blocks them all at start, reads them from a signalfd, and waits for one or a deadline.
+//! Receives signals: blocks them all at start and takes them from the queue, in batches from a blocking
+//! signalfd while nothing is timed, one by one with `sigtimedwait` while a deadline is armed. Either way a
+//! wake-up costs one system call, and a deadline costs none of its own.
 
-use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-/// The signals kernel faults raise in grace-init itself: left unblocked so a fault still ends it visibly.
-const FAULTS: [Signal; 7] = [
-    Signal::SIGFPE,
-    Signal::SIGILL,
-    Signal::SIGSEGV,
-    Signal::SIGBUS,
-    Signal::SIGABRT,
-    Signal::SIGTRAP,
-    Signal::SIGSYS,
-];
+use crate::sys;
 
-/// At most this many signals are read per wake-up: the rest stay queued in the kernel and are read on the next
-/// (immediate) turn of the loop, so a storm of queued real-time signals never grows grace-init's memory.
-const BATCH: usize = 64;
-
-/// Blocks every catchable signal but the fault signals; returns the mask. Blocked signals queue up until the
-/// signalfd reads them, even for PID 1.
+/// Blocks every signal that can be blocked, the fault signals (SEGV, ABRT, ...) included, so that one sent
+/// with kill(1) is queued and forwarded like any other. A real fault in grace-init still ends it: the kernel
+/// forces those through a block (and abort() unblocks SIGABRT itself). Blocked signals queue up until they
+/// are read, even for PID 1.
 pub fn block_signals() -> Result<SigSet, Errno> {
-    let mut mask = SigSet::all();
-    for fault in FAULTS {
-        mask.remove(fault);
-    }
+    let mask = SigSet::all();
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
     Ok(mask)
 }
 
-/// The open signalfd.
+/// The signal queue of grace-init.
 pub struct Inbox {
     fd: SignalFd,
+    mask: SigSet,
     me: i32,
+    batch: Vec<sys::Received>,
 }
 
 impl Inbox {
     /// Opens the signalfd for every signal `block_signals` blocked (and blocks them, should that not have run).
     pub fn open() -> Result<Inbox, Errno> {
-        let mask = block_signals()?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        let mut mask = block_signals()?;
+        // SIGKILL and SIGSTOP cannot be caught; signalfd ignores them, sigtimedwait must not be asked for them.
+        mask.remove(Signal::SIGKILL);
+        mask.remove(Signal::SIGSTOP);
+        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?;
         Ok(Inbox {
             fd,
+            mask,
             me: std::process::id().try_into().unwrap_or(0),
+            batch: Vec::with_capacity(sys::SIGNAL_BATCH),
         })
     }
 
-    /// Sleeps until a signal arrives or `timeout` passes (`None`: no timeout), then appends every pending
-    /// signal (at most `BATCH`) to `received`. A timeout is rounded up to the next millisecond so the loop never wakes early.
-    pub fn wait(&self, timeout: Option<Duration>, received: &mut Vec<i32>) {
-        let timeout = match timeout {
-            None => PollTimeout::NONE,
-            Some(t) => {
-                let ms = t.as_nanos().div_ceil(1_000_000);
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(0) => return,
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => log::warn!("waiting for signals failed: {e}"),
-        }
-        self.drain(received);
+    /// The signalfd's descriptor, which grace-init keeps when it closes what it inherited.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
     }
 
-    fn drain(&self, received: &mut Vec<i32>) {
-        while received.len() < BATCH {
-            match self.fd.read_signal() {
-                Ok(Some(info)) => {
-                    let signal = i32::try_from(info.ssi_signo).unwrap_or(0);
-                    // A SIGPIPE from our own write to a closed stderr is not a request to forward. It is
-                    // dropped silently: logging it would write to the same broken stderr, raise another
-                    // SIGPIPE, and never end.
-                    if info.ssi_pid != 0
-                        && i32::try_from(info.ssi_pid) == Ok(self.me)
-                        && signal != libc::SIGCHLD
-                    {
-                        continue;
-                    }
-                    received.push(signal);
-                }
-                Ok(None) => return,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    log::warn!("reading signals failed: {e}");
-                    return;
-                }
+    /// Sleeps until a signal arrives or `deadline` passes (`None`: no deadline), then appends what arrived to
+    /// `received` (nothing when the deadline passed first).
+    pub fn wait(&mut self, deadline: Option<Instant>, received: &mut Vec<i32>) {
+        self.batch.clear();
+        let outcome = match deadline {
+            None => sys::read_signals(&self.fd, &mut self.batch),
+            Some(at) => {
+                // Rounded up to the microsecond: the kernel's timer never fires early, so the loop never
+                // wakes before the deadline only to sleep again.
+                let left = at.saturating_duration_since(Instant::now());
+                let left = std::time::Duration::from_micros(
+                    u64::try_from(left.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX),
+                );
+                sys::wait_signal(&self.mask, left)
+                    .map(|got| self.batch.extend(got))
             }
+        };
+        match outcome {
+            Ok(()) | Err(Errno::EINTR) => {}
+            Err(e) => log::warn!("waiting for signals failed: {}", e.desc()),
+        }
+        for got in &self.batch {
+            // A signal grace-init raised itself (a SIGPIPE from a write to a closed stderr) is not a request to
+            // forward. SIGCHLD always counts: it is how the kernel reports a child, with the child as sender.
+            if got.sender == self.me && got.signal != libc::SIGCHLD {
+                continue;
+            }
+            received.push(got.signal);
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Logging: stderr only, every line prefixed `grace-init`, as text or one JSON object per line.
 //!
-//! A small `log::Log` of our own rather than env_logger: it needs only a level filter, and each line must be one
-//! `write` (so lines from grace-init and the app never interleave mid-line) whose failure is ignored.
+//! A small `log::Log` of our own rather than env_logger. Lines are not written as they are logged: they are
+//! kept until the event loop has acted (signals sent, children reaped) and then go out together with
+//! `flush`, through a sink that never blocks (see `sink`). A stalled reader of stderr can cost log lines,
+//! never a forwarded signal, a reap or a deadline. Lines that do not fit are dropped and counted, and the
+//! count is reported once output flows again.
 
-use std::io::Write;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -67,10 +70,25 @@ pub fn parse_filter(spec: &str) -> (Filter, Vec<String>) {
     (filter, bad)
 }
 
+/// Lines logged since the last flush, and how many were dropped since the last successful write.
+struct Pending {
+    text: Vec<u8>,
+    lines: usize,
+    dropped: usize,
+}
+
+/// At most this much text waits for one flush; more is dropped and counted (a trace-level storm between
+/// two flushes cannot grow memory).
+const PENDING_LIMIT: usize = 64 * 1024;
+
 struct StderrLogger {
     filter: Filter,
     format: LogFormat,
+    pending: Mutex<Pending>,
+    sink: crate::sink::Sink,
 }
+
+static LOGGER: std::sync::OnceLock<StderrLogger> = std::sync::OnceLock::new();
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
@@ -82,8 +100,15 @@ impl Log for StderrLogger {
             return;
         }
         let line = format_line(self.format, record.level(), &record.args().to_string());
-        // A closed stderr or a reader that went away must never stop supervision: ignore the error.
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        if pending.text.len() + line.len() > PENDING_LIMIT {
+            pending.dropped += 1;
+            return;
+        }
+        pending.text.extend_from_slice(line.as_bytes());
+        pending.lines += 1;
     }
 
     fn flush(&self) {}
@@ -138,7 +163,16 @@ pub fn init(verbosity: Verbosity, format: LogFormat) {
         Verbosity::Trace => parse_filter("trace"),
     };
     log::set_max_level(filter.max());
-    let logger = Box::leak(Box::new(StderrLogger { filter, format }));
+    let logger = LOGGER.get_or_init(|| StderrLogger {
+        filter,
+        format,
+        pending: Mutex::new(Pending {
+            text: Vec::with_capacity(1024),
+            lines: 0,
+            dropped: 0,
+        }),
+        sink: crate::sink::Sink::open(),
+    });
     // Only fails if a logger is already installed, which cannot happen here.
     let _ = log::set_logger(logger);
     for directive in bad {
@@ -148,9 +182,68 @@ pub fn init(verbosity: Verbosity, format: LogFormat) {
     }
 }
 
-/// Error printed before logging is set up (usage errors): one line on stderr.
+/// Writes the lines logged since the last call, in one write when they fit, without ever blocking. Called by
+/// the event loop once per wake-up, after it has acted, and before exiting. Lines stderr cannot take now are
+/// dropped and counted; the count is reported in front of the next lines that do get through.
+pub fn flush() {
+    let Some(logger) = LOGGER.get() else {
+        return;
+    };
+    let Ok(mut pending) = logger.pending.lock() else {
+        return;
+    };
+    if pending.lines == 0 && pending.dropped == 0 {
+        return;
+    }
+    let notice = usize::from(pending.dropped > 0);
+    if notice == 1 {
+        let line = format_line(
+            logger.format,
+            Level::Warn,
+            &format!(
+                "{} dropped: stderr was not writable",
+                count_lines(pending.dropped)
+            ),
+        );
+        let mut text = line.into_bytes();
+        text.extend_from_slice(&pending.text);
+        pending.text = text;
+        pending.lines += 1;
+    }
+    let total = pending.lines;
+    let unwritten = logger.sink.write_lines(&pending.text);
+    pending.dropped = if unwritten < total {
+        // The first chunk, notice included, went out: what is missing now is all that is owed.
+        unwritten
+    } else {
+        // Nothing went out: the notice is not a line of its own to count.
+        pending.dropped + unwritten - notice
+    };
+    pending.text.clear();
+    pending.lines = 0;
+}
+
+/// How many lines were dropped and not yet reported (for the exit summary).
+pub fn dropped() -> usize {
+    LOGGER
+        .get()
+        .and_then(|l| l.pending.lock().ok().map(|p| p.dropped))
+        .unwrap_or(0)
+}
+
+/// "1 log line", "3 log lines".
+fn count_lines(n: usize) -> String {
+    if n == 1 {
+        "1 log line".to_string()
+    } else {
+        format!("{n} log lines")
+    }
+}
+
+/// Error printed before logging is set up (usage errors): one line on stderr, never blocking.
 pub fn print_error(message: &str) {
-    let _ = std::io::stderr().write_all(format!("grace-init: error: {message}\n").as_bytes());
+    let line = format!("grace-init: error: {message}\n");
+    crate::sink::Sink::open().write_lines(line.as_bytes());
 }
 
 fn json_escape(text: &str) -> String {

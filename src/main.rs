@@ -27,5 +27,6 @@ fn main() {
             run::run(config, early)
         }
     };
+    logging::flush();
     sys::exit_now(code);
 }

@@ -5,20 +5,33 @@ use nix::errno::Errno;
 use crate::exit_code::ChildStatus;
 use crate::sys;
 
-/// Reaps until nothing more is waiting, calling `on_exit` for each reaped process.
-/// SIGCHLDs coalesce, so one wake-up may stand for many exits. Returns whether any child is still alive
-/// (`ECHILD` means none: an event, not an error).
-pub fn reap_all(mut on_exit: impl FnMut(i32, ChildStatus)) -> bool {
+/// What one waitpid result was about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The process ended and is reaped.
+    Ended(ChildStatus),
+    /// The process was stopped by this signal (reported only when asked for, under job control).
+    Stopped(i32),
+}
+
+/// Decodes a raw wait status.
+pub fn decode(raw: i32) -> Change {
+    if libc::WIFSTOPPED(raw) {
+        Change::Stopped(libc::WSTOPSIG(raw))
+    } else if libc::WIFSIGNALED(raw) {
+        Change::Ended(ChildStatus::Killed(libc::WTERMSIG(raw)))
+    } else {
+        Change::Ended(ChildStatus::Exited(libc::WEXITSTATUS(raw)))
+    }
+}
+
+/// Reaps until nothing more is waiting, calling `on_change` for each process reaped (or stopped, with
+/// `untraced`). SIGCHLDs coalesce, so one wake-up may stand for many exits. Returns whether any child is
+/// still there (`ECHILD` means none: an event, not an error).
+pub fn reap_all(untraced: bool, mut on_change: impl FnMut(i32, Change)) -> bool {
     loop {
-        match sys::wait_any_nohang() {
-            Ok(Some((pid, raw))) => {
-                let status = if libc::WIFSIGNALED(raw) {
-                    ChildStatus::Killed(libc::WTERMSIG(raw))
-                } else {
-                    ChildStatus::Exited(libc::WEXITSTATUS(raw))
-                };
-                on_exit(pid, status);
-            }
+        match sys::wait_any_nohang(untraced) {
+            Ok(Some((pid, raw))) => on_change(pid, decode(raw)),
             Ok(None) => return true,
             Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => return false,
@@ -27,5 +40,13 @@ pub fn reap_all(mut on_exit: impl FnMut(i32, ChildStatus)) -> bool {
                 return true;
             }
         }
+    }
+}
+
+/// Whether child `pid` has ended, without reaping it (its pid and group id stay reserved until it is).
+pub fn peek(pid: i32) -> Option<ChildStatus> {
+    match sys::peek_exit(pid).ok()?.map(decode)? {
+        Change::Ended(status) => Some(status),
+        Change::Stopped(_) => None,
     }
 }

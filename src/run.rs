@@ -3,16 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, tcgetpgrp};
+use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, tcgetpgrp, tcsetpgrp};
 
 use crate::cli::Config;
 use crate::deliver::Deliverer;
 use crate::exit_code::SETUP_FAILED;
 use crate::inbox::{Inbox, block_signals};
-use crate::reap::reap_all;
+use crate::logging;
+use crate::reap::{self, Change, reap_all};
 use crate::signals::name;
 use crate::spawn::{spawn_child, spawn_pre_stop};
-use crate::supervisor::{Action, Event, Supervisor};
+use crate::supervisor::{Action, Event, Output, Reach, Supervisor};
 use crate::sys;
 
 /// How often to look again at /proc while, as PID 1, only processes that are not its children are left
@@ -30,7 +31,7 @@ impl Early {
     pub fn capture() -> Early {
         // On failure Inbox::open tries again and reports the error, once logging is set up.
         let _ = block_signals();
-        sys::ignore_reserved_signals();
+        sys::reset_inherited_dispositions();
         Early { parent: getppid() }
     }
 }
@@ -40,145 +41,239 @@ pub fn run(config: Config, early: Early) -> i32 {
     let inbox = match Inbox::open() {
         Ok(inbox) => inbox,
         Err(e) => {
-            log::error!("cannot set up signal handling: {}", e.desc());
+            log::error!("cannot set up signal handling: {}", e.desc().to_lowercase());
             return SETUP_FAILED;
         }
     };
     let orphaned = register_as_reaper(&config, early.parent);
-    let take_terminal = owns_terminal();
-    let child = match spawn_child(&config.command, take_terminal) {
+    let terminal = Terminal::detect();
+    let child = match spawn_child(&config.command, terminal.is_some()) {
         Ok(pid) => pid,
         Err(e) => {
+            // The child may have taken the terminal before its exec failed: the caller gets it back.
+            if let Some(terminal) = &terminal {
+                terminal.take_back();
+            }
             log::error!("{}", e.message);
             return e.code;
         }
     };
     // From here on grace-init never bails out: errors are warnings, and it exits only when nothing is left.
     log::debug!("started child {child} in its own process group");
-    let deliverer = Deliverer::probe();
     let mut supervisor = Supervisor::new(config.policy.clone(), child, Instant::now());
+    let deliverer = Deliverer::probe(child);
     if !deliverer.can_find_every_process() {
         supervisor.cannot_find_leftovers();
     }
-    let mut received: Vec<i32> = orphaned.into_iter().collect();
-    let mut strangers_left = false;
-    // Reap on the first turn (the child may already be gone), then only when a SIGCHLD came, a wait timed out
-    // or strangers are watched: a wake-up for a forwarded signal then costs a read and a kill, nothing more.
-    let mut must_reap = true;
-    loop {
-        if received.is_empty() {
-            let mut timeout = supervisor
-                .next_wakeup()
-                .map(|at| at.saturating_duration_since(Instant::now()));
-            if strangers_left {
-                timeout = Some(timeout.map_or(STRANGER_POLL, |t| t.min(STRANGER_POLL)));
-            }
-            inbox.wait(timeout, &mut received);
-            must_reap |= received.is_empty();
-        }
-        must_reap |= strangers_left || received.contains(&libc::SIGCHLD);
-        log::trace!("woke up: signals {received:?}");
-        let now = Instant::now();
-        let mut exit = None;
-        let mut feed = |supervisor: &mut Supervisor, event| {
-            if exit.is_none() {
-                exit = step(event, now, supervisor, &deliverer, &config);
-            }
-        };
-        for signal in received.drain(..).filter(|&s| s != libc::SIGCHLD) {
-            feed(&mut supervisor, Event::Signal(signal));
-        }
-        // Each reaped process is handled as it comes, so 10,000 orphans need no list of 10,000 events.
-        if std::mem::take(&mut must_reap) {
-            let children_left =
-                reap_all(|pid, status| feed(&mut supervisor, Event::Reaped { pid, status }));
-            // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
-            strangers_left = !children_left && deliverer.others_in_namespace();
-            supervisor.note_only_strangers(strangers_left);
-            let children_left = children_left || strangers_left;
-            feed(&mut supervisor, Event::Settled { children_left });
-        }
-        feed(&mut supervisor, Event::Tick);
-        if let Some(code) = exit {
-            return code;
-        }
-    }
+    // Job control as if the app ran directly: a child stopped from the terminal (Ctrl-Z) stops grace-init too,
+    // so the calling shell gets its prompt back. PID 1 has no caller to hand the terminal to.
+    let job_control = terminal.is_some() && getpid().as_raw() != 1;
+    let mut shell = Shell {
+        supervisor,
+        deliverer,
+        config,
+        out: Output::new(log::max_level()),
+        exit: None,
+    };
+    shell.supervise(inbox, orphaned, terminal, job_control)
 }
 
-/// Feeds one event to the supervisor and carries out what it decides; returns the exit code when it is time.
-fn step(
-    event: Event,
-    now: Instant,
-    supervisor: &mut Supervisor,
-    deliverer: &Deliverer,
-    config: &Config,
-) -> Option<i32> {
-    for action in supervisor.handle(event, now) {
-        if let Some(code) = perform(action, supervisor, deliverer, config, now) {
-            return Some(code);
-        }
-    }
-    None
+/// The loop's state: the supervisor and what carries out its decisions.
+struct Shell {
+    supervisor: Supervisor,
+    deliverer: Deliverer,
+    config: Config,
+    /// Reused for every event: steady state allocates nothing.
+    out: Output,
+    exit: Option<i32>,
 }
 
-/// Carries out one action; returns the exit code when it is time to exit.
-fn perform(
-    action: Action,
-    supervisor: &mut Supervisor,
-    deliverer: &Deliverer,
-    config: &Config,
-    now: Instant,
-) -> Option<i32> {
-    match action {
-        Action::Forward { signal, target } => deliverer.forward(signal, target),
-        Action::ForwardStop { signal, target } => deliverer.forward_stop(signal, target),
-        Action::StartPreStop => {
-            let line = config.pre_stop.as_deref().unwrap_or_default();
-            let outcome = match spawn_pre_stop(line) {
-                Ok(pid) => {
-                    log::info!("running pre-stop command: {line}");
-                    Event::PreStopStarted(pid)
+impl Shell {
+    fn supervise(
+        &mut self,
+        mut inbox: Inbox,
+        orphaned: Option<i32>,
+        terminal: Option<Terminal>,
+        job_control: bool,
+    ) -> i32 {
+        let child = self.supervisor.child();
+        let mut received: Vec<i32> = orphaned.into_iter().collect();
+        received.reserve(crate::sys::SIGNAL_BATCH);
+        let mut strangers_left = false;
+        // Reap on the first turn (the child may already be gone), then only when a SIGCHLD came, a wait timed
+        // out or strangers are watched: a wake-up for a forwarded signal then costs a read and a kill.
+        let mut must_reap = true;
+        loop {
+            if received.is_empty() {
+                let mut deadline = self.supervisor.next_wakeup();
+                if strangers_left {
+                    let poll_at = Instant::now() + STRANGER_POLL;
+                    deadline = Some(deadline.map_or(poll_at, |d| d.min(poll_at)));
                 }
-                Err(e) => {
-                    log::warn!("cannot run pre-stop command '{line}': {e}");
-                    Event::PreStopFailed
-                }
-            };
-            return step(outcome, now, supervisor, deliverer, config);
-        }
-        Action::KillPreStop(pid) => deliverer.kill_group(pid),
-        Action::TerminateLeftovers { skip_told } => {
-            match deliverer.terminate_leftovers(skip_told) {
-                Some(0) => log::debug!("no leftover process to send SIGTERM to"),
-                Some(count) => {
-                    log::info!("sent SIGTERM to {}", processes(count));
-                    supervisor.note_terminated(count);
-                }
-                None => {
-                    log::info!("sent SIGTERM to every process (kill -1): /proc cannot list them")
+                inbox.wait(deadline, &mut received);
+                must_reap |= received.is_empty();
+            }
+            must_reap |= strangers_left;
+            log::trace!("woke up: signals {received:?}");
+            let now = Instant::now();
+            for signal in received.drain(..) {
+                if signal == libc::SIGCHLD {
+                    must_reap = true;
+                } else {
+                    self.feed(Event::Signal(signal), now);
                 }
             }
+            if std::mem::take(&mut must_reap) {
+                strangers_left = self.reap(child, terminal.as_ref(), job_control, now);
+            }
+            self.feed(Event::Tick, now);
+            // Everything this wake-up had to do is done: now, and only now, its lines are written.
+            logging::flush();
+            if let Some(code) = self.exit {
+                return code;
+            }
         }
-        Action::KillAll => {
-            let count = deliverer.kill_all(supervisor.child(), supervisor.child_alive());
-            log::info!("escalated: SIGKILL to {}", processes(count));
-            supervisor.note_killed(count);
-        }
-        Action::KillAgain => {
-            let count = deliverer.kill_all(supervisor.child(), supervisor.child_alive());
-            log::debug!("processes remain after SIGKILL: swept again, {count} found");
-        }
-        Action::Exit(code) => return Some(code),
     }
-    None
-}
 
-/// "1 process", "3 processes".
-fn processes(count: usize) -> String {
-    if count == 1 {
-        "1 process".to_string()
-    } else {
-        format!("{count} processes")
+    /// One reap pass: every exit is handled as it comes (10,000 orphans need no list of 10,000 events).
+    /// Returns whether only processes that are not grace-init's children are left (PID 1 only).
+    fn reap(
+        &mut self,
+        child: i32,
+        terminal: Option<&Terminal>,
+        job_control: bool,
+        now: Instant,
+    ) -> bool {
+        // Without /proc, a subreaper looks at the child's exit before reaping it: while the zombie is there its
+        // group id cannot be reused, so what is left of the group can still be told with one kill(-pgid).
+        let mut peeked = false;
+        if self.deliverer.needs_peek() && self.supervisor.child_alive() {
+            if let Some(status) = reap::peek(child) {
+                peeked = true;
+                self.deliverer.set_group_reserved(true);
+                self.feed(Event::Reaped { pid: child, status }, now);
+                self.feed(
+                    Event::Settled {
+                        children_left: true,
+                    },
+                    now,
+                );
+            }
+        }
+        let children_left = reap_all(job_control, |pid, change| match change {
+            Change::Ended(status) => {
+                if pid == child {
+                    if let Some(terminal) = terminal {
+                        terminal.take_back();
+                    }
+                    if peeked {
+                        return;
+                    }
+                }
+                self.feed(Event::Reaped { pid, status }, now);
+            }
+            Change::Stopped(signal) => {
+                if let (true, Some(terminal)) = (pid == child && job_control, terminal) {
+                    terminal.suspend_with(child, signal);
+                }
+            }
+        });
+        self.deliverer.set_group_reserved(false);
+        // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
+        let strangers_left = !children_left && self.deliverer.others_in_namespace();
+        self.supervisor.note_only_strangers(strangers_left);
+        self.feed(
+            Event::Settled {
+                children_left: children_left || strangers_left,
+            },
+            now,
+        );
+        strangers_left
+    }
+
+    /// Feeds one event to the supervisor, queues its lines, and carries out what it decides.
+    fn feed(&mut self, event: Event, now: Instant) {
+        if self.exit.is_some() {
+            return;
+        }
+        self.supervisor.step(event, now, &mut self.out);
+        // Queued, not written: they go out with the wake-up's flush, after every action below is done.
+        for (level, text) in self.out.lines.drain(..) {
+            log::log!(target: "grace_init::supervisor", level, "{text}");
+        }
+        let mut actions = std::mem::take(&mut self.out.actions);
+        for action in actions.drain(..) {
+            if self.exit.is_none() {
+                self.perform(action, now);
+            }
+        }
+        // Give the (now empty) buffer back unless a nested event put one in its place.
+        if self.out.actions.is_empty() {
+            self.out.actions = actions;
+        }
+    }
+
+    /// Carries out one action.
+    fn perform(&mut self, action: Action, now: Instant) {
+        let deliverer = &self.deliverer;
+        match action {
+            Action::Forward { signal, target } => deliverer.forward(signal, target),
+            Action::ForwardStop { signal, target } => deliverer.forward_stop(signal, target),
+            Action::StartPreStop => {
+                let line = self.config.pre_stop.clone().unwrap_or_default();
+                let outcome = match spawn_pre_stop(&line) {
+                    Ok(pid) => {
+                        log::info!("running pre-stop command: {line}");
+                        Event::PreStopStarted(pid)
+                    }
+                    Err(e) => {
+                        log::warn!("cannot run pre-stop command '{line}': {e}");
+                        Event::PreStopFailed
+                    }
+                };
+                self.feed(outcome, now);
+            }
+            Action::KillPreStop(pid) => deliverer.kill_group(pid),
+            Action::TerminateLeftovers { skip_told } => {
+                let reach = deliverer.terminate_leftovers(skip_told);
+                match reach {
+                    Reach::Counted(0) | Reach::Nobody => {
+                        log::debug!("no leftover process to send SIGTERM to")
+                    }
+                    Reach::Counted(count) => log::info!("sent SIGTERM to {}", processes(count)),
+                    Reach::Group(pgid) => log::info!(
+                        "sent SIGTERM to process group {pgid} (its members cannot be counted without /proc)"
+                    ),
+                    Reach::Everyone => log::info!(
+                        "sent SIGTERM to every process (kill -1): /proc cannot list them"
+                    ),
+                }
+                self.supervisor.note_terminated(reach);
+            }
+            Action::KillAll => {
+                let reach = deliverer.kill_all(self.supervisor.child_alive());
+                match reach {
+                    Reach::Counted(count) => {
+                        log::info!("escalated: SIGKILL to {}", processes(count))
+                    }
+                    Reach::Group(pgid) => log::info!(
+                        "escalated: SIGKILL to process group {pgid} (uncounted without /proc)"
+                    ),
+                    Reach::Everyone => log::info!(
+                        "escalated: SIGKILL to every process (kill -1; uncounted without /proc)"
+                    ),
+                    Reach::Nobody => log::warn!(
+                        "escalated, but no leftover process can be found without /proc: none was SIGKILLed"
+                    ),
+                }
+                self.supervisor.note_killed(reach);
+            }
+            Action::KillAgain => {
+                let reach = deliverer.kill_all(self.supervisor.child_alive());
+                log::debug!("processes remain after SIGKILL: swept again ({reach:?})");
+            }
+            Action::Exit(code) => self.exit = Some(code),
+        }
     }
 }
 
@@ -216,8 +311,56 @@ fn register_as_reaper(config: &Config, parent_at_start: Pid) -> Option<i32> {
     None
 }
 
-/// True when stdin is a terminal whose foreground group is ours, so the child may take it over.
-fn owns_terminal() -> bool {
-    let stdin = std::io::stdin();
-    isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).is_ok_and(|fg| fg == getpgrp())
+/// The terminal grace-init was started in the foreground of: the child takes it over, and gets it back
+/// from the child when the child ends or is stopped, as a shell does with its jobs.
+struct Terminal {
+    /// grace-init's own process group: the caller's job.
+    ours: Pid,
+}
+
+impl Terminal {
+    /// `Some` when stdin is a terminal whose foreground group is ours, so the child may take it over.
+    fn detect() -> Option<Terminal> {
+        let stdin = std::io::stdin();
+        let ours = getpgrp();
+        let owned = isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).is_ok_and(|fg| fg == ours);
+        owned.then_some(Terminal { ours })
+    }
+
+    /// Makes grace-init's group the foreground again (SIGTTOU is blocked, so this works from the background),
+    /// so whoever started it can read the terminal once it is gone.
+    fn take_back(&self) {
+        if let Err(e) = tcsetpgrp(std::io::stdin(), self.ours) {
+            log::debug!("cannot take the terminal back: {}", e.desc());
+        }
+    }
+
+    /// The child was stopped from the terminal (Ctrl-Z): stop grace-init too, so the calling shell sees its
+    /// job stopped and gets its prompt back; when continued in the foreground (`fg`), give the terminal back
+    /// to the child and continue it.
+    fn suspend_with(&self, child: i32, signal: i32) {
+        if ![libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signal) {
+            return;
+        }
+        log::debug!("child {child} stopped by {}: stopping too", name(signal));
+        self.take_back();
+        logging::flush();
+        // SIGSTOP cannot be blocked: grace-init stops here until the shell sends SIGCONT.
+        let _ = sys::kill(getpid().as_raw(), libc::SIGSTOP);
+        let stdin = std::io::stdin();
+        if tcgetpgrp(&stdin).is_ok_and(|fg| fg == self.ours) {
+            let _ = tcsetpgrp(&stdin, Pid::from_raw(child));
+        }
+        let _ = sys::kill(-child, libc::SIGCONT);
+        log::debug!("continued: child {child} continued");
+    }
+}
+
+/// "1 process", "3 processes".
+fn processes(count: usize) -> String {
+    if count == 1 {
+        "1 process".to_string()
+    } else {
+        format!("{count} processes")
+    }
 }

@@ -1,19 +1,103 @@
-//! The pure shutdown state machine: turns each event into the actions to take. No syscalls, no clock reads.
+//! The pure shutdown state machine: turns each event into the actions to take and the lines to log. No
+//! syscalls, no clock reads, no writes: the shell acts on the actions first and writes the lines after.
 //!
 //! The phases are derived from what has happened so far:
 //! `Running` → (stop signal) `Preparing` (drain delay, pre-stop) → `Stopping` (signal forwarded, deadline armed)
 //! → `Killing` (deadline passed, SIGKILL sent) → exit once no process is left. When the main child exits first,
 //! its leftovers get SIGTERM and the same bounded wait.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
+use log::{Level, LevelFilter};
+
 use crate::duration::seconds;
-use crate::exit_code::{ChildStatus, exit_code};
+use crate::exit_code::{ChildStatus, STATUS_LOST, exit_code};
 use crate::signals::{Rewrites, name};
 
 /// After SIGKILL, how often to sweep again while processes remain: a process that forked between the walk
 /// of the tree and the kill, and whose orphan was re-parented to us silently, would otherwise never be killed.
 pub const RESWEEP: Duration = Duration::from_millis(100);
+
+/// With `--timeout infinity` there is no budget to take half of: the pre-stop command may run this long (or
+/// the drain delay, if longer) before it is killed and the stop signal goes through regardless.
+pub const PRE_STOP_LIMIT_WITHOUT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What one event came to: the actions to perform, in order, and the lines to log once they are done.
+#[derive(Debug)]
+pub struct Output {
+    pub actions: Vec<Action>,
+    pub lines: Vec<(Level, String)>,
+    /// Lines above this level are not even formatted.
+    level: LevelFilter,
+}
+
+impl Output {
+    /// An empty output keeping lines up to `level`. Reused across events, so steady state allocates nothing.
+    pub fn new(level: LevelFilter) -> Output {
+        Output {
+            actions: Vec::with_capacity(8),
+            lines: Vec::with_capacity(8),
+            level,
+        }
+    }
+
+    fn say(&mut self, level: Level, text: fmt::Arguments) {
+        if level <= self.level {
+            self.lines.push((level, text.to_string()));
+        }
+    }
+}
+
+/// `say!(out, Info, "format", args)`: a log line for the shell to write after it has acted.
+macro_rules! say {
+    ($out:expr, $level:ident, $($arg:tt)+) => {
+        $out.say(Level::$level, format_args!($($arg)+))
+    };
+}
+
+/// Whom a SIGTERM or SIGKILL to leftovers reached, as the shell reports it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// These many processes, each found and signalled by itself.
+    Counted(usize),
+    /// The child's process group as a whole (no /proc to count its members).
+    Group(i32),
+    /// Every process in the namespace, with kill(-1) (PID 1 without /proc to count them).
+    Everyone,
+    /// Nobody could be reached (a subreaper without /proc, once the child's group id may be reused).
+    Nobody,
+}
+
+/// How many leftovers got a signal, and who else got it without being counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    counted: usize,
+    group: Option<i32>,
+    everyone: bool,
+}
+
+impl Tally {
+    fn add(&mut self, reach: Reach) {
+        match reach {
+            Reach::Counted(n) => self.counted += n,
+            Reach::Group(g) => self.group = Some(g),
+            Reach::Everyone => self.everyone = true,
+            Reach::Nobody => {}
+        }
+    }
+
+    /// "2", "0 (and every process, kill -1, uncounted)", "1 (and process group 7, uncounted)".
+    fn render(&self) -> String {
+        let mut text = self.counted.to_string();
+        if self.everyone {
+            text.push_str(" (and every process with kill -1, uncounted)");
+        } else if let Some(g) = self.group {
+            text.push_str(&format!(" (and process group {g}, uncounted)"));
+        }
+        text
+    }
+}
 
 /// What the supervisor was told to do by the command line.
 #[derive(Clone, Debug)]
@@ -54,8 +138,12 @@ pub enum Event {
 /// Who a forwarded signal goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// The main child's process group (its pgid is the child's pid).
+    /// The main child's process group (its pgid is the child's pid), with one kill(-pgid). Only while the
+    /// child is not reaped: its pid, and so the group id, cannot be reused before that.
     Group(i32),
+    /// What is left of the child's group once the child is reaped: each member found and signalled by itself,
+    /// since the group id may by now name someone else's group.
+    Members(i32),
     /// The main child alone.
     Child(i32),
 }
@@ -122,8 +210,8 @@ pub struct Supervisor {
     children_left: bool,
     blind: bool,
     only_strangers: bool,
-    terminated_count: usize,
-    killed_count: usize,
+    terminated: Tally,
+    killed: Tally,
     done: bool,
 }
 
@@ -150,8 +238,8 @@ impl Supervisor {
             children_left: true,
             blind: false,
             only_strangers: false,
-            terminated_count: 0,
-            killed_count: 0,
+            terminated: Tally::default(),
+            killed: Tally::default(),
             done: false,
         }
     }
@@ -210,26 +298,26 @@ impl Supervisor {
         self.child
     }
 
-    /// The shell reports how many leftover processes it sent SIGTERM to.
-    pub fn note_terminated(&mut self, count: usize) {
-        self.terminated_count += count;
+    /// The shell reports whom its SIGTERM to leftovers reached.
+    pub fn note_terminated(&mut self, reach: Reach) {
+        self.terminated.add(reach);
     }
 
-    /// The shell reports how many processes it sent SIGKILL to.
-    pub fn note_killed(&mut self, count: usize) {
-        self.killed_count += count;
+    /// The shell reports whom its SIGKILL reached (the main child is never counted).
+    pub fn note_killed(&mut self, reach: Reach) {
+        self.killed.add(reach);
     }
 
-    /// Turns one event at time `now` into the actions to perform, in order.
-    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
-        let mut actions = Vec::new();
+    /// Turns one event at time `now` into the actions to perform, in order, appended to `out.actions`, and
+    /// what is to be said about it, appended to `out.lines`. The shell acts first and writes the lines after.
+    pub fn step(&mut self, event: Event, now: Instant, out: &mut Output) {
         if self.done {
-            return actions;
+            return;
         }
         match event {
-            Event::Signal(signal) => self.on_signal(signal, now, &mut actions),
-            Event::Reaped { pid, status } => self.on_reaped(pid, status, now, &mut actions),
-            Event::Settled { children_left } => self.on_settled(children_left, now, &mut actions),
+            Event::Signal(signal) => self.on_signal(signal, now, out),
+            Event::Reaped { pid, status } => self.on_reaped(pid, status, now, out),
+            Event::Settled { children_left } => self.on_settled(children_left, now, out),
             Event::PreStopStarted(pid) => {
                 if let PreStop::Starting { since } = self.pre_stop {
                     self.pre_stop = PreStop::Running { pid, since };
@@ -241,11 +329,18 @@ impl Supervisor {
                         took: now.saturating_duration_since(since),
                     };
                 }
-                self.forward_stop_when_ready(now, &mut actions);
+                self.forward_stop_when_ready(now, out);
             }
-            Event::Tick => self.on_tick(now, &mut actions),
+            Event::Tick => self.on_tick(now, out),
         }
-        actions
+    }
+
+    /// `step` for the tables of the unit tests: the actions alone.
+    #[cfg(test)]
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Output::new(log::LevelFilter::Trace);
+        self.step(event, now, &mut out);
+        out.actions
     }
 
     fn target(&self) -> Target {
@@ -256,23 +351,24 @@ impl Supervisor {
         }
     }
 
-    fn forward(&self, received: i32, actions: &mut Vec<Action>) {
+    fn forward(&self, received: i32, out: &mut Output) {
         let Some(signal) = self.policy.rewrites.apply(received) else {
-            log::debug!("{} dropped (rewritten to none)", name(received));
+            say!(out, Debug, "{} dropped (rewritten to none)", name(received));
             return;
         };
-        if self.child_exit.is_some() && self.policy.single_child {
-            // The child's pid may already belong to another process: do not signal it.
-            log::debug!("{} not forwarded: the child has exited", name(received));
-            return;
-        }
-        actions.push(Action::Forward {
-            signal,
-            target: self.target(),
-        });
+        let target = match (self.child_exit, self.target()) {
+            (None, target) => target,
+            (Some(_), Target::Group(pgid) | Target::Members(pgid)) => Target::Members(pgid),
+            (Some(_), Target::Child(_)) => {
+                // The child's pid may already belong to another process: do not signal it.
+                say!(out, Debug, "{} not forwarded: the child has exited", name(received));
+                return;
+            }
+        };
+        out.actions.push(Action::Forward { signal, target });
     }
 
-    fn on_signal(&mut self, signal: i32, now: Instant, actions: &mut Vec<Action>) {
+    fn on_signal(&mut self, signal: i32, now: Instant, out: &mut Output) {
         let is_stop = self.policy.stop_signals.contains(&signal);
         match (is_stop, self.stop) {
             (true, None) => {
@@ -290,38 +386,38 @@ impl Supervisor {
                     Some(t) => format!("grace period {}", seconds(t)),
                     None => "no time limit".to_string(),
                 };
-                log::info!("received {}: shutting down, {budget}", name(signal));
+                say!(out, Info, "received {}: shutting down, {budget}", name(signal));
                 if !self.policy.drain_delay.is_zero() && self.child_exit.is_none() {
-                    log::info!(
+                    say!(out, Info, 
                         "draining for {} before forwarding",
                         seconds(self.policy.drain_delay)
                     );
                 }
                 if self.pre_stop == PreStop::Idle && self.child_exit.is_none() {
                     self.pre_stop = PreStop::Starting { since: now };
-                    actions.push(Action::StartPreStop);
+                    out.actions.push(Action::StartPreStop);
                 }
-                self.forward_stop_when_ready(now, actions);
+                self.forward_stop_when_ready(now, out);
             }
             (true, Some(mut stop)) if stop.forwarded_at.is_none() && self.child_exit.is_none() => {
-                log::info!(
+                say!(out, Info, 
                     "received {} again during the drain: forwarding now",
                     name(signal)
                 );
                 stop.hurried = true;
                 self.stop = Some(stop);
-                self.forward_stop_when_ready(now, actions);
+                self.forward_stop_when_ready(now, out);
             }
             (true, Some(_)) => {
-                log::info!(
+                say!(out, Info, 
                     "received {} again: forwarding it, deadline unchanged",
                     name(signal)
                 );
-                self.forward(signal, actions);
+                self.forward(signal, out);
             }
             (false, _) => {
-                log::debug!("received {}", name(signal));
-                self.forward(signal, actions);
+                say!(out, Debug, "received {}", name(signal));
+                self.forward(signal, out);
             }
         }
     }
@@ -339,11 +435,14 @@ impl Supervisor {
     /// so the app itself always keeps a real share of the budget.
     fn pre_stop_cutoff(&self) -> Option<Instant> {
         let stop = self.stop?;
-        let half = self.policy.timeout? / 2;
-        Some(stop.at.checked_add(half)?.max(stop.forward_at))
+        let share = self
+            .policy
+            .timeout
+            .map_or(PRE_STOP_LIMIT_WITHOUT_TIMEOUT, |t| t / 2);
+        Some(stop.at.checked_add(share)?.max(stop.forward_at))
     }
 
-    fn forward_stop_when_ready(&mut self, now: Instant, actions: &mut Vec<Action>) {
+    fn forward_stop_when_ready(&mut self, now: Instant, out: &mut Output) {
         let Some(mut stop) = self.stop else { return };
         if stop.forwarded_at.is_some() || self.child_exit.is_some() {
             return;
@@ -360,25 +459,25 @@ impl Supervisor {
         match self.policy.rewrites.apply(stop.signal) {
             Some(signal) => {
                 let whom = match self.target() {
-                    Target::Group(pgid) => format!("process group {pgid}"),
+                    Target::Group(pgid) | Target::Members(pgid) => format!("process group {pgid}"),
                     Target::Child(pid) => format!("child {pid}"),
                 };
-                log::info!("forwarding {} to {whom}", name(signal));
+                say!(out, Info, "forwarding {} to {whom}", name(signal));
                 let target = self.target();
-                actions.push(Action::ForwardStop { signal, target });
+                out.actions.push(Action::ForwardStop { signal, target });
                 // A stopped app (Ctrl-Z, SIGSTOP) cannot act on the signal until it runs again.
                 if signal != libc::SIGCONT {
-                    actions.push(Action::Forward {
+                    out.actions.push(Action::Forward {
                         signal: libc::SIGCONT,
                         target,
                     });
                 }
                 stop.delivered = true;
             }
-            None => log::info!("{} rewritten to none: not forwarded", name(stop.signal)),
+            None => say!(out, Info, "{} rewritten to none: not forwarded", name(stop.signal)),
         }
         self.stop = Some(stop);
-        self.kill_if_due(now, actions);
+        self.kill_if_due(now, out);
     }
 
     fn on_reaped(
@@ -386,7 +485,7 @@ impl Supervisor {
         pid: i32,
         status: ChildStatus,
         now: Instant,
-        actions: &mut Vec<Action>,
+        out: &mut Output,
     ) {
         self.reaped_since_pass = true;
         if let PreStop::Running {
@@ -399,20 +498,20 @@ impl Supervisor {
                 self.pre_stop = PreStop::Finished { took };
                 match status {
                     ChildStatus::Exited(0) => {
-                        log::info!("pre-stop command finished in {}", seconds(took))
+                        say!(out, Info, "pre-stop command finished in {}", seconds(took))
                     }
-                    other => log::warn!(
+                    other => say!(out, Warn, 
                         "pre-stop command {} after {}",
                         other.describe(),
                         seconds(took)
                     ),
                 }
-                self.forward_stop_when_ready(now, actions);
+                self.forward_stop_when_ready(now, out);
                 return;
             }
         }
         if pid != self.child {
-            log::debug!("reaped process {pid}: {}", status.describe());
+            say!(out, Debug, "reaped process {pid}: {}", status.describe());
             return;
         }
         self.child_exit = Some((status, now));
@@ -420,18 +519,18 @@ impl Supervisor {
             Some(Stop {
                 forwarded_at: Some(forwarded),
                 ..
-            }) => log::info!(
+            }) => say!(out, Info, 
                 "child {pid} {} {} after the stop signal was forwarded",
                 status.describe(),
                 seconds(now.saturating_duration_since(forwarded))
             ),
-            Some(stop) => log::info!(
+            Some(stop) => say!(out, Info, 
                 "child {pid} {} {} after the stop signal, before it was forwarded",
                 status.describe(),
                 seconds(now.saturating_duration_since(stop.at))
             ),
             // The summary line says it at info; this one is for debugging.
-            None => log::debug!(
+            None => say!(out, Debug, 
                 "child {pid} {} after running {}",
                 status.describe(),
                 seconds(now.saturating_duration_since(self.started))
@@ -439,13 +538,26 @@ impl Supervisor {
         }
     }
 
-    fn on_settled(&mut self, children_left: bool, now: Instant, actions: &mut Vec<Action>) {
+    fn on_settled(&mut self, children_left: bool, now: Instant, out: &mut Output) {
         self.children_left = children_left;
         let Some((status, _)) = self.child_exit else {
+            if !children_left {
+                // No child is left, yet the main child was never reaped: someone else reaped it (SIGCHLD was
+                // ignored when grace-init started, or another reaper took it). Its status is lost; waiting on
+                // would be waiting forever.
+                say!(
+                    out,
+                    Error,
+                    "child {} is gone and its exit status was lost (no child is left to wait for): exiting",
+                    self.child
+                );
+                self.done = true;
+                out.actions.push(Action::Exit(STATUS_LOST));
+            }
             return;
         };
         if !children_left {
-            self.finish(status, now, actions);
+            self.finish(status, now, out);
             return;
         }
         if self.killed_at.is_some() {
@@ -456,7 +568,7 @@ impl Supervisor {
             // A process that exited may have handed its children over to grace-init: tell those too.
             if self.reaped_since_pass {
                 self.reaped_since_pass = false;
-                actions.push(Action::TerminateLeftovers { skip_told });
+                out.actions.push(Action::TerminateLeftovers { skip_told });
             }
             return;
         }
@@ -469,13 +581,13 @@ impl Supervisor {
                 Some(d) => format!("SIGKILL in {}", seconds(d.saturating_duration_since(now))),
                 None => "no time limit".to_string(),
             };
-            log::info!("the child is gone but processes remain: sending them SIGTERM, {budget}");
-            actions.push(Action::TerminateLeftovers { skip_told });
-            self.kill_if_due(now, actions);
+            say!(out, Info, "the child is gone but processes remain: sending them SIGTERM, {budget}");
+            out.actions.push(Action::TerminateLeftovers { skip_told });
+            self.kill_if_due(now, out);
         }
     }
 
-    fn on_tick(&mut self, now: Instant, actions: &mut Vec<Action>) {
+    fn on_tick(&mut self, now: Instant, out: &mut Output) {
         let busy = match self.pre_stop {
             PreStop::Running { pid, since } => Some((Some(pid), since)),
             PreStop::Starting { since } => Some((None, since)),
@@ -483,26 +595,26 @@ impl Supervisor {
         };
         if let Some((pid, since)) = busy {
             if self.pre_stop_cutoff().is_some_and(|cutoff| now >= cutoff) {
-                log::warn!("pre-stop command overran its share of the grace period: killing it");
+                say!(out, Warn, "pre-stop command overran its share of the grace period: killing it");
                 self.pre_stop = PreStop::Finished {
                     took: now.saturating_duration_since(since),
                 };
                 if let Some(pid) = pid {
-                    actions.push(Action::KillPreStop(pid));
+                    out.actions.push(Action::KillPreStop(pid));
                 }
             }
         }
-        self.forward_stop_when_ready(now, actions);
-        self.kill_if_due(now, actions);
+        self.forward_stop_when_ready(now, out);
+        self.kill_if_due(now, out);
     }
 
-    fn kill_if_due(&mut self, now: Instant, actions: &mut Vec<Action>) {
+    fn kill_if_due(&mut self, now: Instant, out: &mut Output) {
         if let Some(last) = self.last_kill {
             if self.children_left && last.checked_add(RESWEEP).is_some_and(|at| now >= at) {
                 self.last_kill = Some(now);
                 match self.child_exit {
                     Some((status, _)) if self.blind || self.only_strangers => {
-                        log::warn!(
+                        say!(out, Warn, 
                             "processes remain that grace-init cannot wait for ({}): exiting without them",
                             if self.blind {
                                 "not visible without /proc"
@@ -510,9 +622,9 @@ impl Supervisor {
                                 "not its children"
                             }
                         );
-                        self.finish(status, now, actions);
+                        self.finish(status, now, out);
                     }
-                    _ => actions.push(Action::KillAgain),
+                    _ => out.actions.push(Action::KillAgain),
                 }
             }
             return;
@@ -525,15 +637,15 @@ impl Supervisor {
         }
         self.killed_at = Some(now);
         self.last_kill = Some(now);
-        log::info!("grace period over: sending SIGKILL to every process left");
-        actions.push(Action::KillAll);
+        say!(out, Info, "grace period over: sending SIGKILL to every process left");
+        out.actions.push(Action::KillAll);
     }
 
-    fn finish(&mut self, status: ChildStatus, now: Instant, actions: &mut Vec<Action>) {
+    fn finish(&mut self, status: ChildStatus, now: Instant, out: &mut Output) {
         self.done = true;
         let code = exit_code(status, &self.policy.expect_exit);
-        log::info!("{}", self.summary(status, code, now));
-        actions.push(Action::Exit(code));
+        say!(out, Info, "{}", self.summary(status, code, now));
+        out.actions.push(Action::Exit(code));
     }
 
     /// The one line that says why grace-init is exiting and how long each step took.
@@ -568,7 +680,8 @@ impl Supervisor {
         parts.push(format!("child {}", status.describe()));
         parts.push(format!(
             "leftovers: {} sent SIGTERM, {} SIGKILLed",
-            self.terminated_count, self.killed_count
+            self.terminated.render(),
+            self.killed.render()
         ));
         parts.push(format!("exit code {code}"));
         parts.join("; ")
@@ -694,7 +807,7 @@ mod tests {
                 (40, NONE_LEFT, vec![Action::Exit(0)]),
             ],
         );
-        assert_eq!(sup.killed_count, 0);
+        assert_eq!(sup.killed, Tally::default());
     }
 
     #[test]

@@ -3,10 +3,13 @@
 #![allow(unsafe_code)]
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::sys::signal::SigSet;
 
 /// `kill(2)` with any signal number, real-time ones included (nix's `Signal` has no names for those).
 pub fn kill(pid: i32, signal: i32) -> Result<(), Errno> {
@@ -18,10 +21,16 @@ pub fn kill(pid: i32, signal: i32) -> Result<(), Errno> {
 /// `waitpid(-1, WNOHANG)` returning the raw status, so a child killed by a real-time signal is never lost
 /// (nix turns an unknown signal number into an error after the child was already reaped).
 /// `Ok(None)`: children exist but none has changed state.
-pub fn wait_any_nohang() -> Result<Option<(i32, i32)>, Errno> {
+/// `untraced`: also report children that were stopped (WUNTRACED), for job control under a terminal.
+pub fn wait_any_nohang(untraced: bool) -> Result<Option<(i32, i32)>, Errno> {
     let mut status: libc::c_int = 0;
+    let flags = if untraced {
+        libc::WNOHANG | libc::WUNTRACED
+    } else {
+        libc::WNOHANG
+    };
     // SAFETY: `status` is a valid, writable c_int for the duration of the call.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
     match pid {
         -1 => Err(Errno::last()),
         0 => Ok(None),
@@ -37,24 +46,152 @@ pub fn set_parent_death_signal(signal: i32) -> Result<(), Errno> {
     if rc == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
-/// Ignores the real-time signals the C library reserves for itself (32 and 33 with glibc; none with musl).
-/// They cannot be blocked, so they never reach the signalfd, and their default action would end grace-init
-/// (and orphan the app) when it is not PID 1. The child gets them back at their default in `start_clean`.
-pub fn ignore_reserved_signals() {
-    // An all-zero kernel sigaction but for the handler: SIG_IGN (1), no flags, empty mask.
+/// Puts every signal disposition grace-init inherited back to its default, in grace-init itself: whoever
+/// started it may have left SIGCHLD ignored (`trap '' CHLD` survives exec), and then the kernel reaps the
+/// children itself and no exit status ever arrives. The real-time signals the C library reserves (32 and 33
+/// with glibc; none with musl) are ignored instead: they cannot be blocked, so they never reach the
+/// signalfd, and their default action would end grace-init (and orphan the app) when it is not PID 1.
+/// Signals are blocked when this runs, so nothing is delivered in between.
+pub fn reset_inherited_dispositions() {
+    // All-zero kernel sigactions but for the handler: SIG_DFL (0) or SIG_IGN (1), no flags, empty mask.
+    let default_action = [0u64; 4];
     let ignore = [1u64, 0, 0, 0];
-    for signal in 32..libc::SIGRTMIN() {
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        let action = if (32..libc::SIGRTMIN()).contains(&signal) {
+            &ignore
+        } else {
+            &default_action
+        };
         // SAFETY: rt_sigaction reads the 32-byte action above and writes nothing (old action is null).
         unsafe {
             libc::syscall(
                 libc::SYS_rt_sigaction,
                 signal,
-                ignore.as_ptr(),
+                action.as_ptr(),
                 std::ptr::null_mut::<u64>(),
                 8usize,
             )
         };
     }
+}
+
+/// One signal taken from the queue: its number and the pid of its sender (0 for the kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub signal: i32,
+    pub sender: i32,
+}
+
+/// How many signals one blocking read of the signalfd takes at most.
+pub const SIGNAL_BATCH: usize = 64;
+
+/// Blocks in `read(2)` on a (blocking) signalfd until at least one signal is pending, then takes up to
+/// `SIGNAL_BATCH` in that same call: a burst costs one read, an idle wait no poll.
+pub fn read_signals(fd: &impl AsRawFd, out: &mut Vec<Received>) -> Result<(), Errno> {
+    const SIZE: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: signalfd_siginfo is plain old data; all-zero is a valid value.
+    let mut buf: [libc::signalfd_siginfo; SIGNAL_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: the buffer is valid and writable for its whole length, which is what is passed.
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            SIZE * SIGNAL_BATCH,
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| Errno::last())?;
+    for info in buf.iter().take(n / SIZE) {
+        out.push(Received {
+            signal: i32::try_from(info.ssi_signo).unwrap_or(0),
+            sender: i32::try_from(info.ssi_pid).unwrap_or(0),
+        });
+    }
+    Ok(())
+}
+
+/// `sigtimedwait(2)`: takes one pending signal of `set`, waiting at most `timeout`. `Ok(None)`: the time
+/// passed. Used while a deadline is armed, so the deadline costs no extra system call per wake-up.
+pub fn wait_signal(set: &SigSet, timeout: Duration) -> Result<Option<Received>, Errno> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
+    };
+    // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the set, the siginfo and the timespec are valid for the duration of the call.
+    let signal = unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &ts) };
+    if signal < 0 {
+        return match Errno::last() {
+            Errno::EAGAIN => Ok(None),
+            e => Err(e),
+        };
+    }
+    // SAFETY: si_pid reads the sender field, which the kernel fills for every signal (0 when it has none).
+    let sender = unsafe { info.si_pid() };
+    Ok(Some(Received { signal, sender }))
+}
+
+/// `pidfd_open(2)`: a handle on process `pid` that can never refer to another process, even after it dies
+/// and its number is reused. Linux 5.3 or later; ENOSYS before.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags by value.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).map_err(|_| Errno::EINVAL)?;
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)`: signals the process behind `pidfd`, or fails with ESRCH if it is gone.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> Result<(), Errno> {
+    // SAFETY: a valid descriptor, a signal number, no siginfo (null) and no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
+/// `waitid(P_PID, pid, WEXITED | WNOHANG | WNOWAIT)`: whether child `pid` has exited, and how, without
+/// reaping it, so its pid (and process group id) stays reserved a little longer. `Ok(None)`: still running.
+pub fn peek_exit(pid: i32) -> Result<Option<i32>, Errno> {
+    let id = libc::id_t::try_from(pid).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the siginfo is valid and writable for the duration of the call.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            id,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: after a successful waitid the pid and status fields are filled (pid 0: nothing to report).
+    let (found, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
+    if found == 0 {
+        return Ok(None);
+    }
+    // Rebuild a wait(2)-style status so the caller decodes both the same way.
+    let raw = if code == libc::CLD_EXITED {
+        (status & 0xff) << 8
+    } else {
+        status & 0x7f
+    };
+    Ok(Some(raw))
 }
 
 /// Arranges for the command to start clean: in a process group of its own, in the terminal's foreground
@@ -107,4 +244,19 @@ pub fn start_clean(command: &mut Command, take_terminal: bool) {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit takes an integer and never returns; no Rust destructors need to run here.
     unsafe { libc::_exit(code) }
+}
+
+/// `send(2)` with MSG_DONTWAIT (never blocks, whatever the socket's own flags) and MSG_NOSIGNAL (a reader
+/// that went away gives EPIPE, not a SIGPIPE).
+pub fn send_nonblocking(fd: std::os::fd::BorrowedFd, bytes: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: the buffer is valid for reading for its whole length, which is what is passed.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).map_err(|_| Errno::last())
 }
