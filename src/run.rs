@@ -75,7 +75,9 @@ pub fn run(config: Config, early: Early) -> i32 {
         out: Output::new(log::max_level()),
         exit: None,
     };
-    shell.supervise(inbox, orphaned, terminal, job_control)
+    // The signalfd is never closed: grace-init ends with _exit, and a close would be one more system call on
+    // the way out.
+    shell.supervise(std::mem::ManuallyDrop::new(inbox), orphaned, terminal, job_control)
 }
 
 /// The loop's state: the supervisor and what carries out its decisions.
@@ -91,7 +93,7 @@ struct Shell {
 impl Shell {
     fn supervise(
         &mut self,
-        mut inbox: Inbox,
+        mut inbox: std::mem::ManuallyDrop<Inbox>,
         orphaned: Option<i32>,
         terminal: Option<Terminal>,
         job_control: bool,

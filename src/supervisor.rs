@@ -1220,4 +1220,111 @@ mod tests {
         );
         assert_eq!(sup.handle(Event::Signal(libc::SIGUSR1), t0), vec![]);
     }
+
+    #[test]
+    fn after_the_child_is_reaped_its_group_is_reached_member_by_member() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        assert_eq!(
+            sup.handle(Event::Signal(libc::SIGUSR1), t0),
+            vec![group(libc::SIGUSR1)],
+            "one kill(-pgid) while the child is unreaped"
+        );
+        sup.handle(exited(CHILD, 0), t0);
+        sup.handle(LEFT, t0);
+        assert_eq!(
+            sup.handle(Event::Signal(libc::SIGUSR1), t0),
+            vec![Action::Forward {
+                signal: libc::SIGUSR1,
+                target: Target::Members(CHILD)
+            }],
+            "the group id may be reused once the child is reaped"
+        );
+    }
+
+    #[test]
+    fn a_child_that_vanished_without_a_status_ends_the_run() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(NONE_LEFT, t0, &mut out);
+        assert_eq!(out.actions, vec![Action::Exit(STATUS_LOST)]);
+        assert!(
+            out.lines
+                .iter()
+                .any(|(l, t)| *l == Level::Error && t.contains("exit status was lost")),
+            "{:?}",
+            out.lines
+        );
+        assert_eq!(sup.next_wakeup(), None);
+    }
+
+    #[test]
+    fn without_a_timeout_a_hanging_pre_stop_still_lets_the_stop_signal_through() {
+        let pre = Policy {
+            pre_stop: true,
+            timeout: None,
+            ..policy()
+        };
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(pre, CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        sup.handle(Event::PreStopStarted(200), t0);
+        let limit = t0 + PRE_STOP_LIMIT_WITHOUT_TIMEOUT;
+        assert_eq!(sup.next_wakeup(), Some(limit));
+        assert_eq!(
+            sup.handle(Event::Tick, limit),
+            [vec![Action::KillPreStop(200)], stop(TERM)].concat()
+        );
+        // And then no deadline: the app has all the time it wants.
+        assert_eq!(sup.next_wakeup(), None);
+        // A drain delay longer than the limit still holds the signal back until it ends.
+        let long_drain = Policy {
+            pre_stop: true,
+            timeout: None,
+            drain_delay: Duration::from_secs(40),
+            ..policy()
+        };
+        let mut sup = Supervisor::new(long_drain, CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        sup.handle(Event::PreStopStarted(200), t0);
+        assert_eq!(sup.next_wakeup(), Some(t0 + Duration::from_secs(40)));
+    }
+
+    #[test]
+    fn lines_are_returned_with_the_actions_and_filtered_by_level() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(Event::Signal(libc::SIGUSR1), t0, &mut out);
+        assert_eq!(out.actions, vec![group(libc::SIGUSR1)]);
+        assert!(out.lines.is_empty(), "debug lines are not even formatted");
+        out.actions.clear();
+        sup.step(Event::Signal(TERM), t0, &mut out);
+        assert_eq!(out.actions, stop(TERM));
+        let said: Vec<&str> = out.lines.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            said,
+            vec![
+                "received SIGTERM: shutting down, grace period 10.000s",
+                &format!("forwarding SIGTERM to process group {CHILD}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn summary_counts_say_who_was_reached_uncounted() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.note_terminated(Reach::Group(CHILD));
+        sup.note_killed(Reach::Counted(2));
+        sup.note_killed(Reach::Everyone);
+        let line = sup.summary(ChildStatus::Exited(0), 0, t0);
+        assert!(
+            line.contains(&format!(
+                "leftovers: 0 (and process group {CHILD}, uncounted) sent SIGTERM, 2 (and every process with kill -1, uncounted) SIGKILLed"
+            )),
+            "{line}"
+        );
+    }
 }
