@@ -389,12 +389,15 @@ pub fn secs(n: f64) -> Duration {
 // ---- Custom starts, raw signals and memory: used by the hardening tests (bad_input, faults, load). ----
 
 /// Where grace-init's stderr goes in `Run::launch`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StderrTo {
     /// A pipe the test reads, as with `Run::start_env`.
     Piped,
     /// A pipe whose read end is already closed: every write to stderr fails with EPIPE (`2>&1 | head -c0`).
     BrokenPipe,
+    /// A regular file (created or truncated), which never refuses a write: for tests that count log lines in a
+    /// storm, where a pipe read by the test could fill up and grace-init would (rightly) drop lines.
+    File(std::path::PathBuf),
 }
 
 /// How to start grace-init when `Run::start_env` is not enough.
@@ -479,7 +482,10 @@ impl Run {
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
         let mut broken_read_end = None;
-        match launch.stderr {
+        match &launch.stderr {
+            StderrTo::File(path) => {
+                command.stderr(std::fs::File::create(path).expect("create the stderr file"));
+            }
             StderrTo::Piped => {
                 command.stderr(Stdio::piped());
             }
