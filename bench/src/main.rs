@@ -84,7 +84,12 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         seed: None,
     };
     let mut it = args.iter();
-    let list = |v: &str| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let list = |v: &str| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match a.as_str() {
@@ -110,16 +115,25 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--no-build" => o.no_build = true,
             "--add" => {
                 let v = value("--add")?;
-                let (name, rest) = v.split_once('=').ok_or(format!("--add: expected NAME=PATH, got '{v}'"))?;
+                let (name, rest) = v
+                    .split_once('=')
+                    .ok_or(format!("--add: expected NAME=PATH, got '{v}'"))?;
                 let mut words = rest.split_whitespace();
                 let path = words.next().ok_or(format!("--add: no path in '{v}'"))?;
-                o.add.push((name.to_string(), PathBuf::from(path), words.map(str::to_string).collect()));
+                o.add.push((
+                    name.to_string(),
+                    PathBuf::from(path),
+                    words.map(str::to_string).collect(),
+                ));
             }
             "--out" => o.out = Some(PathBuf::from(value("--out")?)),
             "--svg" => o.svg = Some(PathBuf::from(value("--svg")?)),
             "--seed" => {
                 let v = value("--seed")?;
-                o.seed = Some(v.parse().map_err(|_| format!("--seed: not a number: '{v}'"))?);
+                o.seed = Some(
+                    v.parse()
+                        .map_err(|_| format!("--seed: not a number: '{v}'"))?,
+                );
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
@@ -145,7 +159,11 @@ fn first_line_of(cmd: &mut Command) -> String {
         .map(|o| {
             let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&o.stderr));
-            text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string()
         })
         .unwrap_or_default()
 }
@@ -175,13 +193,25 @@ fn build_own(root: &Path) -> Result<GraceBuilds, String> {
         if let Some(t) = toolchain {
             cmd.arg(format!("+{t}"));
         }
-        cmd.args(["build", "--release", "--target", triple, "--target-dir", "target/bench-static"])
-            .args(extra)
-            .env("RUSTFLAGS", rustflags)
-            .current_dir(root);
+        cmd.args([
+            "build",
+            "--release",
+            "--target",
+            triple,
+            "--target-dir",
+            "target/bench-static",
+        ])
+        .args(extra)
+        .env("RUSTFLAGS", rustflags)
+        .current_dir(root);
         cmd.status().map(|s| s.success()).unwrap_or(false)
     };
-    if !cargo(None, "x86_64-unknown-linux-gnu", "-C target-feature=+crt-static", &[]) {
+    if !cargo(
+        None,
+        "x86_64-unknown-linux-gnu",
+        "-C target-feature=+crt-static",
+        &[],
+    ) {
         return Err("cannot build grace-init".to_string());
     }
     let glibc = dir.join("x86_64-unknown-linux-gnu/release/grace-init");
@@ -189,12 +219,21 @@ fn build_own(root: &Path) -> Result<GraceBuilds, String> {
         Command::new("rustup")
             .args(args)
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim().starts_with(want)))
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.trim().starts_with(want))
+            })
             .unwrap_or(false)
     };
     let musl_stable = listed(&["target", "list", "--installed"], musl);
-    let musl_nightly = listed(&["target", "list", "--toolchain", "nightly", "--installed"], musl)
-        && listed(&["component", "list", "--toolchain", "nightly", "--installed"], "rust-src");
+    let musl_nightly = listed(
+        &["target", "list", "--toolchain", "nightly", "--installed"],
+        musl,
+    ) && listed(
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+        "rust-src",
+    );
     if musl_nightly
         && cargo(
             Some("nightly"),
@@ -205,7 +244,9 @@ fn build_own(root: &Path) -> Result<GraceBuilds, String> {
     {
         return Ok(GraceBuilds {
             main: dir.join(format!("{musl}/release/grace-init")),
-            main_origin: "target/bench-static (musl, nightly -Zbuild-std, panic=immediate-abort, non-PIE)".to_string(),
+            main_origin:
+                "target/bench-static (musl, nightly -Zbuild-std, panic=immediate-abort, non-PIE)"
+                    .to_string(),
             glibc: Some(glibc),
         });
     }
@@ -234,7 +275,8 @@ fn build_grace(root: &Path, opts: &Options) -> Result<GraceBuilds, String> {
     }
     let script = root.join("scripts/build-static.sh");
     let fallback = root.join("target/bench-static/x86_64-unknown-linux-gnu/release/grace-init");
-    let fallback_musl = root.join("target/bench-static/x86_64-unknown-linux-musl/release/grace-init");
+    let fallback_musl =
+        root.join("target/bench-static/x86_64-unknown-linux-musl/release/grace-init");
     if !opts.no_build {
         let mut built_by_script = false;
         let mut script_nightly = false;
@@ -265,7 +307,11 @@ fn build_grace(root: &Path, opts: &Options) -> Result<GraceBuilds, String> {
                 main: musl,
                 main_origin: format!(
                     "target/static/grace-init-musl (scripts/build-static.sh, musl, {})",
-                    if script_nightly { "nightly -Zbuild-std, panic=immediate-abort" } else { "stable" }
+                    if script_nightly {
+                        "nightly -Zbuild-std, panic=immediate-abort"
+                    } else {
+                        "stable"
+                    }
                 ),
                 glibc: Some(root.join("target/static/grace-init")),
             });
@@ -283,12 +329,14 @@ fn build_grace(root: &Path, opts: &Options) -> Result<GraceBuilds, String> {
     match (musl.exists(), glibc.exists(), fallback.exists()) {
         (true, g, _) => Ok(GraceBuilds {
             main: musl,
-            main_origin: "target/static/grace-init-musl (scripts/build-static.sh, musl)".to_string(),
+            main_origin: "target/static/grace-init-musl (scripts/build-static.sh, musl)"
+                .to_string(),
             glibc: g.then_some(glibc),
         }),
         (false, true, _) => Ok(GraceBuilds {
             main: glibc,
-            main_origin: "target/static/grace-init (scripts/build-static.sh, glibc +crt-static)".to_string(),
+            main_origin: "target/static/grace-init (scripts/build-static.sh, glibc +crt-static)"
+                .to_string(),
             glibc: None,
         }),
         (false, false, true) => Ok(GraceBuilds {
@@ -342,18 +390,35 @@ fn cpu_model() -> String {
 
 /// The commit measured, with "+ uncommitted changes" when the crate's sources differ from it.
 fn git_revision(root: &Path) -> String {
-    let head = first_line_of(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root));
+    let head = first_line_of(
+        Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(root),
+    );
     let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"])
+        .args([
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
         .current_dir(root)
         .output()
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false);
-    if dirty { format!("{head} + uncommitted changes") } else { head }
+    if dirty {
+        format!("{head} + uncommitted changes")
+    } else {
+        head
+    }
 }
 
 fn read_trim(path: &str) -> String {
-    fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn main() -> ExitCode {
@@ -380,7 +445,9 @@ fn main() -> ExitCode {
 
 fn run(opts: &Options, args: &[String]) -> Result<(), String> {
     if !sys::is_root() {
-        return Err("must run as root: every init runs as PID 1 of a new PID namespace".to_string());
+        return Err(
+            "must run as root: every init runs as PID 1 of a new PID namespace".to_string(),
+        );
     }
     let began = Instant::now();
     let root = repo_root();
@@ -391,7 +458,13 @@ fn run(opts: &Options, args: &[String]) -> Result<(), String> {
     result
 }
 
-fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Instant) -> Result<(), String> {
+fn run_in(
+    opts: &Options,
+    args: &[String],
+    root: &Path,
+    tmp: &Path,
+    began: Instant,
+) -> Result<(), String> {
     let loadavg_start = read_trim("/proc/loadavg");
     let helper = compile_helper(tmp)?;
     let builds = build_grace(root, opts)?;
@@ -434,7 +507,11 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         inits.push(Init {
             name: name.clone(),
             exe: snapshot(path, tmp, &format!("added-{k}"))?,
-            origin: format!("{} (--add{})", path.display(), extra.iter().map(|a| format!(" {a}")).collect::<String>()),
+            origin: format!(
+                "{} (--add{})",
+                path.display(),
+                extra.iter().map(|a| format!(" {a}")).collect::<String>()
+            ),
             prefix,
             size_file: path.clone(),
             is_grace: true,
@@ -457,7 +534,11 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
             name: name.to_string(),
             exe: p.clone(),
             origin: format!("{path} (Debian package)"),
-            prefix: if prefix { vec!["--".to_string()] } else { Vec::new() },
+            prefix: if prefix {
+                vec!["--".to_string()]
+            } else {
+                Vec::new()
+            },
             size_file: p,
             is_grace: false,
             version: String::new(),
@@ -473,15 +554,23 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         i.version = first_line_of(Command::new(&i.exe).arg("--version"));
     }
     if !inits.iter().any(|i| i.name == opts.reference) {
-        say(&format!("reference '{}' is not measured: ratios will be empty", opts.reference));
+        say(&format!(
+            "reference '{}' is not measured: ratios will be empty",
+            opts.reference
+        ));
     }
     say(&format!(
         "measuring {} (reference for ratios: {})",
-        inits.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
+        inits
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         opts.reference
     ));
 
-    let launcher = sys::Launcher::new(true).map_err(|e| format!("cannot prepare the launcher: {e}"))?;
+    let launcher =
+        sys::Launcher::new(true).map_err(|e| format!("cannot prepare the launcher: {e}"))?;
     // Check that namespaces work here before spending minutes.
     {
         let mut probe = launcher
@@ -495,14 +584,27 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
             ));
         }
     }
-    let seed = opts.seed.unwrap_or_else(|| sys::now_ns() ^ u64::from(std::process::id()));
+    let seed = opts
+        .seed
+        .unwrap_or_else(|| sys::now_ns() ^ u64::from(std::process::id()));
     let mut ctx = Ctx {
         launcher,
         helper: helper.to_string_lossy().into_owned(),
-        plan: if opts.quick { Plan::quick() } else { Plan::full() }.scaled(opts.scale),
+        plan: if opts.quick {
+            Plan::quick()
+        } else {
+            Plan::full()
+        }
+        .scaled(opts.scale),
         rng: stats::Rng::new(seed),
     };
-    let wants = |group: &str| !opts.soak_only && opts.only.as_ref().is_none_or(|o| o.iter().any(|g| g == group));
+    let wants = |group: &str| {
+        !opts.soak_only
+            && opts
+                .only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|g| g == group))
+    };
     let mut results: Vec<Metric> = Vec::new();
     let mut lap = Instant::now();
     let mut show = |ms: Vec<Metric>, results: &mut Vec<Metric>| {
@@ -515,7 +617,10 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         }
     };
     if wants("size") {
-        show(vec![metrics::size(&inits, &extra_sizes, root)], &mut results);
+        show(
+            vec![metrics::size(&inits, &extra_sizes, root)],
+            &mut results,
+        );
     }
     if wants("startup") {
         say("startup overhead (paired with /bin/true as PID 1)");
@@ -526,7 +631,10 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         show(metrics::supervise(&mut ctx, &inits), &mut results);
     }
     if wants("idle") {
-        say(&format!("idle wake-ups over {} s, all inits side by side", ctx.plan.idle_secs));
+        say(&format!(
+            "idle wake-ups over {} s, all inits side by side",
+            ctx.plan.idle_secs
+        ));
         show(vec![metrics::idle(&mut ctx, &inits)], &mut results);
     }
     if wants("reap") {
@@ -542,14 +650,22 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         show(metrics::escalation(&mut ctx, &inits), &mut results);
     }
     if opts.soak {
-        let soaked: Vec<Init> = inits.iter().filter(|i| opts.soak_all || i.is_grace).cloned().collect();
+        let soaked: Vec<Init> = inits
+            .iter()
+            .filter(|i| opts.soak_all || i.is_grace)
+            .cloned()
+            .collect();
         say(&format!(
             "soak: {} forwarded signals, {}×{} orphans, {} mixed signals on {}",
             ctx.plan.soak_signals,
             ctx.plan.soak_orphan_batches,
             ctx.plan.soak_orphans_per_batch,
             ctx.plan.soak_mixed_signals,
-            soaked.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            soaked
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         show(metrics::soak(&mut ctx, &soaked), &mut results);
     }
@@ -557,7 +673,10 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
     let verdicts = report::verdicts(&results, &inits, "grace-init", &opts.reference);
     print!("{}", report::text_verdicts(&verdicts));
     let meta = report::Meta {
-        command: format!("cargo run --release --manifest-path bench/Cargo.toml --{}", args.iter().map(|a| format!(" {a}")).collect::<String>()),
+        command: format!(
+            "cargo run --release --manifest-path bench/Cargo.toml --{}",
+            args.iter().map(|a| format!(" {a}")).collect::<String>()
+        ),
         date: first_line_of(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
         nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
         kernel: read_trim("/proc/sys/kernel/osrelease"),
@@ -571,15 +690,24 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         grace_build: builds.main_origin.clone(),
         revision,
     };
-    let out = opts.out.clone().unwrap_or_else(|| root.join("bench/results"));
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("bench/results"));
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let write = |path: PathBuf, text: String| -> Result<(), String> {
         fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         say(&format!("wrote {}", path.display()));
         Ok(())
     };
-    write(out.join("latest.json"), report::json(&meta, &inits, &results, &verdicts))?;
-    write(out.join("latest.md"), report::markdown(&meta, &inits, &results, &verdicts))?;
+    write(
+        out.join("latest.json"),
+        report::json(&meta, &inits, &results, &verdicts),
+    )?;
+    write(
+        out.join("latest.md"),
+        report::markdown(&meta, &inits, &results, &verdicts),
+    )?;
     let chart = report::svg(&meta, &inits, &results);
     write(out.join("latest.svg"), chart.clone())?;
     if let Some(svg) = &opts.svg {

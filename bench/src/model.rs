@@ -87,7 +87,12 @@ pub struct Metric {
 }
 
 impl Metric {
-    pub fn new(id: &'static str, number: &'static str, title: &'static str, unit: &'static str) -> Metric {
+    pub fn new(
+        id: &'static str,
+        number: &'static str,
+        title: &'static str,
+        unit: &'static str,
+    ) -> Metric {
         Metric {
             id,
             number,
