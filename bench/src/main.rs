@@ -12,6 +12,7 @@ mod model;
 mod report;
 mod stats;
 mod sys;
+mod syscalls;
 
 use std::fs;
 use std::io::Write;
@@ -33,8 +34,13 @@ Options:
                        a 50,000-signal mixed storm) on the grace-init builds
   --soak-only          only the soak
   --soak-all           run the soak on every init, not only grace-init
+  --syscalls-only      only issue 10's system-call counts (strace attached to each init: per forwarded signal,
+                       and SIGTERM → exit), a few seconds; part of every full run as the group 'syscalls'
+  --traces DIR         keep strace's output of every traced session in DIR (INIT.ROUND.strace, with the
+                       window boundaries in INIT.ROUND.window)
   --scale F            multiply every round count by F (e.g. 3 for tighter medians on a noisy machine)
-  --only LIST          only these groups: size,startup,supervise,idle,reap,signals,escalation
+  --only LIST          only these groups: size,startup,supervise,idle,reap,signals,escalation,
+                       syscalls
   --inits LIST         only these inits (names as in the table)
   --reference NAME     the init the ratios are taken against [default: tini-static]
   --grace-init PATH    measure this grace-init binary instead of building the static one
@@ -55,6 +61,8 @@ struct Options {
     soak: bool,
     soak_only: bool,
     soak_all: bool,
+    syscalls_only: bool,
+    traces: Option<PathBuf>,
     only: Option<Vec<String>>,
     inits: Option<Vec<String>>,
     reference: String,
@@ -73,6 +81,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         soak: false,
         soak_only: false,
         soak_all: false,
+        syscalls_only: false,
+        traces: None,
         only: None,
         inits: None,
         reference: "tini-static".to_string(),
@@ -108,6 +118,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 o.soak_only = true;
             }
             "--soak-all" => o.soak_all = true,
+            "--syscalls-only" => o.syscalls_only = true,
+            "--traces" => o.traces = Some(PathBuf::from(value("--traces")?)),
             "--only" => o.only = Some(list(&value("--only")?)),
             "--inits" => o.inits = Some(list(&value("--inits")?)),
             "--reference" => o.reference = value("--reference")?,
@@ -597,8 +609,16 @@ fn run_in(
         }
         .scaled(opts.scale),
         rng: stats::Rng::new(seed),
+        tmp: tmp.to_path_buf(),
+        traces: opts.traces.clone(),
     };
+    if let Some(dir) = &ctx.traces {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let wants = |group: &str| {
+        if opts.syscalls_only {
+            return group == "syscalls";
+        }
         !opts.soak_only
             && opts
                 .only
@@ -649,7 +669,14 @@ fn run_in(
         say("escalation (grace-init only): the child ignores SIGTERM, --timeout 1");
         show(metrics::escalation(&mut ctx, &inits), &mut results);
     }
-    if opts.soak {
+    if wants("syscalls") {
+        say(&format!(
+            "system calls (strace -p on the init): per forwarded signal ({} SIGUSR1 one at a time), and SIGTERM → exit",
+            ctx.plan.syscall_signals
+        ));
+        show(syscalls::syscalls(&mut ctx, &inits), &mut results);
+    }
+    if opts.soak && !opts.syscalls_only {
         let soaked: Vec<Init> = inits
             .iter()
             .filter(|i| opts.soak_all || i.is_grace)

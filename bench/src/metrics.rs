@@ -29,6 +29,9 @@ pub struct Plan {
     pub soak_orphan_batches: usize,
     pub soak_orphans_per_batch: usize,
     pub soak_mixed_signals: usize,
+    /// Issue 10's system-call counts: traced sessions per init, and SIGUSR1 forwarded in each.
+    pub syscall_rounds: usize,
+    pub syscall_signals: usize,
 }
 
 impl Plan {
@@ -49,6 +52,8 @@ impl Plan {
             soak_orphan_batches: 100,
             soak_orphans_per_batch: 1_000,
             soak_mixed_signals: 50_000,
+            syscall_rounds: 10,
+            syscall_signals: 100,
         }
     }
 
@@ -65,6 +70,7 @@ impl Plan {
             soak_signals: 100_000,
             soak_orphan_batches: 20,
             soak_mixed_signals: 50_000,
+            syscall_rounds: 3,
             ..Plan::full()
         }
     }
@@ -80,6 +86,7 @@ impl Plan {
         self.storm_rounds = sc(self.storm_rounds);
         self.signal_storm_rounds = sc(self.signal_storm_rounds);
         self.escalation_rounds = sc(self.escalation_rounds);
+        self.syscall_rounds = sc(self.syscall_rounds);
         self
     }
 }
@@ -90,6 +97,10 @@ pub struct Ctx {
     pub helper: String,
     pub plan: Plan,
     pub rng: Rng,
+    /// The run's temporary directory (strace's output files go there).
+    pub tmp: std::path::PathBuf,
+    /// Where to keep strace's raw output of every traced session (`--traces DIR`); deleted when `None`.
+    pub traces: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -100,7 +111,7 @@ impl Ctx {
     }
 
     /// Starts `init` supervising the helper and waits for the helper's ready message.
-    fn start_ready(&self, init: &Init, args: &[&str]) -> Result<Started, String> {
+    pub(crate) fn start_ready(&self, init: &Init, args: &[&str]) -> Result<Started, String> {
         let argv = init.argv(&self.helper(args));
         self.start_argv_ready(&argv)
     }
@@ -125,7 +136,7 @@ impl Ctx {
 }
 
 /// A progress line on stderr: rewritten in place on a terminal, otherwise only at 25% steps.
-fn progress(what: &str, done: usize, total: usize) {
+pub(crate) fn progress(what: &str, done: usize, total: usize) {
     let mut e = std::io::stderr();
     // SAFETY: isatty only inspects the descriptor.
     if unsafe { libc::isatty(2) } == 0 {

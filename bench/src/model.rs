@@ -42,6 +42,8 @@ pub struct Row {
     pub note: String,
     /// Set when the init could not be measured or failed the scenario.
     pub error: Option<String>,
+    /// For the system-call metrics: the calls counted (the most frequent sequence), e.g. `["read", "kill(2, SIGUSR1)"]`.
+    pub calls: Vec<String>,
 }
 
 impl Row {

@@ -292,11 +292,73 @@ pub fn verdicts(metrics: &[Metric], inits: &[Init], grace: &str, reference: &str
         2,
         true,
     ));
+    v.push(cmp(
+        "system calls per forwarded signal ≤ 2 (issue 10)".into(),
+        g("syscalls_forward"),
+        Some(2.0),
+        "",
+        2,
+        true,
+    ));
+    v.push(cmp(
+        "system calls from SIGTERM to exit ≤ 10 (issue 10)".into(),
+        g("syscalls_shutdown"),
+        Some(10.0),
+        "",
+        0,
+        true,
+    ));
     v
 }
 
+/// A count without trailing zeros: 4, 4.5, 4.01.
+fn count_text(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The system-call table of issue 10 (Markdown), when the run counted them: per init, the count per forwarded
+/// signal and from SIGTERM to exit (median, and the range when rounds differed), with the calls themselves.
+pub fn syscall_table(metrics: &[Metric], inits: &[Init]) -> Option<String> {
+    let fwd = metrics.iter().find(|m| m.id == "syscalls_forward");
+    let stop = metrics.iter().find(|m| m.id == "syscalls_shutdown");
+    if fwd.is_none() && stop.is_none() {
+        return None;
+    }
+    let cell = |m: Option<&Metric>, init: &str| -> (String, String) {
+        let Some(r) = m.and_then(|m| m.row(init)) else {
+            return ("n/a".to_string(), String::new());
+        };
+        if let Some(e) = &r.error {
+            return ("**failed**".to_string(), e.replace('|', "\\|"));
+        }
+        let count = match r.summary() {
+            Some(s) if s.min == s.max => count_text(s.median),
+            Some(s) => format!(
+                "{} ({}–{})",
+                count_text(s.median),
+                count_text(s.min),
+                count_text(s.max)
+            ),
+            None => "–".to_string(),
+        };
+        (count, r.calls.join(", ").replace('|', "\\|"))
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| init | per forwarded signal | one cycle | SIGTERM → exit | calls |\n|---|---:|---|---:|---|"
+    );
+    for i in inits {
+        let (a, a_calls) = cell(fwd, &i.name);
+        let (b, b_calls) = cell(stop, &i.name);
+        let _ = writeln!(out, "| {} | {a} | {a_calls} | {b} | {b_calls} |", i.name);
+    }
+    Some(out)
+}
+
 pub fn text_verdicts(v: &[Verdict]) -> String {
-    let mut out = String::from("\nTargets (issue 5), medians of this run:\n");
+    let mut out = String::from("\nTargets (issues 5 and 10), medians of this run:\n");
     for x in v {
         let _ = writeln!(out, "  [{:^20}] {:<55} {}", x.label(), x.target, x.measured);
     }
@@ -363,6 +425,16 @@ pub fn markdown(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Ver
             let _ = write!(out, " {cell} |");
         }
         out.push('\n');
+    }
+    if let Some(table) = syscall_table(metrics, inits) {
+        let _ = writeln!(out, "\n### System calls (issue 10), counted with strace\n");
+        out.push_str(&table);
+        let _ = writeln!(
+            out,
+            "\nMedian over the rounds (range when they differed). \"one cycle\" lists the calls of one forwarded \
+             signal, the wait first; \"calls\" those from SIGTERM to exit of the most frequent sequence (the details \
+             below list every variant). `→ERRNO` marks a failed call, `wait4→0` a wait that reaped nothing."
+        );
     }
     let _ = writeln!(out, "\n### Targets for grace-init\n");
     let _ = writeln!(
@@ -513,7 +585,7 @@ pub fn json(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Verdict
             let _ = write!(
                 o,
                 "      {{\"init\": {}, \"median\": {}, \"min\": {}, \"max\": {}, \"p25\": {}, \"p75\": {}, \"n\": {}, \
-                 \"ratio_to_reference\": {ratio}, \"note\": {}, \"error\": {}, \"samples\": [{}]}}",
+                 \"ratio_to_reference\": {ratio}, \"note\": {}, \"error\": {}, {}\"samples\": [{}]}}",
                 js(&r.init),
                 f(|s| s.median),
                 f(|s| s.min),
@@ -523,6 +595,14 @@ pub fn json(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Verdict
                 s.map_or(0, |s| s.n),
                 js(&r.note),
                 r.error.as_deref().map_or("null".to_string(), js),
+                if r.calls.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "\"calls\": [{}], ",
+                        r.calls.iter().map(|c| js(c)).collect::<Vec<_>>().join(", ")
+                    )
+                },
                 r.samples
                     .iter()
                     .map(|x| jn(*x))
