@@ -52,7 +52,8 @@ Options:
   --seed N             seed of the round order shuffle
   -h, --help           this text
 
-Needs root (it creates PID and mount namespaces) and a C compiler (`cc`) for the child helper.
+Needs root (it creates PID and mount namespaces) and a C compiler (`cc`) for the child helper; the system-call
+counts need strace (apt-get install strace).
 Peers are used when installed: apt-get install tini dumb-init catatonit (or scripts/setup-test-deps.sh).";
 
 struct Options {
