@@ -736,10 +736,13 @@ fn run_in(
         out.join("latest.md"),
         report::markdown(&meta, &inits, &results, &verdicts),
     )?;
-    let chart = report::svg(&meta, &inits, &results);
-    write(out.join("latest.svg"), chart.clone())?;
-    if let Some(svg) = &opts.svg {
-        write(svg.clone(), chart)?;
+    // No chart when nothing charted was measured (e.g. --syscalls-only).
+    if results.iter().any(|m| m.chart.is_some()) {
+        let chart = report::svg(&meta, &inits, &results);
+        write(out.join("latest.svg"), chart.clone())?;
+        if let Some(svg) = &opts.svg {
+            write(svg.clone(), chart)?;
+        }
     }
     say(&format!(
         "done in {:.0} s (load average {} → {})",
