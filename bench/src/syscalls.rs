@@ -7,7 +7,7 @@
 //! 2. `strace -ttt -o FILE -p PID` attaches (PTRACE_SEIZE); the harness waits until /proc/PID/status shows the
 //!    tracer and the init sleeps again (state S) in its wait, restarted under the tracer;
 //! 3. three SIGUSR1 warm up (outside the window: the first wake-up after a start may differ), then N SIGUSR1 go
-//!    to the init one at a time, each after the helper reported the previous one;
+//!    to the init one at a time, each after the helper reported the previous one and the init is asleep again;
 //! 4. once the init sleeps again, SIGTERM; the helper exits 0 at once; strace ends with the init.
 //!
 //! strace's `-ttt` stamps each call's entry with CLOCK_REALTIME, and the harness reads the same clock just before
@@ -226,6 +226,12 @@ fn traced_session(ctx: &Ctx, init: &Init, n: usize, trace: &Path) -> Result<Trac
         }
         let t1 = realtime_us();
         for k in 0..n {
+            // Each signal finds the init asleep in its wait: one wake-up per signal, never a batch.
+            if !wait_until(2_000, || sys::state(pid) == Some('S')) {
+                return Err(format!(
+                    "the init did not go back to sleep after SIGUSR1 number {k}"
+                ));
+            }
             sys::kill(pid, libc::SIGUSR1);
             if s.expect(libc::SIGUSR1, 2_000).is_none() {
                 return Err(format!(
@@ -406,7 +412,8 @@ pub fn syscalls(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     );
     fwd.method = format!(
         "`strace -ttt -p INIT` (the init's own thread, not its child) attached once the child is ready; after {WARMUP} warm-up \
-         signals, {n} SIGUSR1 sent one at a time, each after the child reported the previous one; the calls the init entered from the \
+         signals, {n} SIGUSR1 sent one at a time, each after the child reported the previous one and the init \
+         sleeps again; the calls the init entered from the \
          first SIGUSR1 until the SIGTERM, divided by {n}: one cycle is the wait that wakes up, the forward and \
          whatever else the wake-up costs. {total} rounds."
     );
