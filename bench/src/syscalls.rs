@@ -229,7 +229,8 @@ fn traced_session(ctx: &Ctx, init: &Init, n: usize, trace: &Path) -> Result<Trac
             // Each signal finds the init asleep in its wait: one wake-up per signal, never a batch.
             if !wait_until(2_000, || sys::state(pid) == Some('S')) {
                 return Err(format!(
-                    "the init did not go back to sleep after SIGUSR1 number {k}"
+                    "the init was not asleep again before SIGUSR1 number {}",
+                    k + 1
                 ));
             }
             sys::kill(pid, libc::SIGUSR1);
