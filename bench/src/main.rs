@@ -12,6 +12,7 @@ mod model;
 mod report;
 mod stats;
 mod sys;
+mod syscalls;
 
 use std::fs;
 use std::io::Write;
@@ -33,8 +34,13 @@ Options:
                        a 50,000-signal mixed storm) on the grace-init builds
   --soak-only          only the soak
   --soak-all           run the soak on every init, not only grace-init
+  --syscalls-only      only issue 10's system-call counts (strace attached to each init: per forwarded signal,
+                       and SIGTERM → exit), a few seconds; part of every full run as the group 'syscalls'
+  --traces DIR         keep strace's output of every traced session in DIR (INIT.ROUND.strace, with the
+                       window boundaries in INIT.ROUND.window)
   --scale F            multiply every round count by F (e.g. 3 for tighter medians on a noisy machine)
-  --only LIST          only these groups: size,startup,supervise,idle,reap,signals,escalation
+  --only LIST          only these groups: size,startup,supervise,idle,reap,signals,escalation,
+                       syscalls
   --inits LIST         only these inits (names as in the table)
   --reference NAME     the init the ratios are taken against [default: tini-static]
   --grace-init PATH    measure this grace-init binary instead of building the static one
@@ -46,7 +52,8 @@ Options:
   --seed N             seed of the round order shuffle
   -h, --help           this text
 
-Needs root (it creates PID and mount namespaces) and a C compiler (`cc`) for the child helper.
+Needs root (it creates PID and mount namespaces) and a C compiler (`cc`) for the child helper; the system-call
+counts need strace (apt-get install strace).
 Peers are used when installed: apt-get install tini dumb-init catatonit (or scripts/setup-test-deps.sh).";
 
 struct Options {
@@ -55,6 +62,8 @@ struct Options {
     soak: bool,
     soak_only: bool,
     soak_all: bool,
+    syscalls_only: bool,
+    traces: Option<PathBuf>,
     only: Option<Vec<String>>,
     inits: Option<Vec<String>>,
     reference: String,
@@ -73,6 +82,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         soak: false,
         soak_only: false,
         soak_all: false,
+        syscalls_only: false,
+        traces: None,
         only: None,
         inits: None,
         reference: "tini-static".to_string(),
@@ -84,7 +95,12 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         seed: None,
     };
     let mut it = args.iter();
-    let list = |v: &str| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let list = |v: &str| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match a.as_str() {
@@ -103,6 +119,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 o.soak_only = true;
             }
             "--soak-all" => o.soak_all = true,
+            "--syscalls-only" => o.syscalls_only = true,
+            "--traces" => o.traces = Some(PathBuf::from(value("--traces")?)),
             "--only" => o.only = Some(list(&value("--only")?)),
             "--inits" => o.inits = Some(list(&value("--inits")?)),
             "--reference" => o.reference = value("--reference")?,
@@ -110,16 +128,25 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--no-build" => o.no_build = true,
             "--add" => {
                 let v = value("--add")?;
-                let (name, rest) = v.split_once('=').ok_or(format!("--add: expected NAME=PATH, got '{v}'"))?;
+                let (name, rest) = v
+                    .split_once('=')
+                    .ok_or(format!("--add: expected NAME=PATH, got '{v}'"))?;
                 let mut words = rest.split_whitespace();
                 let path = words.next().ok_or(format!("--add: no path in '{v}'"))?;
-                o.add.push((name.to_string(), PathBuf::from(path), words.map(str::to_string).collect()));
+                o.add.push((
+                    name.to_string(),
+                    PathBuf::from(path),
+                    words.map(str::to_string).collect(),
+                ));
             }
             "--out" => o.out = Some(PathBuf::from(value("--out")?)),
             "--svg" => o.svg = Some(PathBuf::from(value("--svg")?)),
             "--seed" => {
                 let v = value("--seed")?;
-                o.seed = Some(v.parse().map_err(|_| format!("--seed: not a number: '{v}'"))?);
+                o.seed = Some(
+                    v.parse()
+                        .map_err(|_| format!("--seed: not a number: '{v}'"))?,
+                );
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
@@ -145,7 +172,11 @@ fn first_line_of(cmd: &mut Command) -> String {
         .map(|o| {
             let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&o.stderr));
-            text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string()
         })
         .unwrap_or_default()
 }
@@ -175,13 +206,25 @@ fn build_own(root: &Path) -> Result<GraceBuilds, String> {
         if let Some(t) = toolchain {
             cmd.arg(format!("+{t}"));
         }
-        cmd.args(["build", "--release", "--target", triple, "--target-dir", "target/bench-static"])
-            .args(extra)
-            .env("RUSTFLAGS", rustflags)
-            .current_dir(root);
+        cmd.args([
+            "build",
+            "--release",
+            "--target",
+            triple,
+            "--target-dir",
+            "target/bench-static",
+        ])
+        .args(extra)
+        .env("RUSTFLAGS", rustflags)
+        .current_dir(root);
         cmd.status().map(|s| s.success()).unwrap_or(false)
     };
-    if !cargo(None, "x86_64-unknown-linux-gnu", "-C target-feature=+crt-static", &[]) {
+    if !cargo(
+        None,
+        "x86_64-unknown-linux-gnu",
+        "-C target-feature=+crt-static",
+        &[],
+    ) {
         return Err("cannot build grace-init".to_string());
     }
     let glibc = dir.join("x86_64-unknown-linux-gnu/release/grace-init");
@@ -189,12 +232,21 @@ fn build_own(root: &Path) -> Result<GraceBuilds, String> {
         Command::new("rustup")
             .args(args)
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim().starts_with(want)))
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.trim().starts_with(want))
+            })
             .unwrap_or(false)
     };
     let musl_stable = listed(&["target", "list", "--installed"], musl);
-    let musl_nightly = listed(&["target", "list", "--toolchain", "nightly", "--installed"], musl)
-        && listed(&["component", "list", "--toolchain", "nightly", "--installed"], "rust-src");
+    let musl_nightly = listed(
+        &["target", "list", "--toolchain", "nightly", "--installed"],
+        musl,
+    ) && listed(
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+        "rust-src",
+    );
     if musl_nightly
         && cargo(
             Some("nightly"),
@@ -205,7 +257,9 @@ fn build_own(root: &Path) -> Result<GraceBuilds, String> {
     {
         return Ok(GraceBuilds {
             main: dir.join(format!("{musl}/release/grace-init")),
-            main_origin: "target/bench-static (musl, nightly -Zbuild-std, panic=immediate-abort, non-PIE)".to_string(),
+            main_origin:
+                "target/bench-static (musl, nightly -Zbuild-std, panic=immediate-abort, non-PIE)"
+                    .to_string(),
             glibc: Some(glibc),
         });
     }
@@ -234,7 +288,8 @@ fn build_grace(root: &Path, opts: &Options) -> Result<GraceBuilds, String> {
     }
     let script = root.join("scripts/build-static.sh");
     let fallback = root.join("target/bench-static/x86_64-unknown-linux-gnu/release/grace-init");
-    let fallback_musl = root.join("target/bench-static/x86_64-unknown-linux-musl/release/grace-init");
+    let fallback_musl =
+        root.join("target/bench-static/x86_64-unknown-linux-musl/release/grace-init");
     if !opts.no_build {
         let mut built_by_script = false;
         let mut script_nightly = false;
@@ -265,7 +320,11 @@ fn build_grace(root: &Path, opts: &Options) -> Result<GraceBuilds, String> {
                 main: musl,
                 main_origin: format!(
                     "target/static/grace-init-musl (scripts/build-static.sh, musl, {})",
-                    if script_nightly { "nightly -Zbuild-std, panic=immediate-abort" } else { "stable" }
+                    if script_nightly {
+                        "nightly -Zbuild-std, panic=immediate-abort"
+                    } else {
+                        "stable"
+                    }
                 ),
                 glibc: Some(root.join("target/static/grace-init")),
             });
@@ -283,12 +342,14 @@ fn build_grace(root: &Path, opts: &Options) -> Result<GraceBuilds, String> {
     match (musl.exists(), glibc.exists(), fallback.exists()) {
         (true, g, _) => Ok(GraceBuilds {
             main: musl,
-            main_origin: "target/static/grace-init-musl (scripts/build-static.sh, musl)".to_string(),
+            main_origin: "target/static/grace-init-musl (scripts/build-static.sh, musl)"
+                .to_string(),
             glibc: g.then_some(glibc),
         }),
         (false, true, _) => Ok(GraceBuilds {
             main: glibc,
-            main_origin: "target/static/grace-init (scripts/build-static.sh, glibc +crt-static)".to_string(),
+            main_origin: "target/static/grace-init (scripts/build-static.sh, glibc +crt-static)"
+                .to_string(),
             glibc: None,
         }),
         (false, false, true) => Ok(GraceBuilds {
@@ -342,18 +403,35 @@ fn cpu_model() -> String {
 
 /// The commit measured, with "+ uncommitted changes" when the crate's sources differ from it.
 fn git_revision(root: &Path) -> String {
-    let head = first_line_of(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root));
+    let head = first_line_of(
+        Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(root),
+    );
     let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"])
+        .args([
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
         .current_dir(root)
         .output()
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false);
-    if dirty { format!("{head} + uncommitted changes") } else { head }
+    if dirty {
+        format!("{head} + uncommitted changes")
+    } else {
+        head
+    }
 }
 
 fn read_trim(path: &str) -> String {
-    fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn main() -> ExitCode {
@@ -380,7 +458,9 @@ fn main() -> ExitCode {
 
 fn run(opts: &Options, args: &[String]) -> Result<(), String> {
     if !sys::is_root() {
-        return Err("must run as root: every init runs as PID 1 of a new PID namespace".to_string());
+        return Err(
+            "must run as root: every init runs as PID 1 of a new PID namespace".to_string(),
+        );
     }
     let began = Instant::now();
     let root = repo_root();
@@ -391,7 +471,13 @@ fn run(opts: &Options, args: &[String]) -> Result<(), String> {
     result
 }
 
-fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Instant) -> Result<(), String> {
+fn run_in(
+    opts: &Options,
+    args: &[String],
+    root: &Path,
+    tmp: &Path,
+    began: Instant,
+) -> Result<(), String> {
     let loadavg_start = read_trim("/proc/loadavg");
     let helper = compile_helper(tmp)?;
     let builds = build_grace(root, opts)?;
@@ -434,7 +520,11 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         inits.push(Init {
             name: name.clone(),
             exe: snapshot(path, tmp, &format!("added-{k}"))?,
-            origin: format!("{} (--add{})", path.display(), extra.iter().map(|a| format!(" {a}")).collect::<String>()),
+            origin: format!(
+                "{} (--add{})",
+                path.display(),
+                extra.iter().map(|a| format!(" {a}")).collect::<String>()
+            ),
             prefix,
             size_file: path.clone(),
             is_grace: true,
@@ -457,7 +547,11 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
             name: name.to_string(),
             exe: p.clone(),
             origin: format!("{path} (Debian package)"),
-            prefix: if prefix { vec!["--".to_string()] } else { Vec::new() },
+            prefix: if prefix {
+                vec!["--".to_string()]
+            } else {
+                Vec::new()
+            },
             size_file: p,
             is_grace: false,
             version: String::new(),
@@ -473,15 +567,23 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         i.version = first_line_of(Command::new(&i.exe).arg("--version"));
     }
     if !inits.iter().any(|i| i.name == opts.reference) {
-        say(&format!("reference '{}' is not measured: ratios will be empty", opts.reference));
+        say(&format!(
+            "reference '{}' is not measured: ratios will be empty",
+            opts.reference
+        ));
     }
     say(&format!(
         "measuring {} (reference for ratios: {})",
-        inits.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
+        inits
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         opts.reference
     ));
 
-    let launcher = sys::Launcher::new(true).map_err(|e| format!("cannot prepare the launcher: {e}"))?;
+    let launcher =
+        sys::Launcher::new(true).map_err(|e| format!("cannot prepare the launcher: {e}"))?;
     // Check that namespaces work here before spending minutes.
     {
         let mut probe = launcher
@@ -495,14 +597,35 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
             ));
         }
     }
-    let seed = opts.seed.unwrap_or_else(|| sys::now_ns() ^ u64::from(std::process::id()));
+    let seed = opts
+        .seed
+        .unwrap_or_else(|| sys::now_ns() ^ u64::from(std::process::id()));
     let mut ctx = Ctx {
         launcher,
         helper: helper.to_string_lossy().into_owned(),
-        plan: if opts.quick { Plan::quick() } else { Plan::full() }.scaled(opts.scale),
+        plan: if opts.quick {
+            Plan::quick()
+        } else {
+            Plan::full()
+        }
+        .scaled(opts.scale),
         rng: stats::Rng::new(seed),
+        tmp: tmp.to_path_buf(),
+        traces: opts.traces.clone(),
     };
-    let wants = |group: &str| !opts.soak_only && opts.only.as_ref().is_none_or(|o| o.iter().any(|g| g == group));
+    if let Some(dir) = &ctx.traces {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let wants = |group: &str| {
+        if opts.syscalls_only {
+            return group == "syscalls";
+        }
+        !opts.soak_only
+            && opts
+                .only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|g| g == group))
+    };
     let mut results: Vec<Metric> = Vec::new();
     let mut lap = Instant::now();
     let mut show = |ms: Vec<Metric>, results: &mut Vec<Metric>| {
@@ -515,7 +638,10 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         }
     };
     if wants("size") {
-        show(vec![metrics::size(&inits, &extra_sizes, root)], &mut results);
+        show(
+            vec![metrics::size(&inits, &extra_sizes, root)],
+            &mut results,
+        );
     }
     if wants("startup") {
         say("startup overhead (paired with /bin/true as PID 1)");
@@ -526,7 +652,10 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         show(metrics::supervise(&mut ctx, &inits), &mut results);
     }
     if wants("idle") {
-        say(&format!("idle wake-ups over {} s, all inits side by side", ctx.plan.idle_secs));
+        say(&format!(
+            "idle wake-ups over {} s, all inits side by side",
+            ctx.plan.idle_secs
+        ));
         show(vec![metrics::idle(&mut ctx, &inits)], &mut results);
     }
     if wants("reap") {
@@ -541,15 +670,30 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         say("escalation (grace-init only): the child ignores SIGTERM, --timeout 1");
         show(metrics::escalation(&mut ctx, &inits), &mut results);
     }
-    if opts.soak {
-        let soaked: Vec<Init> = inits.iter().filter(|i| opts.soak_all || i.is_grace).cloned().collect();
+    if wants("syscalls") {
+        say(&format!(
+            "system calls (strace -p on the init): per forwarded signal ({} SIGUSR1 one at a time), and SIGTERM → exit",
+            ctx.plan.syscall_signals
+        ));
+        show(syscalls::syscalls(&mut ctx, &inits), &mut results);
+    }
+    if opts.soak && !opts.syscalls_only {
+        let soaked: Vec<Init> = inits
+            .iter()
+            .filter(|i| opts.soak_all || i.is_grace)
+            .cloned()
+            .collect();
         say(&format!(
             "soak: {} forwarded signals, {}×{} orphans, {} mixed signals on {}",
             ctx.plan.soak_signals,
             ctx.plan.soak_orphan_batches,
             ctx.plan.soak_orphans_per_batch,
             ctx.plan.soak_mixed_signals,
-            soaked.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            soaked
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         show(metrics::soak(&mut ctx, &soaked), &mut results);
     }
@@ -557,7 +701,10 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
     let verdicts = report::verdicts(&results, &inits, "grace-init", &opts.reference);
     print!("{}", report::text_verdicts(&verdicts));
     let meta = report::Meta {
-        command: format!("cargo run --release --manifest-path bench/Cargo.toml --{}", args.iter().map(|a| format!(" {a}")).collect::<String>()),
+        command: format!(
+            "cargo run --release --manifest-path bench/Cargo.toml --{}",
+            args.iter().map(|a| format!(" {a}")).collect::<String>()
+        ),
         date: first_line_of(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
         nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
         kernel: read_trim("/proc/sys/kernel/osrelease"),
@@ -571,19 +718,31 @@ fn run_in(opts: &Options, args: &[String], root: &Path, tmp: &Path, began: Insta
         grace_build: builds.main_origin.clone(),
         revision,
     };
-    let out = opts.out.clone().unwrap_or_else(|| root.join("bench/results"));
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("bench/results"));
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let write = |path: PathBuf, text: String| -> Result<(), String> {
         fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         say(&format!("wrote {}", path.display()));
         Ok(())
     };
-    write(out.join("latest.json"), report::json(&meta, &inits, &results, &verdicts))?;
-    write(out.join("latest.md"), report::markdown(&meta, &inits, &results, &verdicts))?;
-    let chart = report::svg(&meta, &inits, &results);
-    write(out.join("latest.svg"), chart.clone())?;
-    if let Some(svg) = &opts.svg {
-        write(svg.clone(), chart)?;
+    write(
+        out.join("latest.json"),
+        report::json(&meta, &inits, &results, &verdicts),
+    )?;
+    write(
+        out.join("latest.md"),
+        report::markdown(&meta, &inits, &results, &verdicts),
+    )?;
+    // No chart when nothing charted was measured (e.g. --syscalls-only).
+    if results.iter().any(|m| m.chart.is_some()) {
+        let chart = report::svg(&meta, &inits, &results);
+        write(out.join("latest.svg"), chart.clone())?;
+        if let Some(svg) = &opts.svg {
+            write(svg.clone(), chart)?;
+        }
     }
     say(&format!(
         "done in {:.0} s (load average {} → {})",

@@ -29,6 +29,9 @@ pub struct Plan {
     pub soak_orphan_batches: usize,
     pub soak_orphans_per_batch: usize,
     pub soak_mixed_signals: usize,
+    /// Issue 10's system-call counts: traced sessions per init, and SIGUSR1 forwarded in each.
+    pub syscall_rounds: usize,
+    pub syscall_signals: usize,
 }
 
 impl Plan {
@@ -49,6 +52,8 @@ impl Plan {
             soak_orphan_batches: 100,
             soak_orphans_per_batch: 1_000,
             soak_mixed_signals: 50_000,
+            syscall_rounds: 10,
+            syscall_signals: 100,
         }
     }
 
@@ -65,6 +70,7 @@ impl Plan {
             soak_signals: 100_000,
             soak_orphan_batches: 20,
             soak_mixed_signals: 50_000,
+            syscall_rounds: 3,
             ..Plan::full()
         }
     }
@@ -80,6 +86,7 @@ impl Plan {
         self.storm_rounds = sc(self.storm_rounds);
         self.signal_storm_rounds = sc(self.signal_storm_rounds);
         self.escalation_rounds = sc(self.escalation_rounds);
+        self.syscall_rounds = sc(self.syscall_rounds);
         self
     }
 }
@@ -90,6 +97,10 @@ pub struct Ctx {
     pub helper: String,
     pub plan: Plan,
     pub rng: Rng,
+    /// The run's temporary directory (strace's output files go there).
+    pub tmp: std::path::PathBuf,
+    /// Where to keep strace's raw output of every traced session (`--traces DIR`); deleted when `None`.
+    pub traces: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -100,7 +111,7 @@ impl Ctx {
     }
 
     /// Starts `init` supervising the helper and waits for the helper's ready message.
-    fn start_ready(&self, init: &Init, args: &[&str]) -> Result<Started, String> {
+    pub(crate) fn start_ready(&self, init: &Init, args: &[&str]) -> Result<Started, String> {
         let argv = init.argv(&self.helper(args));
         self.start_argv_ready(&argv)
     }
@@ -125,7 +136,7 @@ impl Ctx {
 }
 
 /// A progress line on stderr: rewritten in place on a terminal, otherwise only at 25% steps.
-fn progress(what: &str, done: usize, total: usize) {
+pub(crate) fn progress(what: &str, done: usize, total: usize) {
     let mut e = std::io::stderr();
     // SAFETY: isatty only inspects the descriptor.
     if unsafe { libc::isatty(2) } == 0 {
@@ -157,7 +168,11 @@ fn rows(inits: &[Init]) -> Vec<Row> {
 }
 
 /// 1. Binary size of the static build and `file`'s verdict.
-pub fn size(inits: &[Init], extra: &[(String, std::path::PathBuf)], root: &std::path::Path) -> Metric {
+pub fn size(
+    inits: &[Init],
+    extra: &[(String, std::path::PathBuf)],
+    root: &std::path::Path,
+) -> Metric {
     let mut m = Metric::new("size", "1", "binary size", "B");
     m.method = "Size of the binary a container image would ship (the static build where there is one), and \
                 what `file` says about it."
@@ -194,7 +209,11 @@ pub fn size(inits: &[Init], extra: &[(String, std::path::PathBuf)], root: &std::
 /// `file`'s verdict without the BuildID noise.
 fn short_verdict(v: &str) -> String {
     v.split(", ")
-        .filter(|p| !p.starts_with("BuildID") && !p.starts_with("interpreter") && !p.starts_with("for GNU/Linux"))
+        .filter(|p| {
+            !p.starts_with("BuildID")
+                && !p.starts_with("interpreter")
+                && !p.starts_with("for GNU/Linux")
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -263,7 +282,8 @@ pub fn supervise(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     let mut pss = rows(inits);
     let mut fwd = rows(inits);
     let mut stop = rows(inits);
-    let mut statuses: Vec<std::collections::BTreeMap<String, usize>> = vec![Default::default(); inits.len()];
+    let mut statuses: Vec<std::collections::BTreeMap<String, usize>> =
+        vec![Default::default(); inits.len()];
     let total = ctx.plan.supervise_rounds;
     for round in 0..total {
         for i in ctx.rng.order(inits.len()) {
@@ -289,7 +309,9 @@ pub fn supervise(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
                 let t0 = now_ns();
                 sys::kill(s.pid, libc::SIGUSR1);
                 match s.expect(libc::SIGUSR1, 2_000) {
-                    Some(msg) => fwd[i].samples.push(msg.ns.saturating_sub(t0) as f64 / 1_000.0),
+                    Some(msg) => fwd[i]
+                        .samples
+                        .push(msg.ns.saturating_sub(t0) as f64 / 1_000.0),
                     None => {
                         fwd[i].fail("a SIGUSR1 was not forwarded within 2 s");
                         break;
@@ -414,7 +436,10 @@ fn wait_single_child(pid: i32, timeout_ns: u64) -> Option<u64> {
 fn zombies(pid: i32, controller: i32) -> (usize, usize) {
     let kids = sys::children(pid);
     let others: Vec<i32> = kids.into_iter().filter(|&k| k != controller).collect();
-    let z = others.iter().filter(|&&k| sys::state(k) == Some('Z')).count();
+    let z = others
+        .iter()
+        .filter(|&&k| sys::state(k) == Some('Z'))
+        .count();
     (z, others.len())
 }
 
@@ -433,7 +458,9 @@ struct Released {
 
 fn release_orphans(s: &Started) -> Result<Released, String> {
     let controller = *sys::children(s.pid).first().ok_or("no controller child")?;
-    let middle = *sys::children(controller).first().ok_or("no middle process")?;
+    let middle = *sys::children(controller)
+        .first()
+        .ok_or("no middle process")?;
     let middle_fd = sys::pidfd_open(middle).ok_or("cannot open a pidfd for the middle process")?;
     let rss_before = rss(s.pid);
     let t0 = now_ns();
@@ -515,7 +542,12 @@ pub fn reaping(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     m_reap.decimals = 2;
     m_reap.rows = reap;
 
-    let mut m_growth = Metric::new("reap_rss_growth", "7c", "VmRSS growth of the init over the 10,000-orphan reap", "KiB");
+    let mut m_growth = Metric::new(
+        "reap_rss_growth",
+        "7c",
+        "VmRSS growth of the init over the 10,000-orphan reap",
+        "KiB",
+    );
     m_growth.method = "The init's VmRSS right after all the orphans were reaped minus just before the go (same runs as \
                        7a): memory an init keeps after a burst of orphans."
         .to_string();
@@ -639,7 +671,9 @@ pub fn signal_storm(ctx: &mut Ctx, inits: &[Init]) -> Metric {
             }
             let send_ms = (now_ns() - t0) as f64 / 1e6;
             if !s.alive() || sent < count {
-                rows[i].fail(format!("the init died during the storm after {sent} signals"));
+                rows[i].fail(format!(
+                    "the init died during the storm after {sent} signals"
+                ));
                 continue;
             }
             // Then it must still forward: five probes, 2 ms apart, the first right away.
@@ -687,7 +721,12 @@ pub fn signal_storm(ctx: &mut Ctx, inits: &[Init]) -> Metric {
             );
         }
     }
-    let mut m = Metric::new("signal_storm", "8", "10,000-signal storm: forwarding after it", "µs");
+    let mut m = Metric::new(
+        "signal_storm",
+        "8",
+        "10,000-signal storm: forwarding after it",
+        "µs",
+    );
     m.method = format!(
         "{count} SIGUSR1 sent to the init as fast as kill(2) goes; then the init must be alive and forward five \
          SIGUSR2 probes (2 ms apart): the value is the median probe latency of each round. Standard signals \
@@ -703,7 +742,8 @@ pub fn escalation(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     let graces: Vec<Init> = inits.iter().filter(|i| i.is_grace).cloned().collect();
     let mut kill_rows = rows(&graces);
     let mut exit_rows = rows(&graces);
-    let mut statuses: Vec<std::collections::BTreeMap<String, usize>> = vec![Default::default(); graces.len()];
+    let mut statuses: Vec<std::collections::BTreeMap<String, usize>> =
+        vec![Default::default(); graces.len()];
     let total = ctx.plan.escalation_rounds;
     for round in 0..total {
         for i in ctx.rng.order(graces.len()) {
@@ -738,8 +778,12 @@ pub fn escalation(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
             let t_kill = now_ns();
             match s.wait_exit(5_000) {
                 Some((t_exit, status)) => {
-                    kill_rows[i].samples.push((t_kill as f64 - deadline as f64) / 1e6);
-                    exit_rows[i].samples.push((t_exit as f64 - deadline as f64) / 1e6);
+                    kill_rows[i]
+                        .samples
+                        .push((t_kill as f64 - deadline as f64) / 1e6);
+                    exit_rows[i]
+                        .samples
+                        .push((t_exit as f64 - deadline as f64) / 1e6);
                     *statuses[i].entry(describe_status(status)).or_default() += 1;
                 }
                 None => exit_rows[i].fail("the init did not exit within 5 s"),
@@ -748,9 +792,18 @@ pub fn escalation(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
         progress("escalation", round + 1, total);
     }
     for (i, st) in statuses.iter().enumerate() {
-        exit_rows[i].note = st.iter().map(|(k, v)| format!("{k} ×{v}")).collect::<Vec<_>>().join(", ");
+        exit_rows[i].note = st
+            .iter()
+            .map(|(k, v)| format!("{k} ×{v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
     }
-    let mut m_kill = Metric::new("escalation_kill", "9", "escalation: SIGKILL after the deadline", "ms");
+    let mut m_kill = Metric::new(
+        "escalation_kill",
+        "9",
+        "escalation: SIGKILL after the deadline",
+        "ms",
+    );
     m_kill.method = format!(
         "`grace-init --timeout 1 -- CHILD` where CHILD ignores SIGTERM: the deadline is kill(init, SIGTERM) + 1 s; \
          the SIGKILL is dated by the child's pidfd turning readable (it died); {total} rounds. grace-init only \
@@ -758,8 +811,14 @@ pub fn escalation(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     );
     m_kill.decimals = 2;
     m_kill.rows = kill_rows;
-    let mut m_exit = Metric::new("escalation_exit", "9b", "escalation: init gone after the deadline", "ms");
-    m_exit.method = "Same runs: the init's pidfd turning readable, against the same deadline.".to_string();
+    let mut m_exit = Metric::new(
+        "escalation_exit",
+        "9b",
+        "escalation: init gone after the deadline",
+        "ms",
+    );
+    m_exit.method =
+        "Same runs: the init's pidfd turning readable, against the same deadline.".to_string();
     m_exit.decimals = 2;
     m_exit.rows = exit_rows;
     vec![m_kill, m_exit]
@@ -776,7 +835,12 @@ pub fn soak(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
         soak_orphans(ctx, init, &mut orphan_rows[i]);
         soak_mixed(ctx, init, &mut mixed_rows[i]);
     }
-    let mut a = Metric::new("soak_signals", "S1", "soak: forwarded signals, VmRSS samples", "KiB");
+    let mut a = Metric::new(
+        "soak_signals",
+        "S1",
+        "soak: forwarded signals, VmRSS samples",
+        "KiB",
+    );
     a.method = format!(
         "{} SIGUSR1 sent one at a time, each acknowledged by the child before the next (so none coalesces); \
          VmRSS sampled every 10%.",
@@ -784,7 +848,12 @@ pub fn soak(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     );
     a.decimals = 0;
     a.rows = sig_rows;
-    let mut b = Metric::new("soak_orphans", "S2", "soak: reaped orphans, VmRSS samples", "KiB");
+    let mut b = Metric::new(
+        "soak_orphans",
+        "S2",
+        "soak: reaped orphans, VmRSS samples",
+        "KiB",
+    );
     b.method = format!(
         "{} batches of {} zombie orphans re-parented at once, each batch reaped before the next; VmRSS sampled \
          every 10%.",
@@ -792,7 +861,12 @@ pub fn soak(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     );
     b.decimals = 0;
     b.rows = orphan_rows;
-    let mut c = Metric::new("soak_mixed", "S3", "soak: mixed signal storm, VmRSS before/after", "KiB");
+    let mut c = Metric::new(
+        "soak_mixed",
+        "S3",
+        "soak: mixed signal storm, VmRSS before/after",
+        "KiB",
+    );
     c.method = format!(
         "{} signals cycling through HUP, USR1, QUIT, WINCH, ALRM, URG, CONT and SIGRTMIN+2 as fast as kill(2) \
          goes; then one more of each kind must reach the child; VmRSS before and after.",
@@ -944,7 +1018,9 @@ fn soak_mixed(ctx: &mut Ctx, init: &Init, row: &mut Row) {
     row.samples.extend(before);
     row.samples.extend(after);
     if !missing.is_empty() {
-        row.fail(format!("signals not delivered after the storm: {missing:?}"));
+        row.fail(format!(
+            "signals not delivered after the storm: {missing:?}"
+        ));
     }
     row.note = match (before, after) {
         (Some(b), Some(a)) => format!(
@@ -964,7 +1040,10 @@ fn rss_trend(samples: &[f64]) -> String {
     match (samples.first(), samples.last()) {
         (Some(f), Some(l)) => {
             let max = samples.iter().copied().fold(f64::MIN, f64::max);
-            format!("{f:.0} → {l:.0} KiB (max {max:.0}, {} samples)", samples.len())
+            format!(
+                "{f:.0} → {l:.0} KiB (max {max:.0}, {} samples)",
+                samples.len()
+            )
         }
         _ => "not sampled".to_string(),
     }

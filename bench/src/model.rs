@@ -42,6 +42,8 @@ pub struct Row {
     pub note: String,
     /// Set when the init could not be measured or failed the scenario.
     pub error: Option<String>,
+    /// For the system-call metrics: the calls counted (the most frequent sequence), e.g. `["read", "kill(2, SIGUSR1)"]`.
+    pub calls: Vec<String>,
 }
 
 impl Row {
@@ -87,7 +89,12 @@ pub struct Metric {
 }
 
 impl Metric {
-    pub fn new(id: &'static str, number: &'static str, title: &'static str, unit: &'static str) -> Metric {
+    pub fn new(
+        id: &'static str,
+        number: &'static str,
+        title: &'static str,
+        unit: &'static str,
+    ) -> Metric {
         Metric {
             id,
             number,

@@ -68,17 +68,28 @@ pub fn text_metric(m: &Metric, reference: &str) -> String {
     );
     for r in &m.rows {
         let (med, rng, n) = match r.summary() {
-            Some(s) => (fmt_num(s.median, m.decimals), range(&s, m.decimals), s.n.to_string()),
+            Some(s) => (
+                fmt_num(s.median, m.decimals),
+                range(&s, m.decimals),
+                s.n.to_string(),
+            ),
             None => ("–".into(), "–".into(), "0".into()),
         };
         let mut note = r.note.clone();
         if let Some(e) = &r.error {
-            note = format!("FAILED: {e}{}{note}", if note.is_empty() { "" } else { " | " });
+            note = format!(
+                "FAILED: {e}{}{note}",
+                if note.is_empty() { "" } else { " | " }
+            );
         }
         let _ = writeln!(
             out,
             "    {:<18} {:>12} {:>25} {:>5} {:>8}  {}",
-            if r.init.len() > 18 { format!("{}\n    {:18}", r.init, "") } else { r.init.clone() },
+            if r.init.len() > 18 {
+                format!("{}\n    {:18}", r.init, "")
+            } else {
+                r.init.clone()
+            },
             med,
             rng,
             n,
@@ -120,7 +131,15 @@ fn samples<'a>(metrics: &'a [Metric], id: &str, init: &str) -> Option<&'a [f64]>
 }
 
 /// Adds "diff, 95% CI" to a comparison of two inits' medians and flags a miss that is within the noise.
-fn with_ci(mut v: Verdict, metrics: &[Metric], id: &str, mine: &str, other: &str, d: usize, rng: &mut Rng) -> Verdict {
+fn with_ci(
+    mut v: Verdict,
+    metrics: &[Metric],
+    id: &str,
+    mine: &str,
+    other: &str,
+    d: usize,
+    rng: &mut Rng,
+) -> Verdict {
     let (Some(a), Some(b)) = (samples(metrics, id, mine), samples(metrics, id, other)) else {
         return v;
     };
@@ -130,14 +149,21 @@ fn with_ci(mut v: Verdict, metrics: &[Metric], id: &str, mine: &str, other: &str
     }
     if let Some((lo, hi)) = median_diff_ci(a, b, 2_000, rng) {
         let diff = summarize(a).map_or(0.0, |s| s.median) - summarize(b).map_or(0.0, |s| s.median);
-        v.measured.push_str(&format!("; difference {diff:+.d$}, 95% CI {lo:+.d$} … {hi:+.d$}"));
+        v.measured.push_str(&format!(
+            "; difference {diff:+.d$}, 95% CI {lo:+.d$} … {hi:+.d$}"
+        ));
         v.within_noise = lo <= 0.0 && 0.0 <= hi;
     }
     v
 }
 
 fn median(metrics: &[Metric], id: &str, init: &str) -> Option<f64> {
-    metrics.iter().find(|m| m.id == id)?.row(init)?.summary().map(|s| s.median)
+    metrics
+        .iter()
+        .find(|m| m.id == id)?
+        .row(init)?
+        .summary()
+        .map(|s| s.median)
 }
 
 pub fn verdicts(metrics: &[Metric], inits: &[Init], grace: &str, reference: &str) -> Vec<Verdict> {
@@ -145,28 +171,54 @@ pub fn verdicts(metrics: &[Metric], inits: &[Init], grace: &str, reference: &str
     let peers: Vec<&Init> = inits.iter().filter(|i| !i.is_grace).collect();
     let g = |id: &str| median(metrics, id, grace);
     let r = |id: &str| median(metrics, id, reference);
-    let cmp = |target: String, mine: Option<f64>, bound: Option<f64>, unit: &str, d: usize, le: bool| Verdict {
-        target,
-        measured: match (mine, bound) {
-            (Some(a), Some(b)) => format!("{} vs {} {unit}", fmt_num(a, d), fmt_num(b, d)),
-            (Some(a), None) => format!("{} {unit}", fmt_num(a, d)),
-            _ => "not measured".to_string(),
-        },
-        met: match (mine, bound) {
-            (Some(a), Some(b)) => Some(if le { a <= b } else { a < b }),
-            _ => None,
-        },
-        within_noise: false,
-    };
+    let cmp =
+        |target: String, mine: Option<f64>, bound: Option<f64>, unit: &str, d: usize, le: bool| {
+            Verdict {
+                target,
+                measured: match (mine, bound) {
+                    (Some(a), Some(b)) => format!("{} vs {} {unit}", fmt_num(a, d), fmt_num(b, d)),
+                    (Some(a), None) => format!("{} {unit}", fmt_num(a, d)),
+                    _ => "not measured".to_string(),
+                },
+                met: match (mine, bound) {
+                    (Some(a), Some(b)) => Some(if le { a <= b } else { a < b }),
+                    _ => None,
+                },
+                within_noise: false,
+            }
+        };
     let mut rng = Rng::new(0x5eed);
-    v.push(cmp(format!("static binary < 650,000 B ({grace})"), g("size"), Some(650_000.0), "B", 0, false));
-    v.push(cmp("peak RSS ≤ 600 KiB".into(), g("peak_rss"), Some(600.0), "KiB", 0, true));
-    v.push(cmp("idle wake-ups per 10 s = 0".into(), g("idle_wakeups"), Some(0.0), "", 0, true));
+    v.push(cmp(
+        format!("static binary < 650,000 B ({grace})"),
+        g("size"),
+        Some(650_000.0),
+        "B",
+        0,
+        false,
+    ));
+    v.push(cmp(
+        "peak RSS ≤ 600 KiB".into(),
+        g("peak_rss"),
+        Some(600.0),
+        "KiB",
+        0,
+        true,
+    ));
+    v.push(cmp(
+        "idle wake-ups per 10 s = 0".into(),
+        g("idle_wakeups"),
+        Some(0.0),
+        "",
+        0,
+        true,
+    ));
     let best_startup = peers
         .iter()
         .filter_map(|p| median(metrics, "startup", &p.name).map(|m| (m, p.name.clone())))
         .min_by(|a, b| a.0.total_cmp(&b.0));
-    let best_name = best_startup.as_ref().map_or("none".to_string(), |b| b.1.clone());
+    let best_name = best_startup
+        .as_ref()
+        .map_or("none".to_string(), |b| b.1.clone());
     let startup = cmp(
         format!("startup overhead ≤ the best peer ({best_name})"),
         g("startup"),
@@ -175,18 +227,45 @@ pub fn verdicts(metrics: &[Metric], inits: &[Init], grace: &str, reference: &str
         1,
         true,
     );
-    v.push(with_ci(startup, metrics, "startup", grace, &best_name, 1, &mut rng));
-    let shutdown = cmp(format!("shutdown ≤ {reference}"), g("shutdown"), r("shutdown"), "µs", 1, true);
-    v.push(with_ci(shutdown, metrics, "shutdown", grace, reference, 1, &mut rng));
-    let forward = cmp(format!("forwarding ≤ {reference}"), g("forward"), r("forward"), "µs", 1, true);
-    v.push(with_ci(forward, metrics, "forward", grace, reference, 1, &mut rng));
+    v.push(with_ci(
+        startup, metrics, "startup", grace, &best_name, 1, &mut rng,
+    ));
+    let shutdown = cmp(
+        format!("shutdown ≤ {reference}"),
+        g("shutdown"),
+        r("shutdown"),
+        "µs",
+        1,
+        true,
+    );
+    v.push(with_ci(
+        shutdown, metrics, "shutdown", grace, reference, 1, &mut rng,
+    ));
+    let forward = cmp(
+        format!("forwarding ≤ {reference}"),
+        g("forward"),
+        r("forward"),
+        "µs",
+        1,
+        true,
+    );
+    v.push(with_ci(
+        forward, metrics, "forward", grace, reference, 1, &mut rng,
+    ));
     let left = metrics
         .iter()
         .find(|m| m.id == "reap_orphans")
         .and_then(|m| m.row(grace))
         .map(|r| r.note.clone())
         .unwrap_or_default();
-    let reap = cmp(format!("10,000 orphans reaped ≤ {reference}, 0 left"), g("reap_orphans"), r("reap_orphans"), "ms", 2, true);
+    let reap = cmp(
+        format!("10,000 orphans reaped ≤ {reference}, 0 left"),
+        g("reap_orphans"),
+        r("reap_orphans"),
+        "ms",
+        2,
+        true,
+    );
     let mut reap = with_ci(reap, metrics, "reap_orphans", grace, reference, 2, &mut rng);
     if reap.met.is_some() {
         let left = left.split(';').next().unwrap_or("");
@@ -197,13 +276,89 @@ pub fn verdicts(metrics: &[Metric], inits: &[Init], grace: &str, reference: &str
         }
     }
     v.push(reap);
-    v.push(cmp("escalation: SIGKILL within 10 ms of the deadline".into(), g("escalation_kill"), Some(10.0), "ms", 2, true));
-    v.push(cmp("escalation: init gone within 20 ms of the deadline".into(), g("escalation_exit"), Some(20.0), "ms", 2, true));
+    v.push(cmp(
+        "escalation: SIGKILL within 10 ms of the deadline".into(),
+        g("escalation_kill"),
+        Some(10.0),
+        "ms",
+        2,
+        true,
+    ));
+    v.push(cmp(
+        "escalation: init gone within 20 ms of the deadline".into(),
+        g("escalation_exit"),
+        Some(20.0),
+        "ms",
+        2,
+        true,
+    ));
+    v.push(cmp(
+        "system calls per forwarded signal ≤ 2 (issue 10)".into(),
+        g("syscalls_forward"),
+        Some(2.0),
+        "",
+        2,
+        true,
+    ));
+    v.push(cmp(
+        "system calls from SIGTERM to exit ≤ 10 (issue 10)".into(),
+        g("syscalls_shutdown"),
+        Some(10.0),
+        "",
+        0,
+        true,
+    ));
     v
 }
 
+/// A count without trailing zeros: 4, 4.5, 4.01.
+fn count_text(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The system-call table of issue 10 (Markdown), when the run counted them: per init, the count per forwarded
+/// signal and from SIGTERM to exit (median, and the range when rounds differed), with the calls themselves.
+pub fn syscall_table(metrics: &[Metric], inits: &[Init]) -> Option<String> {
+    let fwd = metrics.iter().find(|m| m.id == "syscalls_forward");
+    let stop = metrics.iter().find(|m| m.id == "syscalls_shutdown");
+    if fwd.is_none() && stop.is_none() {
+        return None;
+    }
+    let cell = |m: Option<&Metric>, init: &str| -> (String, String) {
+        let Some(r) = m.and_then(|m| m.row(init)) else {
+            return ("n/a".to_string(), String::new());
+        };
+        if let Some(e) = &r.error {
+            return ("**failed**".to_string(), e.replace('|', "\\|"));
+        }
+        let count = match r.summary() {
+            Some(s) if s.min == s.max => count_text(s.median),
+            Some(s) => format!(
+                "{} ({}–{})",
+                count_text(s.median),
+                count_text(s.min),
+                count_text(s.max)
+            ),
+            None => "–".to_string(),
+        };
+        (count, r.calls.join(", ").replace('|', "\\|"))
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| init | per forwarded signal | one cycle | SIGTERM → exit | calls |\n|---|---:|---|---:|---|"
+    );
+    for i in inits {
+        let (a, a_calls) = cell(fwd, &i.name);
+        let (b, b_calls) = cell(stop, &i.name);
+        let _ = writeln!(out, "| {} | {a} | {a_calls} | {b} | {b_calls} |", i.name);
+    }
+    Some(out)
+}
+
 pub fn text_verdicts(v: &[Verdict]) -> String {
-    let mut out = String::from("\nTargets (issue 5), medians of this run:\n");
+    let mut out = String::from("\nTargets (issues 5 and 10), medians of this run:\n");
     for x in v {
         let _ = writeln!(out, "  [{:^20}] {:<55} {}", x.label(), x.target, x.measured);
     }
@@ -214,7 +369,11 @@ pub fn text_verdicts(v: &[Verdict]) -> String {
 pub fn markdown(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Verdict]) -> String {
     let reference = &meta.reference;
     let mut out = String::new();
-    let _ = writeln!(out, "<!-- generated by bench (grace-init-bench) on {} -->", meta.date);
+    let _ = writeln!(
+        out,
+        "<!-- generated by bench (grace-init-bench) on {} -->",
+        meta.date
+    );
     let _ = writeln!(
         out,
         "Run of {} · grace-init {} ({}) · `{}` · {} cores, kernel {}, {} · load average {} → {} · {:.0} s\n",
@@ -225,8 +384,16 @@ pub fn markdown(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Ver
         meta.nproc,
         meta.kernel,
         meta.cpu,
-        meta.loadavg_start.split(' ').take(3).collect::<Vec<_>>().join(" "),
-        meta.loadavg_end.split(' ').take(3).collect::<Vec<_>>().join(" "),
+        meta.loadavg_start
+            .split(' ')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        meta.loadavg_end
+            .split(' ')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         meta.duration_s
     );
     let _ = writeln!(out, "### Overview: medians (ratio to {reference})\n");
@@ -247,7 +414,9 @@ pub fn markdown(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Ver
                 Some(r) => match (r.summary(), &r.error) {
                     (_, Some(_)) => "**failed**".to_string(),
                     (Some(s), None) => {
-                        let ratio = m.ratio(&i.name, reference).map_or(String::new(), |x| format!(" ({x:.2}×)"));
+                        let ratio = m
+                            .ratio(&i.name, reference)
+                            .map_or(String::new(), |x| format!(" ({x:.2}×)"));
                         format!("{}{ratio}", fmt_num(s.median, m.decimals))
                     }
                     (None, None) => "–".to_string(),
@@ -257,8 +426,21 @@ pub fn markdown(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Ver
         }
         out.push('\n');
     }
+    if let Some(table) = syscall_table(metrics, inits) {
+        let _ = writeln!(out, "\n### System calls (issue 10), counted with strace\n");
+        out.push_str(&table);
+        let _ = writeln!(
+            out,
+            "\nMedian over the rounds (range when they differed). \"one cycle\" lists the calls of one forwarded \
+             signal, the wait first; \"calls\" those from SIGTERM to exit of the most frequent sequence (the details \
+             below list every variant). `→ERRNO` marks a failed call, `wait4→0` a wait that reaped nothing."
+        );
+    }
     let _ = writeln!(out, "\n### Targets for grace-init\n");
-    let _ = writeln!(out, "| target | measured (grace-init vs bound) | verdict |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| target | measured (grace-init vs bound) | verdict |\n|---|---|---|"
+    );
     for v in verdicts {
         let mark = match v.label() {
             "MISSED" => "**missed**".to_string(),
@@ -266,13 +448,27 @@ pub fn markdown(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Ver
         };
         let _ = writeln!(out, "| {} | {} | {mark} |", v.target, v.measured);
     }
-    let _ = writeln!(out, "\n### Details: median, min – max, ratio to {reference}\n");
+    let _ = writeln!(
+        out,
+        "\n### Details: median, min – max, ratio to {reference}\n"
+    );
     for m in metrics {
-        let _ = writeln!(out, "**{} {} ({})** — {}\n", m.number, m.title, m.unit, m.method);
-        let _ = writeln!(out, "| init | median | min – max | n | ÷ {reference} | note |\n|---|---:|---:|---:|---:|---|");
+        let _ = writeln!(
+            out,
+            "**{} {} ({})** — {}\n",
+            m.number, m.title, m.unit, m.method
+        );
+        let _ = writeln!(
+            out,
+            "| init | median | min – max | n | ÷ {reference} | note |\n|---|---:|---:|---:|---:|---|"
+        );
         for r in &m.rows {
             let (med, rng, n) = match r.summary() {
-                Some(s) => (fmt_num(s.median, m.decimals), range(&s, m.decimals), s.n.to_string()),
+                Some(s) => (
+                    fmt_num(s.median, m.decimals),
+                    range(&s, m.decimals),
+                    s.n.to_string(),
+                ),
                 None => ("–".into(), "–".into(), "0".into()),
             };
             let mut note = r.note.replace('|', "\\|");
@@ -312,7 +508,11 @@ fn jn(x: f64) -> String {
     if x.is_finite() {
         let s = format!("{x:.3}");
         let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s.is_empty() || s == "-" { "0".into() } else { s.to_string() }
+        if s.is_empty() || s == "-" {
+            "0".into()
+        } else {
+            s.to_string()
+        }
     } else {
         "null".into()
     }
@@ -332,7 +532,11 @@ pub fn json(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Verdict
         js(&meta.reference),
         js(&meta.grace_build),
         js(&meta.revision),
-        meta.missing.iter().map(|m| js(m)).collect::<Vec<_>>().join(", ")
+        meta.missing
+            .iter()
+            .map(|m| js(m))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let _ = writeln!(
         o,
@@ -351,7 +555,11 @@ pub fn json(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Verdict
             js(&i.name),
             js(&i.exe.to_string_lossy()),
             js(&i.origin),
-            i.prefix.iter().map(|p| js(p)).collect::<Vec<_>>().join(", "),
+            i.prefix
+                .iter()
+                .map(|p| js(p))
+                .collect::<Vec<_>>()
+                .join(", "),
             js(&i.size_file.to_string_lossy()),
             js(&i.version)
         );
@@ -371,11 +579,13 @@ pub fn json(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Verdict
         for (j, r) in m.rows.iter().enumerate() {
             let s = r.summary();
             let f = |g: fn(&Summary) -> f64| s.as_ref().map_or("null".to_string(), |s| jn(g(s)));
-            let ratio = m.ratio(&r.init, &meta.reference).map_or("null".to_string(), jn);
+            let ratio = m
+                .ratio(&r.init, &meta.reference)
+                .map_or("null".to_string(), jn);
             let _ = write!(
                 o,
                 "      {{\"init\": {}, \"median\": {}, \"min\": {}, \"max\": {}, \"p25\": {}, \"p75\": {}, \"n\": {}, \
-                 \"ratio_to_reference\": {ratio}, \"note\": {}, \"error\": {}, \"samples\": [{}]}}",
+                 \"ratio_to_reference\": {ratio}, \"note\": {}, \"error\": {}, {}\"samples\": [{}]}}",
                 js(&r.init),
                 f(|s| s.median),
                 f(|s| s.min),
@@ -385,11 +595,27 @@ pub fn json(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Verdict
                 s.map_or(0, |s| s.n),
                 js(&r.note),
                 r.error.as_deref().map_or("null".to_string(), js),
-                r.samples.iter().map(|x| jn(*x)).collect::<Vec<_>>().join(",")
+                if r.calls.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "\"calls\": [{}], ",
+                        r.calls.iter().map(|c| js(c)).collect::<Vec<_>>().join(", ")
+                    )
+                },
+                r.samples
+                    .iter()
+                    .map(|x| jn(*x))
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
             o.push_str(if j + 1 < m.rows.len() { ",\n" } else { "\n" });
         }
-        o.push_str(if k + 1 < metrics.len() { "    ]},\n" } else { "    ]}\n" });
+        o.push_str(if k + 1 < metrics.len() {
+            "    ]},\n"
+        } else {
+            "    ]}\n"
+        });
     }
     o.push_str("  ],\n  \"targets\": [\n");
     for (k, v) in verdicts.iter().enumerate() {
@@ -409,10 +635,14 @@ pub fn json(meta: &Meta, inits: &[Init], metrics: &[Metric], verdicts: &[Verdict
 
 // ---------------------------------------------------------------- SVG
 
-const COLORS: [&str; 8] = ["#d9480f", "#1c7ed6", "#74c0fc", "#2f9e44", "#ae3ec9", "#f59f00", "#495057", "#e64980"];
+const COLORS: [&str; 8] = [
+    "#d9480f", "#1c7ed6", "#74c0fc", "#2f9e44", "#ae3ec9", "#f59f00", "#495057", "#e64980",
+];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Grouped bars: for every charted metric, one bar per init, height = median ÷ the reference's median.
@@ -476,8 +706,16 @@ pub fn svg(meta: &Meta, inits: &[Init], metrics: &[Metric]) -> String {
             s,
             r##"<line x1="{left}" y1="{yy:.1}" x2="{:.0}" y2="{yy:.1}" stroke="{}" stroke-width="1"{}/><text x="{:.0}" y="{:.1}" font-size="10" text-anchor="end">{g:.1}×</text>"##,
             width - 20.0,
-            if (g - 1.0).abs() < 1e-9 { "#333" } else { "#e5e5e5" },
-            if (g - 1.0).abs() < 1e-9 { r#" stroke-dasharray="5,3""# } else { "" },
+            if (g - 1.0).abs() < 1e-9 {
+                "#333"
+            } else {
+                "#e5e5e5"
+            },
+            if (g - 1.0).abs() < 1e-9 {
+                r#" stroke-dasharray="5,3""#
+            } else {
+                ""
+            },
             left - 6.0,
             yy + 3.0
         );
@@ -499,13 +737,16 @@ pub fn svg(meta: &Meta, inits: &[Init], metrics: &[Metric]) -> String {
                         esc(&i.name),
                         esc(m.title),
                         r,
-                        m.row(&i.name).and_then(|r| r.summary()).map_or(String::new(), |s| format!(
-                            "median {} {}",
-                            fmt_num(s.median, m.decimals),
-                            m.unit
-                        ))
+                        m.row(&i.name).and_then(|r| r.summary()).map_or(
+                            String::new(),
+                            |s| format!("median {} {}", fmt_num(s.median, m.decimals), m.unit)
+                        )
                     );
-                    let label = if r > y_max { format!("{r:.1}▲") } else { format!("{r:.2}") };
+                    let label = if r > y_max {
+                        format!("{r:.1}▲")
+                    } else {
+                        format!("{r:.2}")
+                    };
                     let _ = writeln!(
                         s,
                         r#"<text transform="translate({:.1},{:.1}) rotate(-90)" font-size="9">{label}</text>"#,
@@ -535,7 +776,11 @@ pub fn svg(meta: &Meta, inits: &[Init], metrics: &[Metric]) -> String {
             s,
             r##"<text x="{cx:.1}" y="{:.1}" font-size="9" fill="#666" text-anchor="middle">1× = {}</text>"##,
             top + plot_h + 30.0,
-            ref_med.map_or("–".to_string(), |v| format!("{} {}", fmt_num(v, m.decimals), m.unit))
+            ref_med.map_or("–".to_string(), |v| format!(
+                "{} {}",
+                fmt_num(v, m.decimals),
+                m.unit
+            ))
         );
     }
     let _ = writeln!(

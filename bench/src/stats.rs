@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn median_and_quartiles() {
         let s = summarize(&[5.0, 1.0, 3.0, 2.0, 4.0]).unwrap();
-        assert_eq!((s.median, s.min, s.max, s.p25, s.p75, s.n), (3.0, 1.0, 5.0, 2.0, 4.0, 5));
+        assert_eq!(
+            (s.median, s.min, s.max, s.p25, s.p75, s.n),
+            (3.0, 1.0, 5.0, 2.0, 4.0, 5)
+        );
         assert_eq!(summarize(&[1.0, 2.0]).unwrap().median, 1.5);
         assert!(summarize(&[]).is_none());
     }

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 /// CLOCK_MONOTONIC in nanoseconds: the same clock the child helper stamps its messages with.
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec to write into.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -110,12 +113,16 @@ pub struct Launcher {
 
 impl Launcher {
     pub fn new(mount_proc: bool) -> io::Result<Launcher> {
-        let devnull = fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+        let devnull = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
         Ok(Launcher {
             clock: SharedClock::new()?,
             devnull: devnull.into(),
             env: vec![
-                CString::new("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").unwrap(),
+                CString::new("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+                    .unwrap(),
                 CString::new("HOME=/").unwrap(),
             ],
             mount_proc,
@@ -168,7 +175,11 @@ impl Launcher {
         // SAFETY: clone3 without CLONE_VM behaves like fork. The harness is single-threaded, and the child
         // below only makes async-signal-safe system calls on memory prepared before the clone.
         let pid = unsafe {
-            libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
         };
         if pid < 0 {
             return Err(io::Error::last_os_error());
@@ -196,7 +207,13 @@ impl Launcher {
                     }
                 }
                 // If the harness dies, so does this namespace (PID 1 gone ends every process in it).
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
                 libc::setsid();
                 libc::dup2(devnull, 0);
                 libc::dup2(devnull, 1);
@@ -208,9 +225,15 @@ impl Launcher {
                     libc::dup2(r, 3);
                     libc::dup2(c, 4);
                 }
-                let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                let mut ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
                 libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-                std::ptr::write_volatile(clock, ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                std::ptr::write_volatile(
+                    clock,
+                    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
+                );
                 libc::execve(path, argv_ptrs.as_ptr(), env_ptrs.as_ptr());
                 libc::_exit(121);
             }
@@ -235,7 +258,11 @@ impl Launcher {
 
 /// Waits up to `timeout_ms` for `fd` to become readable; true when it did.
 pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     loop {
         // SAFETY: one valid pollfd.
         let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
@@ -332,7 +359,9 @@ impl Started {
 
     /// Writes bytes to the helper's command pipe.
     pub fn command(&self, bytes: &[u8]) -> bool {
-        let Some(fd) = self.command.as_ref() else { return false };
+        let Some(fd) = self.command.as_ref() else {
+            return false;
+        };
         // SAFETY: writing from a valid slice.
         let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
         n == bytes.len() as isize
@@ -409,7 +438,9 @@ pub fn context_switches(pid: i32) -> Option<u64> {
     let mut total = 0;
     let mut any = false;
     for task in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
-        let Ok(text) = fs::read_to_string(task.path().join("status")) else { continue };
+        let Ok(text) = fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
         total += field_value(&text, "voluntary_ctxt_switches").unwrap_or(0)
             + field_value(&text, "nonvoluntary_ctxt_switches").unwrap_or(0);
         any = true;
@@ -420,7 +451,11 @@ pub fn context_switches(pid: i32) -> Option<u64> {
 /// The children of a (single-threaded) process, as pids in our namespace.
 pub fn children(pid: i32) -> Vec<i32> {
     fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|t| t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|t| {
+            t.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -442,7 +477,8 @@ pub fn has_more_than_one_child(path: &CString) -> bool {
     }
     let text = &buf[..n as usize];
     // "123 456 ..." : a space followed by a digit means a second pid.
-    text.windows(2).any(|w| w[0] == b' ' && w[1].is_ascii_digit())
+    text.windows(2)
+        .any(|w| w[0] == b' ' && w[1].is_ascii_digit())
 }
 
 /// The state letter of a process (R, S, Z, ...) from /proc/PID/stat.
