@@ -63,8 +63,7 @@ impl Inbox {
                 let left = std::time::Duration::from_micros(
                     u64::try_from(left.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX),
                 );
-                sys::wait_signal(&self.mask, left)
-                    .map(|got| self.batch.extend(got))
+                sys::wait_signal(&self.mask, left).map(|got| self.batch.extend(got))
             }
         };
         match outcome {

@@ -75,9 +75,16 @@ pub fn run(config: Config, early: Early) -> i32 {
         out: Output::new(log::max_level()),
         exit: None,
     };
-    // The signalfd is never closed: grace-init ends with _exit, and a close would be one more system call on
-    // the way out.
-    shell.supervise(std::mem::ManuallyDrop::new(inbox), orphaned, terminal, job_control)
+    // Nothing is torn down: grace-init ends with _exit, and closing the signalfd or freeing the loop's buffers
+    // (which the C library may hand back to the kernel with munmap) would only add system calls on the way out.
+    let code = shell.supervise(
+        std::mem::ManuallyDrop::new(inbox),
+        orphaned,
+        terminal,
+        job_control,
+    );
+    std::mem::forget(shell);
+    code
 }
 
 /// The loop's state: the supervisor and what carries out its decisions.

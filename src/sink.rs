@@ -77,7 +77,9 @@ impl Sink {
             match self.write_chunk(chunk) {
                 Ok(n) if n == chunk.len() => rest = after,
                 // A terminal may take part of a chunk: the rest of it, and what follows, is lost.
-                Ok(n) => return count_lines(chunk.get(n..).unwrap_or_default()) + count_lines(after),
+                Ok(n) => {
+                    return count_lines(chunk.get(n..).unwrap_or_default()) + count_lines(after);
+                }
                 Err(_) => return count_lines(rest),
             }
         }

@@ -361,7 +361,12 @@ impl Supervisor {
             (Some(_), Target::Group(pgid) | Target::Members(pgid)) => Target::Members(pgid),
             (Some(_), Target::Child(_)) => {
                 // The child's pid may already belong to another process: do not signal it.
-                say!(out, Debug, "{} not forwarded: the child has exited", name(received));
+                say!(
+                    out,
+                    Debug,
+                    "{} not forwarded: the child has exited",
+                    name(received)
+                );
                 return;
             }
         };
@@ -386,9 +391,16 @@ impl Supervisor {
                     Some(t) => format!("grace period {}", seconds(t)),
                     None => "no time limit".to_string(),
                 };
-                say!(out, Info, "received {}: shutting down, {budget}", name(signal));
+                say!(
+                    out,
+                    Info,
+                    "received {}: shutting down, {budget}",
+                    name(signal)
+                );
                 if !self.policy.drain_delay.is_zero() && self.child_exit.is_none() {
-                    say!(out, Info, 
+                    say!(
+                        out,
+                        Info,
                         "draining for {} before forwarding",
                         seconds(self.policy.drain_delay)
                     );
@@ -400,7 +412,9 @@ impl Supervisor {
                 self.forward_stop_when_ready(now, out);
             }
             (true, Some(mut stop)) if stop.forwarded_at.is_none() && self.child_exit.is_none() => {
-                say!(out, Info, 
+                say!(
+                    out,
+                    Info,
                     "received {} again during the drain: forwarding now",
                     name(signal)
                 );
@@ -409,7 +423,9 @@ impl Supervisor {
                 self.forward_stop_when_ready(now, out);
             }
             (true, Some(_)) => {
-                say!(out, Info, 
+                say!(
+                    out,
+                    Info,
                     "received {} again: forwarding it, deadline unchanged",
                     name(signal)
                 );
@@ -474,19 +490,18 @@ impl Supervisor {
                 }
                 stop.delivered = true;
             }
-            None => say!(out, Info, "{} rewritten to none: not forwarded", name(stop.signal)),
+            None => say!(
+                out,
+                Info,
+                "{} rewritten to none: not forwarded",
+                name(stop.signal)
+            ),
         }
         self.stop = Some(stop);
         self.kill_if_due(now, out);
     }
 
-    fn on_reaped(
-        &mut self,
-        pid: i32,
-        status: ChildStatus,
-        now: Instant,
-        out: &mut Output,
-    ) {
+    fn on_reaped(&mut self, pid: i32, status: ChildStatus, now: Instant, out: &mut Output) {
         self.reaped_since_pass = true;
         if let PreStop::Running {
             pid: pre_pid,
@@ -500,7 +515,9 @@ impl Supervisor {
                     ChildStatus::Exited(0) => {
                         say!(out, Info, "pre-stop command finished in {}", seconds(took))
                     }
-                    other => say!(out, Warn, 
+                    other => say!(
+                        out,
+                        Warn,
                         "pre-stop command {} after {}",
                         other.describe(),
                         seconds(took)
@@ -519,18 +536,24 @@ impl Supervisor {
             Some(Stop {
                 forwarded_at: Some(forwarded),
                 ..
-            }) => say!(out, Info, 
+            }) => say!(
+                out,
+                Info,
                 "child {pid} {} {} after the stop signal was forwarded",
                 status.describe(),
                 seconds(now.saturating_duration_since(forwarded))
             ),
-            Some(stop) => say!(out, Info, 
+            Some(stop) => say!(
+                out,
+                Info,
                 "child {pid} {} {} after the stop signal, before it was forwarded",
                 status.describe(),
                 seconds(now.saturating_duration_since(stop.at))
             ),
             // The summary line says it at info; this one is for debugging.
-            None => say!(out, Debug, 
+            None => say!(
+                out,
+                Debug,
                 "child {pid} {} after running {}",
                 status.describe(),
                 seconds(now.saturating_duration_since(self.started))
@@ -581,7 +604,11 @@ impl Supervisor {
                 Some(d) => format!("SIGKILL in {}", seconds(d.saturating_duration_since(now))),
                 None => "no time limit".to_string(),
             };
-            say!(out, Info, "the child is gone but processes remain: sending them SIGTERM, {budget}");
+            say!(
+                out,
+                Info,
+                "the child is gone but processes remain: sending them SIGTERM, {budget}"
+            );
             out.actions.push(Action::TerminateLeftovers { skip_told });
             self.kill_if_due(now, out);
         }
@@ -595,7 +622,11 @@ impl Supervisor {
         };
         if let Some((pid, since)) = busy {
             if self.pre_stop_cutoff().is_some_and(|cutoff| now >= cutoff) {
-                say!(out, Warn, "pre-stop command overran its share of the grace period: killing it");
+                say!(
+                    out,
+                    Warn,
+                    "pre-stop command overran its share of the grace period: killing it"
+                );
                 self.pre_stop = PreStop::Finished {
                     took: now.saturating_duration_since(since),
                 };
@@ -614,7 +645,9 @@ impl Supervisor {
                 self.last_kill = Some(now);
                 match self.child_exit {
                     Some((status, _)) if self.blind || self.only_strangers => {
-                        say!(out, Warn, 
+                        say!(
+                            out,
+                            Warn,
                             "processes remain that grace-init cannot wait for ({}): exiting without them",
                             if self.blind {
                                 "not visible without /proc"
@@ -637,7 +670,11 @@ impl Supervisor {
         }
         self.killed_at = Some(now);
         self.last_kill = Some(now);
-        say!(out, Info, "grace period over: sending SIGKILL to every process left");
+        say!(
+            out,
+            Info,
+            "grace period over: sending SIGKILL to every process left"
+        );
         out.actions.push(Action::KillAll);
     }
 

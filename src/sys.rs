@@ -95,13 +95,7 @@ pub fn read_signals(fd: &impl AsRawFd, out: &mut Vec<Received>) -> Result<(), Er
     // SAFETY: signalfd_siginfo is plain old data; all-zero is a valid value.
     let mut buf: [libc::signalfd_siginfo; SIGNAL_BATCH] = unsafe { std::mem::zeroed() };
     // SAFETY: the buffer is valid and writable for its whole length, which is what is passed.
-    let n = unsafe {
-        libc::read(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            SIZE * SIGNAL_BATCH,
-        )
-    };
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), SIZE * SIGNAL_BATCH) };
     let n = usize::try_from(n).map_err(|_| Errno::last())?;
     for info in buf.iter().take(n / SIZE) {
         out.push(Received {
