@@ -111,7 +111,7 @@ pub fn read_signals(fd: &impl AsRawFd, out: &mut Vec<Received>) -> Result<(), Er
 pub fn wait_signal(set: &SigSet, timeout: Duration) -> Result<Option<Received>, Errno> {
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
     };
     // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
