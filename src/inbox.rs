@@ -1,6 +1,6 @@
 //! Receives signals: blocks them all at start, reads them from a signalfd, and waits for one or a deadline.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -68,6 +68,11 @@ impl Inbox {
             Err(e) => log::warn!("waiting for signals failed: {e}"),
         }
         self.drain(received);
+    }
+
+    /// The signalfd's number, for the list of descriptors grace-init keeps (issue 12's fd hygiene).
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 
     fn drain(&self, received: &mut Vec<i32>) {

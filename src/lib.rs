@@ -7,14 +7,18 @@
 )]
 
 pub mod cli;
+pub mod comm;
 pub mod deliver;
 pub mod duration;
 pub mod exit_code;
+pub mod hygiene;
 pub mod inbox;
 pub mod logging;
+pub mod pause;
 pub mod reap;
 pub mod run;
 pub mod signals;
 pub mod spawn;
 pub mod supervisor;
 pub mod sys;
+pub mod user;

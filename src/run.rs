@@ -9,7 +9,7 @@ use crate::cli::Config;
 use crate::deliver::Deliverer;
 use crate::exit_code::SETUP_FAILED;
 use crate::inbox::{Inbox, block_signals};
-use crate::reap::reap_all;
+use crate::reap::{reap_all, reap_all_named};
 use crate::signals::name;
 use crate::spawn::{spawn_child, spawn_pre_stop};
 use crate::supervisor::{Action, Event, Supervisor};
@@ -22,7 +22,7 @@ const STRANGER_POLL: Duration = Duration::from_millis(50);
 /// What must be done before the command line is even parsed.
 pub struct Early {
     /// The parent when grace-init started: if it has changed by the time --pdeathsig is armed, it died.
-    parent: Pid,
+    pub(crate) parent: Pid,
 }
 
 impl Early {
@@ -46,13 +46,15 @@ pub fn run(config: Config, early: Early) -> i32 {
     };
     let orphaned = register_as_reaper(&config, early.parent);
     let take_terminal = owns_terminal();
-    let child = match spawn_child(&config.command, take_terminal) {
+    let child = match spawn_child(&config.command, take_terminal, config.user.as_deref()) {
         Ok(pid) => pid,
         Err(e) => {
             log::error!("{}", e.message);
             return e.code;
         }
     };
+    // issue 12: cwd `/` and no inherited descriptors in grace-init itself; the child keeps both.
+    crate::hygiene::detach_from_caller(&[inbox.as_raw_fd()]);
     // From here on grace-init never bails out: errors are warnings, and it exits only when nothing is left.
     log::debug!("started child {child} in its own process group");
     let deliverer = Deliverer::probe();
@@ -90,8 +92,17 @@ pub fn run(config: Config, early: Early) -> i32 {
         }
         // Each reaped process is handled as it comes, so 10,000 orphans need no list of 10,000 events.
         if std::mem::take(&mut must_reap) {
-            let children_left =
-                reap_all(|pid, status| feed(&mut supervisor, Event::Reaped { pid, status }));
+            // issue 12: --warn-reap names each process before reaping it; the default path does not pay for it.
+            let children_left = if config.policy.warn_reap {
+                reap_all_named(|pid, status, name| {
+                    feed(&mut supervisor, Event::Reaped { pid, status, name })
+                })
+            } else {
+                reap_all(|pid, status| {
+                    let name = None;
+                    feed(&mut supervisor, Event::Reaped { pid, status, name })
+                })
+            };
             // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
             strangers_left = !children_left && deliverer.others_in_namespace();
             supervisor.note_only_strangers(strangers_left);
@@ -134,7 +145,7 @@ fn perform(
         Action::ForwardStop { signal, target } => deliverer.forward_stop(signal, target),
         Action::StartPreStop => {
             let line = config.pre_stop.as_deref().unwrap_or_default();
-            let outcome = match spawn_pre_stop(line) {
+            let outcome = match spawn_pre_stop(line, config.user.as_deref()) {
                 Ok(pid) => {
                     log::info!("running pre-stop command: {line}");
                     Event::PreStopStarted(pid)
@@ -184,7 +195,7 @@ fn processes(count: usize) -> String {
 
 /// Becomes a child subreaper when not PID 1 (or when asked), so orphans of the child are reaped here too, and
 /// arms --pdeathsig. Returns the parent-death signal when the parent already died since grace-init started.
-fn register_as_reaper(config: &Config, parent_at_start: Pid) -> Option<i32> {
+pub fn register_as_reaper(config: &Config, parent_at_start: Pid) -> Option<i32> {
     let pid1 = getpid().as_raw() == 1;
     if !pid1 || config.force_subreaper {
         match nix::sys::prctl::set_child_subreaper(true) {

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::comm::Comm;
 use crate::duration::seconds;
 use crate::exit_code::{ChildStatus, exit_code};
 use crate::signals::{Rewrites, name};
@@ -32,6 +33,8 @@ pub struct Policy {
     pub single_child: bool,
     /// Exit codes reported as 0.
     pub expect_exit: Vec<i32>,
+    /// Warn when a process other than the main child and the pre-stop command is reaped (`--warn-reap`).
+    pub warn_reap: bool,
 }
 
 /// Something that happened, as the shell saw it.
@@ -39,8 +42,12 @@ pub struct Policy {
 pub enum Event {
     /// A signal arrived from another process.
     Signal(i32),
-    /// A process was reaped.
-    Reaped { pid: i32, status: ChildStatus },
+    /// A process was reaped; `name` is known only with `--warn-reap` (read before it was reaped).
+    Reaped {
+        pid: i32,
+        status: ChildStatus,
+        name: Option<Comm>,
+    },
     /// The reap pass is over: whether any child is still alive.
     Settled { children_left: bool },
     /// The pre-stop command was started with this pid.
@@ -228,7 +235,9 @@ impl Supervisor {
         }
         match event {
             Event::Signal(signal) => self.on_signal(signal, now, &mut actions),
-            Event::Reaped { pid, status } => self.on_reaped(pid, status, now, &mut actions),
+            Event::Reaped { pid, status, name } => {
+                self.on_reaped(pid, status, name, now, &mut actions)
+            }
             Event::Settled { children_left } => self.on_settled(children_left, now, &mut actions),
             Event::PreStopStarted(pid) => {
                 if let PreStop::Starting { since } = self.pre_stop {
@@ -385,6 +394,7 @@ impl Supervisor {
         &mut self,
         pid: i32,
         status: ChildStatus,
+        name: Option<Comm>,
         now: Instant,
         actions: &mut Vec<Action>,
     ) {
@@ -412,7 +422,16 @@ impl Supervisor {
             }
         }
         if pid != self.child {
-            log::debug!("reaped process {pid}: {}", status.describe());
+            // --warn-reap (issue 12): a zombie the app left behind, named.
+            if self.policy.warn_reap {
+                let name = name.map_or_else(|| "name unknown".to_string(), |n| n.to_string());
+                log::warn!(
+                    "reaped process {pid} ({name}), left behind by the app: it {}",
+                    status.describe()
+                );
+            } else {
+                log::debug!("reaped process {pid}: {}", status.describe());
+            }
             return;
         }
         self.child_exit = Some((status, now));
@@ -592,6 +611,7 @@ mod tests {
             rewrites: Rewrites::default(),
             single_child: false,
             expect_exit: vec![],
+            warn_reap: false,
         }
     }
 
@@ -627,6 +647,7 @@ mod tests {
         Event::Reaped {
             pid,
             status: ChildStatus::Exited(code),
+            name: None,
         }
     }
 
@@ -716,6 +737,7 @@ mod tests {
         let killed = Event::Reaped {
             pid: CHILD,
             status: ChildStatus::Killed(libc::SIGKILL),
+            name: None,
         };
         assert_eq!(sup.handle(killed, t0 + ms(10_001)), vec![]);
         assert_eq!(
@@ -784,6 +806,7 @@ mod tests {
         let killed = Event::Reaped {
             pid: CHILD,
             status: ChildStatus::Killed(9),
+            name: None,
         };
         sup.handle(killed, t0 + ms(10_101));
         assert_eq!(
@@ -1047,7 +1070,8 @@ mod tests {
             sup.handle(
                 Event::Reaped {
                     pid: 200,
-                    status: ChildStatus::Killed(9)
+                    status: ChildStatus::Killed(9),
+                    name: None,
                 },
                 t0 + ms(5001)
             ),
@@ -1071,6 +1095,7 @@ mod tests {
                     Event::Reaped {
                         pid: CHILD,
                         status: ChildStatus::Killed(TERM),
+                        name: None,
                     },
                     vec![],
                 ),
