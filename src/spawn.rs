@@ -75,7 +75,11 @@ fn socket_activation_names_us() -> bool {
 fn become_user(cmd: &mut Command, user: Option<&Identity>) {
     if let Some(id) = user {
         sys::set_env("HOME", &id.home);
-        sys::switch_user(cmd, id.uid, id.gid, id.groups.clone());
+        // Not root: `--user` passed validation only because it names grace-init's own ids, so there is nothing
+        // to switch (and setgroups would be refused).
+        if nix::unistd::geteuid().is_root() {
+            sys::switch_user(cmd, id.uid, id.gid, id.groups.clone());
+        }
     }
 }
 
