@@ -201,7 +201,35 @@ pub fn resolve_here(spec: &UserSpec) -> Result<Identity, String> {
             "cannot run the command as user '{spec}': grace-init is not root (uid {euid}), and only root can switch users"
         ));
     }
+    if euid == 0 && !can_switch_users() {
+        return Err(format!(
+            "cannot run the command as user '{spec}': grace-init lacks CAP_SETUID or CAP_SETGID (grant them to the container)"
+        ));
+    }
     Ok(identity)
+}
+
+/// Whether grace-init's effective capabilities include CAP_SETGID (6) and CAP_SETUID (7). Root in a container
+/// may lack them (runc's default spec does not grant them). Without /proc, assume it can and let the switch
+/// itself fail later.
+fn can_switch_users() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    let Some(mask) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        return true;
+    };
+    has_setid_caps(mask)
+}
+
+/// Whether a capability mask holds both CAP_SETGID (bit 6) and CAP_SETUID (bit 7).
+fn has_setid_caps(mask: u64) -> bool {
+    const SETID: u64 = (1 << 6) | (1 << 7);
+    mask & SETID == SETID
 }
 
 #[cfg(test)]
@@ -275,6 +303,15 @@ staff:x:50:someone
         assert!(resolved("app:nogroup").unwrap_err().contains("'nogroup'"));
         // A comment is not an entry.
         assert!(resolved("#").is_err());
+    }
+
+    #[test]
+    fn switching_needs_both_setid_capabilities() {
+        assert!(has_setid_caps(0x1ff));
+        assert!(has_setid_caps(0xc0));
+        assert!(!has_setid_caps(0x40));
+        assert!(!has_setid_caps(0x80));
+        assert!(!has_setid_caps(0x20));
     }
 
     #[test]
