@@ -6,33 +6,10 @@ mod common;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::*;
-
-/// A scratch directory for marker files, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("grace-init-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn marker(&self, i: usize) -> PathBuf {
-        self.0.join(format!("started-{i}"))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `grace-init OPTIONS -- sh -c 'touch MARKER'` (or OPTIONS alone when `raw`) and checks the usage-error
 /// contract: exit 2, exactly one stderr line naming `named`, nothing on stdout, no child started.

@@ -1098,11 +1098,11 @@ fn user_switch_in_a_root_image_runs_the_app_as_the_images_user_with_its_groups()
     );
 }
 
-#[test]
-fn user_switch_without_the_capabilities_for_it_is_a_usage_error_and_nothing_starts() {
+/// Runs grace-init with `flags` in a container with the image's users; it must refuse with a usage error (exit 2)
+/// whose message contains `needle`, and start nothing.
+fn assert_usage_error_in_container(flags: &[&str], needle: &str) {
     let Some(env) = env() else { return };
-    // runc's default spec grants no CAP_SETUID/CAP_SETGID: root, but unable to switch users.
-    let args = under_grace_init(&["-u", "appuser"], &["sh", "-c", "echo started"]);
+    let args = under_grace_init(flags, &["sh", "-c", "echo started"]);
     let files = [("/etc/passwd", IMAGE_PASSWD), ("/etc/group", IMAGE_GROUP)];
     let mut c = Container::start(env, &args, &[], &files);
     let exit = c
@@ -1111,27 +1111,20 @@ fn user_switch_without_the_capabilities_for_it_is_a_usage_error_and_nothing_star
     assert_eq!(exit.code, Some(2), "{}", c.output());
     assert!(c.transcript.find("started").is_none(), "{}", c.output());
     assert!(
-        c.transcript.find("CAP_SETUID").is_some(),
-        "the message names what is missing; output:\n{}",
+        c.transcript.find(needle).is_some(),
+        "want {needle:?}; output:\n{}",
         c.output()
     );
 }
 
 #[test]
+fn user_switch_without_the_capabilities_for_it_is_a_usage_error_and_nothing_starts() {
+    // runc's default spec grants no CAP_SETUID/CAP_SETGID: root, but unable to switch users.
+    assert_usage_error_in_container(&["-u", "appuser"], "CAP_SETUID");
+}
+
+#[test]
 fn user_unknown_to_the_image_is_a_usage_error_and_nothing_starts() {
-    let Some(env) = env() else { return };
     // `nobody` exists on the host but not in this image: the image's files are what count.
-    let args = under_grace_init(&["-u", "nobody"], &["sh", "-c", "echo started"]);
-    let files = [("/etc/passwd", IMAGE_PASSWD), ("/etc/group", IMAGE_GROUP)];
-    let mut c = Container::start(env, &args, &[], &files);
-    let exit = c
-        .wait_exit(PATIENCE)
-        .unwrap_or_else(|| panic!("did not exit; output:\n{}", c.output()));
-    assert_eq!(exit.code, Some(2), "{}", c.output());
-    assert!(c.transcript.find("started").is_none(), "{}", c.output());
-    assert!(
-        c.transcript.find("unknown user 'nobody'").is_some(),
-        "{}",
-        c.output()
-    );
+    assert_usage_error_in_container(&["-u", "nobody"], "unknown user 'nobody'");
 }

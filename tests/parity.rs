@@ -13,34 +13,16 @@ use std::time::Instant;
 
 use common::*;
 
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("grace-init-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    /// A symlink named `name` to `sleep`: a process started through it is called `name` in /proc.
-    fn named_sleep(&self, name: &str) -> String {
-        let sleep = ["/bin/sleep", "/usr/bin/sleep"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("sleep");
-        let link = self.0.join(name);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(sleep, &link).unwrap();
-        link.display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A symlink named `name` to `sleep` in `scratch`: a process started through it is called `name` in /proc.
+fn named_sleep(scratch: &Scratch, name: &str) -> String {
+    let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("sleep");
+    let link = scratch.path(name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(sleep, &link).unwrap();
+    link
 }
 
 /// `(uid, gid, home)` of `name` in this machine's /etc/passwd.
@@ -280,7 +262,7 @@ fn pause_as_pid_1_reaps_orphans_from_processes_that_join_its_namespace() {
         return;
     }
     let scratch = Scratch::new("pause-orphans");
-    let leftover = scratch.named_sleep("pause-orphan");
+    let leftover = named_sleep(&scratch, "pause-orphan");
     let mut run = Run::start(Mode::Pid1, &["--pause", "-w"]);
     wait_until_idle(&run);
     let target = run.init_pid().to_string();
@@ -572,7 +554,7 @@ fn systemd_socket_activate_starts_grace_init_and_the_child_serves() {
 #[test]
 fn warn_reap_names_the_zombies_the_app_left_behind_and_nothing_else() {
     let scratch = Scratch::new("warn-reap");
-    let leftover = scratch.named_sleep("left-behind");
+    let leftover = named_sleep(&scratch, "left-behind");
     // A double fork: the subshell exits at once, so its sleep is re-parented to grace-init.
     let app = r#"("$0" 0.3 &); echo ready; exec sleep 1000"#;
     for mode in modes() {
@@ -623,7 +605,7 @@ fn warn_reap_names_every_one_of_many_orphans_exactly_once() {
     // 200 orphans exiting together (SIGCHLDs coalesce): with -w each is named once (none lost to the peek, none
     // named twice); without it, none is named and all are reaped just the same.
     let scratch = Scratch::new("warn-reap-many");
-    let leftover = scratch.named_sleep("many-orphans");
+    let leftover = named_sleep(&scratch, "many-orphans");
     let app = r#"i=0; while [ $i -lt 200 ]; do ("$0" 0 &); i=$((i+1)); done; sleep 0.5"#;
     for mode in modes() {
         for warn in [false, true] {
