@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (run as root):
 # - Debian packages: runc and busybox-static for the container end-to-end tests, nginx for the real-server
-#   tests, util-linux (unshare) and procps, and for the benchmark the peer inits (tini, dumb-init, catatonit) and
-#   strace (its system-call counts);
+#   tests, util-linux (unshare, nsenter) and procps, systemd (systemd-socket-activate, for the socket-activation
+#   test), and for the benchmark the peer inits (tini, dumb-init, catatonit) and strace (its system-call counts);
 # - a Python virtualenv at .venv with the real servers (gunicorn, uvicorn, grpcio) and kubernetes-validate.
 # Idempotent: re-running it only fills in what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(runc busybox-static nginx util-linux procps python3-venv tini dumb-init catatonit strace file)
+packages=(runc busybox-static nginx util-linux procps python3-venv tini dumb-init catatonit strace file systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

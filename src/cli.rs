@@ -10,6 +10,7 @@ use crate::duration::{Limit, format_duration, parse_duration, parse_limit};
 use crate::exit_code::parse_code;
 use crate::signals::{Rewrite, Rewrites, parse_receivable, parse_rewrite};
 use crate::supervisor::Policy;
+use crate::user::{Identity, UserSpec, parse_spec};
 
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -25,7 +26,7 @@ pub enum LogFormat {
     name = "grace-init",
     version,
     about = "A tiny PID 1 for containers: reaps zombies, forwards signals, and stops the app within a bounded grace period.",
-    override_usage = "grace-init [OPTIONS] [--] COMMAND [ARGS]...",
+    override_usage = "grace-init [OPTIONS] [--] COMMAND [ARGS]...\n       grace-init [OPTIONS] --pause",
     after_help = "Exit status: the command's own (0 for codes listed with -e), 128+N if it was killed by signal N, \
                   127 if it was not found, 126 if it could not be executed, 2 for a usage error, 1 if grace-init \
                   could not start it (no fork, no descriptors).\n\
@@ -81,6 +82,21 @@ struct Args {
         env = "GRACE_INIT_STOP_SIGNALS", value_name = "LIST", default_value = "TERM,INT", value_delimiter = ',', value_parser = parse_receivable)]
     stop_signals: Vec<i32>,
 
+    /// Run the command (and the pre-stop command) as USER, or USER:GROUP: names from /etc/passwd and /etc/group,
+    /// or numbers. Sets the user's supplementary groups and HOME; grace-init itself stays as it is (root).
+    #[arg(short, long, allow_hyphen_values = true,
+        env = "GRACE_INIT_USER", value_name = "USER[:GROUP]", value_parser = parse_spec)]
+    user: Option<UserSpec>,
+
+    /// No command: only reap what is re-parented to grace-init and sleep, until a stop signal (then exit 0).
+    #[arg(long, env = "GRACE_INIT_PAUSE", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    pause: bool,
+
+    /// Warn, with its pid and name, whenever a process other than the command (and the pre-stop command) has to
+    /// be reaped: a zombie the app left behind.
+    #[arg(short, long, env = "GRACE_INIT_WARN_REAP", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    warn_reap: bool,
+
     /// More log output (-v debug, -vv trace); overrides GRACE_INIT_LOG.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
@@ -116,7 +132,12 @@ pub enum Verbosity {
 /// Everything grace-init was asked to do, validated.
 #[derive(Debug)]
 pub struct Config {
+    /// Empty in pause mode.
     pub command: Vec<OsString>,
+    /// `--pause`: no command; reap and sleep until a stop signal.
+    pub pause: bool,
+    /// Who the command and the pre-stop command run as (`--user`), resolved.
+    pub user: Option<Box<Identity>>,
     pub policy: Policy,
     pub pre_stop: Option<String>,
     pub pdeathsig: Option<i32>,
@@ -195,9 +216,17 @@ fn first_line(rendered: &str) -> String {
 }
 
 fn validate(args: Args) -> Result<Config, String> {
-    if args.command.is_empty() {
+    if args.pause {
+        if let Some(program) = args.command.first() {
+            return Err(format!(
+                "unexpected command '{}' with --pause: pause mode runs no command",
+                program.to_string_lossy()
+            ));
+        }
+    } else if args.command.is_empty() {
         return Err(
-            "missing command: usage: grace-init [OPTIONS] [--] COMMAND [ARGS]...".to_string(),
+            "missing command: usage: grace-init [OPTIONS] [--] COMMAND [ARGS]... (or --pause)"
+                .to_string(),
         );
     }
     if args.command.first().is_some_and(|c| c.is_empty()) {
@@ -230,10 +259,16 @@ fn validate(args: Args) -> Result<Config, String> {
         (false, 1) => Verbosity::Debug,
         (false, _) => Verbosity::Trace,
     };
+    let user = match &args.user {
+        Some(spec) => Some(Box::new(crate::user::resolve_here(spec)?)),
+        None => None,
+    };
     let expect_exit = unique(args.expect_exit);
     let stop_signals = unique(args.stop_signals);
     Ok(Config {
         command: args.command,
+        pause: args.pause,
+        user,
         policy: Policy {
             timeout: args.timeout.0,
             drain_delay: args.drain_delay,
@@ -242,6 +277,7 @@ fn validate(args: Args) -> Result<Config, String> {
             rewrites,
             single_child: args.single_child,
             expect_exit,
+            warn_reap: args.warn_reap,
         },
         pre_stop,
         pdeathsig: args.pdeathsig,
@@ -333,6 +369,16 @@ mod tests {
         );
         let inf = config(&["--timeout", "infinity", "x"]);
         assert_eq!(inf.policy.timeout, None);
+        let pause = config(&["--pause", "-w"]);
+        assert!(pause.pause && pause.command.is_empty() && pause.policy.warn_reap);
+        // The current user can always be asked for, root or not.
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        let me = format!("{uid}:{gid}");
+        let same = config(&["-u", &me, "x"]).user.unwrap();
+        assert_eq!((same.uid, same.gid, same.groups), (uid, gid, vec![gid]));
     }
 
     #[test]
@@ -352,6 +398,12 @@ mod tests {
             (&["-v", "-q", "x"], "--quiet"),
             (&["--log-format", "xml", "x"], "xml"),
             (&["-p", "STOP", "x"], "STOP"),
+            (&["--pause", "x"], "'x'"),
+            (&["-u", "", "x"], "''"),
+            (&["-u", "app:", "x"], "'app:'"),
+            (&["-u", "no-such-user-here", "x"], "'no-such-user-here'"),
+            (&["-u", "0:no-such-group-here", "x"], "'no-such-group-here'"),
+            (&["--warn-reap=maybe", "x"], "--warn-reap"),
         ];
         for (args, named) in table {
             let message = usage(args);

@@ -2,6 +2,7 @@
 //! signalfd while nothing is timed, one by one with `sigtimedwait` while a deadline is armed. Either way a
 //! wake-up costs one system call, and a deadline costs none of its own.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -44,9 +45,8 @@ impl Inbox {
         })
     }
 
-    /// The signalfd's descriptor, which grace-init keeps when it closes what it inherited.
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
+    /// The signalfd's number, for the list of descriptors grace-init keeps (issue 12's fd hygiene).
+    pub fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 

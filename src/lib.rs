@@ -7,11 +7,14 @@
 )]
 
 pub mod cli;
+pub mod comm;
 pub mod deliver;
 pub mod duration;
 pub mod exit_code;
+pub mod hygiene;
 pub mod inbox;
 pub mod logging;
+pub mod pause;
 pub mod procs;
 pub mod reap;
 pub mod run;
@@ -20,3 +23,4 @@ pub mod sink;
 pub mod spawn;
 pub mod supervisor;
 pub mod sys;
+pub mod user;

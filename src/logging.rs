@@ -223,6 +223,12 @@ pub fn flush() {
     pending.lines = 0;
 }
 
+/// The logger's private stderr descriptor, if it opened one: grace-init keeps it when it closes what it
+/// inherited.
+pub fn private_fd() -> Option<std::os::fd::RawFd> {
+    LOGGER.get().and_then(|l| l.sink.raw_fd())
+}
+
 /// How many lines were dropped and not yet reported (for the exit summary).
 pub fn dropped() -> usize {
     LOGGER

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use grace_init::{cli, exit_code, logging, run, sys};
+use grace_init::{cli, exit_code, logging, pause, run, sys};
 
 fn main() {
     // First of all: block signals, so a stop signal that arrives while the command line is parsed waits in the
@@ -24,7 +24,11 @@ fn main() {
         }
         cli::Parsed::Run(config) => {
             logging::init(config.verbosity, config.log_format);
-            run::run(config, early)
+            if config.pause {
+                pause::pause(&config, early)
+            } else {
+                run::run(config, early)
+            }
         }
     };
     logging::flush();

@@ -50,3 +50,37 @@ pub fn peek(pid: i32) -> Option<ChildStatus> {
         Change::Stopped(_) => None,
     }
 }
+
+/// Like `reap_all`, and also names each process before it is reaped (for `--warn-reap`): waitid with WNOWAIT
+/// finds an exited child and leaves it a zombie, its name is read from /proc, then exactly that child is
+/// reaped. Costs an extra system call and a /proc read per exit, so it is used only when asked for.
+pub fn reap_all_named(
+    mut on_exit: impl FnMut(i32, ChildStatus, Option<crate::comm::Comm>),
+) -> bool {
+    loop {
+        match sys::peek_exited() {
+            Ok(Some(pid)) => {
+                let name = crate::comm::Comm::of(pid);
+                match sys::wait_pid_nohang(pid) {
+                    Ok(Some(raw)) => match decode(raw) {
+                        Change::Ended(status) => on_exit(pid, status, name),
+                        Change::Stopped(_) => continue,
+                    },
+                    Ok(None) | Err(Errno::EINTR) => continue,
+                    Err(Errno::ECHILD) => return false,
+                    Err(e) => {
+                        log::warn!("waitpid failed: {e}");
+                        return true;
+                    }
+                }
+            }
+            Ok(None) => return true,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return false,
+            Err(e) => {
+                log::warn!("waitid failed: {e}");
+                return true;
+            }
+        }
+    }
+}

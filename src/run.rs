@@ -10,7 +10,7 @@ use crate::deliver::Deliverer;
 use crate::exit_code::SETUP_FAILED;
 use crate::inbox::{Inbox, block_signals};
 use crate::logging;
-use crate::reap::{self, Change, reap_all};
+use crate::reap::{self, Change, reap_all, reap_all_named};
 use crate::signals::name;
 use crate::spawn::{spawn_child, spawn_pre_stop};
 use crate::supervisor::{Action, Event, Output, Reach, Supervisor};
@@ -23,7 +23,7 @@ const STRANGER_POLL: Duration = Duration::from_millis(50);
 /// What must be done before the command line is even parsed.
 pub struct Early {
     /// The parent when grace-init started: if it has changed by the time --pdeathsig is armed, it died.
-    parent: Pid,
+    pub(crate) parent: Pid,
 }
 
 impl Early {
@@ -47,7 +47,7 @@ pub fn run(config: Config, early: Early) -> i32 {
     };
     let orphaned = register_as_reaper(&config, early.parent);
     let terminal = Terminal::detect();
-    let child = match spawn_child(&config.command, terminal.is_some()) {
+    let child = match spawn_child(&config.command, terminal.is_some(), config.user.as_deref()) {
         Ok(pid) => pid,
         Err(e) => {
             // The child may have taken the terminal before its exec failed: the caller gets it back.
@@ -58,6 +58,12 @@ pub fn run(config: Config, early: Early) -> i32 {
             return e.code;
         }
     };
+    // issue 12: cwd `/` and no inherited descriptors in grace-init itself; the child keeps both.
+    crate::hygiene::detach_from_caller(&[inbox.as_raw_fd()]);
+    // issue 12: cwd `/` and no inherited descriptors in grace-init itself; the child keeps both.
+    let mut keep = vec![inbox.as_raw_fd()];
+    keep.extend(logging::private_fd());
+    crate::hygiene::detach_from_caller(&keep);
     // From here on grace-init never bails out: errors are warnings, and it exits only when nothing is left.
     log::debug!("started child {child} in its own process group");
     let mut supervisor = Supervisor::new(config.policy.clone(), child, Instant::now());
@@ -160,7 +166,14 @@ impl Shell {
             if let Some(status) = reap::peek(child) {
                 peeked = true;
                 self.deliverer.set_group_reserved(true);
-                self.feed(Event::Reaped { pid: child, status }, now);
+                self.feed(
+                    Event::Reaped {
+                        pid: child,
+                        status,
+                        name: None,
+                    },
+                    now,
+                );
                 self.feed(
                     Event::Settled {
                         children_left: true,
@@ -169,24 +182,30 @@ impl Shell {
                 );
             }
         }
-        let children_left = reap_all(job_control, |pid, change| match change {
-            Change::Ended(status) => {
-                if pid == child {
-                    if let Some(terminal) = terminal {
-                        terminal.take_back();
-                    }
-                    if peeked {
-                        return;
-                    }
+        let on_exit = |shell: &mut Shell, pid, status, name| {
+            if pid == child {
+                if let Some(terminal) = terminal {
+                    terminal.take_back();
                 }
-                self.feed(Event::Reaped { pid, status }, now);
-            }
-            Change::Stopped(signal) => {
-                if let (true, Some(terminal)) = (pid == child && job_control, terminal) {
-                    terminal.suspend_with(child, signal);
+                if peeked {
+                    return;
                 }
             }
-        });
+            shell.feed(Event::Reaped { pid, status, name }, now);
+        };
+        let children_left = if self.config.policy.warn_reap {
+            // --warn-reap names each process before reaping it; the default path does not pay for it.
+            reap_all_named(|pid, status, name| on_exit(self, pid, status, name))
+        } else {
+            reap_all(job_control, |pid, change| match change {
+                Change::Ended(status) => on_exit(self, pid, status, None),
+                Change::Stopped(signal) => {
+                    if let (true, Some(terminal)) = (pid == child && job_control, terminal) {
+                        terminal.suspend_with(child, signal);
+                    }
+                }
+            })
+        };
         self.deliverer.set_group_reserved(false);
         // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
         let strangers_left = !children_left && self.deliverer.others_in_namespace();
@@ -230,7 +249,7 @@ impl Shell {
             Action::ForwardStop { signal, target } => deliverer.forward_stop(signal, target),
             Action::StartPreStop => {
                 let line = self.config.pre_stop.clone().unwrap_or_default();
-                let outcome = match spawn_pre_stop(&line) {
+                let outcome = match spawn_pre_stop(&line, self.config.user.as_deref()) {
                     Ok(pid) => {
                         log::info!("running pre-stop command: {line}");
                         Event::PreStopStarted(pid)
@@ -288,7 +307,7 @@ impl Shell {
 
 /// Becomes a child subreaper when not PID 1 (or when asked), so orphans of the child are reaped here too, and
 /// arms --pdeathsig. Returns the parent-death signal when the parent already died since grace-init started.
-fn register_as_reaper(config: &Config, parent_at_start: Pid) -> Option<i32> {
+pub fn register_as_reaper(config: &Config, parent_at_start: Pid) -> Option<i32> {
     let pid1 = getpid().as_raw() == 1;
     if !pid1 || config.force_subreaper {
         match nix::sys::prctl::set_child_subreaper(true) {

@@ -12,6 +12,7 @@ use nix::errno::Errno;
 
 use crate::exit_code::{NOT_EXECUTABLE, NOT_FOUND, SETUP_FAILED};
 use crate::sys;
+use crate::user::Identity;
 
 /// Why the command could not be started: grace-init's exit code and a one-line message.
 #[derive(Debug)]
@@ -20,8 +21,14 @@ pub struct SpawnError {
     pub message: String,
 }
 
-/// Starts the main child. `take_terminal`: make its group the terminal's foreground group.
-pub fn spawn_child(command: &[OsString], take_terminal: bool) -> Result<i32, SpawnError> {
+/// Starts the main child. `take_terminal`: make its group the terminal's foreground group; `user`: run it as
+/// that user (`--user`). When socket activation names grace-init (`LISTEN_PID` is its pid), the child gets its
+/// own pid there, and the LISTEN_* variables are then removed from grace-init's own environment.
+pub fn spawn_child(
+    command: &[OsString],
+    take_terminal: bool,
+    user: Option<&Identity>,
+) -> Result<i32, SpawnError> {
     let Some((program, args)) = command.split_first() else {
         return Err(SpawnError {
             code: SETUP_FAILED,
@@ -31,9 +38,48 @@ pub fn spawn_child(command: &[OsString], take_terminal: bool) -> Result<i32, Spa
     let mut cmd = Command::new(program);
     cmd.args(args);
     sys::start_clean(&mut cmd, take_terminal);
+    become_user(&mut cmd, user);
+    // Keep `cmd` free of env()/env_remove()/env_clear(): the LISTEN_PID hook only works while std execs with
+    // the process's own environment (HOME for --user is set there too, in `become_user`).
+    let activated = socket_activation_names_us();
+    if activated {
+        sys::set_listen_pid_in_child(&mut cmd);
+    }
     match cmd.spawn().and_then(|child| pid_of(&child)) {
-        Ok(pid) => Ok(pid),
+        Ok(pid) => {
+            if activated {
+                log::debug!("socket activation: LISTEN_PID passed on to the child as {pid}");
+                // The descriptors are the child's now (grace-init closes its copies): nothing grace-init starts
+                // later (the pre-stop command) may take them for its own.
+                for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+                    sys::remove_env(var);
+                }
+            }
+            Ok(pid)
+        }
         Err(e) => Err(explain(program, &e)),
+    }
+}
+
+/// Whether LISTEN_PID (systemd's socket activation) names grace-init itself. Naming another pid, it is left
+/// alone and passes through as it is.
+fn socket_activation_names_us() -> bool {
+    std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        == Some(std::process::id())
+}
+
+/// `--user`: HOME in grace-init's own environment (which the child inherits; grace-init does not use it), and
+/// the switch of uid, gid and groups between fork and exec.
+fn become_user(cmd: &mut Command, user: Option<&Identity>) {
+    if let Some(id) = user {
+        sys::set_env("HOME", &id.home);
+        // Not root: `--user` passed validation only because it names grace-init's own ids, so there is nothing
+        // to switch (and setgroups would be refused).
+        if nix::unistd::geteuid().is_root() {
+            sys::switch_user(cmd, id.uid, id.gid, id.groups.clone());
+        }
     }
 }
 
@@ -94,7 +140,7 @@ fn explain(program: &OsString, error: &io::Error) -> SpawnError {
 /// Starts the pre-stop command line in a process group of its own, with stdin on /dev/null and its
 /// output on grace-init's stderr. Uses `/bin/sh -c`; in an image without a shell the line is split on
 /// white space and executed directly.
-pub fn spawn_pre_stop(line: &str) -> io::Result<i32> {
+pub fn spawn_pre_stop(line: &str, user: Option<&Identity>) -> io::Result<i32> {
     let mut cmd = if Path::new("/bin/sh").exists() {
         let mut sh = Command::new("/bin/sh");
         sh.arg("-c").arg(line);
@@ -114,5 +160,6 @@ pub fn spawn_pre_stop(line: &str) -> io::Result<i32> {
         cmd.stdout(stderr);
     }
     sys::start_clean(&mut cmd, false);
+    become_user(&mut cmd, user);
     cmd.spawn().and_then(|child| pid_of(&child))
 }

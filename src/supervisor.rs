@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use log::{Level, LevelFilter};
 
+use crate::comm::Comm;
 use crate::duration::seconds;
 use crate::exit_code::{ChildStatus, STATUS_LOST, exit_code};
 use crate::signals::{Rewrites, name};
@@ -116,6 +117,8 @@ pub struct Policy {
     pub single_child: bool,
     /// Exit codes reported as 0.
     pub expect_exit: Vec<i32>,
+    /// Warn when a process other than the main child and the pre-stop command is reaped (`--warn-reap`).
+    pub warn_reap: bool,
 }
 
 /// Something that happened, as the shell saw it.
@@ -123,8 +126,12 @@ pub struct Policy {
 pub enum Event {
     /// A signal arrived from another process.
     Signal(i32),
-    /// A process was reaped.
-    Reaped { pid: i32, status: ChildStatus },
+    /// A process was reaped; `name` is known only with `--warn-reap` (read before it was reaped).
+    Reaped {
+        pid: i32,
+        status: ChildStatus,
+        name: Option<Comm>,
+    },
     /// The reap pass is over: whether any child is still alive.
     Settled { children_left: bool },
     /// The pre-stop command was started with this pid.
@@ -316,7 +323,7 @@ impl Supervisor {
         }
         match event {
             Event::Signal(signal) => self.on_signal(signal, now, out),
-            Event::Reaped { pid, status } => self.on_reaped(pid, status, now, out),
+            Event::Reaped { pid, status, name } => self.on_reaped(pid, status, name, now, out),
             Event::Settled { children_left } => self.on_settled(children_left, now, out),
             Event::PreStopStarted(pid) => {
                 if let PreStop::Starting { since } = self.pre_stop {
@@ -501,7 +508,14 @@ impl Supervisor {
         self.kill_if_due(now, out);
     }
 
-    fn on_reaped(&mut self, pid: i32, status: ChildStatus, now: Instant, out: &mut Output) {
+    fn on_reaped(
+        &mut self,
+        pid: i32,
+        status: ChildStatus,
+        name: Option<Comm>,
+        now: Instant,
+        out: &mut Output,
+    ) {
         self.reaped_since_pass = true;
         if let PreStop::Running {
             pid: pre_pid,
@@ -528,7 +542,18 @@ impl Supervisor {
             }
         }
         if pid != self.child {
-            say!(out, Debug, "reaped process {pid}: {}", status.describe());
+            // --warn-reap (issue 12): a zombie the app left behind, named.
+            if self.policy.warn_reap {
+                let name = name.map_or_else(|| "name unknown".to_string(), |n| n.to_string());
+                say!(
+                    out,
+                    Warn,
+                    "reaped process {pid} ({name}), left behind by the app: it {}",
+                    status.describe()
+                );
+            } else {
+                say!(out, Debug, "reaped process {pid}: {}", status.describe());
+            }
             return;
         }
         self.child_exit = Some((status, now));
@@ -742,6 +767,7 @@ mod tests {
             rewrites: Rewrites::default(),
             single_child: false,
             expect_exit: vec![],
+            warn_reap: false,
         }
     }
 
@@ -777,6 +803,7 @@ mod tests {
         Event::Reaped {
             pid,
             status: ChildStatus::Exited(code),
+            name: None,
         }
     }
 
@@ -866,6 +893,7 @@ mod tests {
         let killed = Event::Reaped {
             pid: CHILD,
             status: ChildStatus::Killed(libc::SIGKILL),
+            name: None,
         };
         assert_eq!(sup.handle(killed, t0 + ms(10_001)), vec![]);
         assert_eq!(
@@ -934,6 +962,7 @@ mod tests {
         let killed = Event::Reaped {
             pid: CHILD,
             status: ChildStatus::Killed(9),
+            name: None,
         };
         sup.handle(killed, t0 + ms(10_101));
         assert_eq!(
@@ -1197,7 +1226,8 @@ mod tests {
             sup.handle(
                 Event::Reaped {
                     pid: 200,
-                    status: ChildStatus::Killed(9)
+                    status: ChildStatus::Killed(9),
+                    name: None,
                 },
                 t0 + ms(5001)
             ),
@@ -1221,6 +1251,7 @@ mod tests {
                     Event::Reaped {
                         pid: CHILD,
                         status: ChildStatus::Killed(TERM),
+                        name: None,
                     },
                     vec![],
                 ),

@@ -254,3 +254,142 @@ pub fn send_nonblocking(fd: std::os::fd::BorrowedFd, bytes: &[u8]) -> Result<usi
     };
     usize::try_from(n).map_err(|_| Errno::last())
 }
+
+// ---- issue 12: user switch, socket activation, descriptor hygiene, reap warnings. ----
+
+/// Makes the command drop to `uid`, `gid` and the supplementary `groups` between fork and exec (after
+/// `start_clean`'s hook, so the process group and the terminal are set up first, with root's rights).
+/// The group list is built before the fork and moved into the hook, so nothing is allocated in the child.
+pub fn switch_user(command: &mut Command, uid: u32, gid: u32, groups: Vec<libc::gid_t>) {
+    let hook = move || -> io::Result<()> {
+        // SAFETY: runs in the forked child before exec. setgroups, setresgid and setresuid are plain system
+        // call wrappers (async-signal-safe); `groups` is a live, initialised slice whose length is passed
+        // with it, and nothing here allocates.
+        unsafe {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setresgid(gid, gid, gid) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setresuid(uid, uid, uid) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook above only makes async-signal-safe calls and allocates nothing.
+    unsafe { command.pre_exec(hook) };
+}
+
+/// Socket activation: sets `LISTEN_PID` to the child's own pid between fork and exec. The `NAME=digits`
+/// string is written into a buffer owned by the hook (no allocation in the child) and installed with
+/// `putenv`, which stores the pointer: the buffer lives in the child's copy of the hook until exec copies
+/// the environment. For this to reach the program, the `Command` must exec with the process's `environ`,
+/// which std does exactly when no variable was changed through the `Command` (`env`, `env_remove`,
+/// `env_clear`): callers must keep it so.
+pub fn set_listen_pid_in_child(command: &mut Command) {
+    const NAME: &[u8] = b"LISTEN_PID=";
+    let mut buffer = [0u8; 40];
+    let hook = move || -> io::Result<()> {
+        // SAFETY: getpid is async-signal-safe and returns the child's own pid.
+        let pid = unsafe { libc::getpid() };
+        let mut digits = [0u8; 20];
+        let mut n = u64::try_from(pid).unwrap_or(0);
+        let mut len = 0;
+        loop {
+            if let Some(slot) = digits.get_mut(len) {
+                *slot = b'0' + (n % 10) as u8;
+            }
+            len += 1;
+            n /= 10;
+            if n == 0 || len >= digits.len() {
+                break;
+            }
+        }
+        let mut at = 0;
+        for &b in NAME.iter().chain(digits.iter().take(len).rev()) {
+            if let Some(slot) = buffer.get_mut(at) {
+                *slot = b;
+            }
+            at += 1;
+        }
+        // The buffer holds 40 bytes; "LISTEN_PID=" and 20 digits take 31, so the terminator always fits.
+        if let Some(slot) = buffer.get_mut(at) {
+            *slot = 0;
+        }
+        // SAFETY: `buffer` is NUL-terminated (above) and stays alive and unmoved in this process until exec.
+        // putenv allocates nothing when the variable already exists (it replaces the pointer in place; the
+        // caller only asks for this when LISTEN_PID is set), and even were it to allocate: grace-init is
+        // single-threaded, so no other thread can have held the allocator's lock across the fork.
+        let rc = unsafe { libc::putenv(buffer.as_mut_ptr().cast()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook above only makes async-signal-safe calls (getpid, putenv replacing an entry in place)
+    // and allocates nothing.
+    unsafe { command.pre_exec(hook) };
+}
+
+/// Sets a variable in grace-init's own environment (inherited by what it starts afterwards).
+pub fn set_env(name: &str, value: &str) {
+    // SAFETY: called only on grace-init's single thread before it starts processes; no other thread reads
+    // or writes the environment concurrently.
+    unsafe { std::env::set_var(name, value) };
+}
+
+/// Removes a variable from grace-init's own environment.
+pub fn remove_env(name: &str) {
+    // SAFETY: as in `set_env`: grace-init has a single thread.
+    unsafe { std::env::remove_var(name) };
+}
+
+/// `close_range(first, last, 0)`: closes every descriptor in the range. ENOSYS on kernels before 5.9.
+pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: close_range takes integers only; closing descriptors touches no memory of ours. Callers pass
+    // only descriptors grace-init itself does not use (Rust objects owning one are excluded by the caller).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if rc == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
+/// `close(fd)`, errors ignored (EBADF for a descriptor that was not open is the expected one).
+pub fn close_fd(fd: i32) {
+    // SAFETY: close takes an integer; as with close_range, only descriptors nothing of ours owns are passed.
+    unsafe { libc::close(fd) };
+}
+
+/// `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`: the pid of a child that has exited, left unreaped (a
+/// zombie, so its /proc entry can still be read). `Ok(None)`: children exist but none has exited.
+pub fn peek_exited() -> Result<Option<i32>, Errno> {
+    // SAFETY: an all-zero siginfo_t is a valid value; waitid writes into it and reads nothing else of ours.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is valid and writable for the duration of the call.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zeroed: no child ready), whose si_pid is valid.
+    let pid = unsafe { info.si_pid() };
+    Ok((pid > 0).then_some(pid))
+}
+
+/// `waitpid(pid, WNOHANG)` returning the raw status; `Ok(None)` when it has not exited.
+pub fn wait_pid_nohang(pid: i32) -> Result<Option<i32>, Errno> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid, writable c_int for the duration of the call.
+    let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    match rc {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        _ => Ok(Some(status)),
+    }
+}

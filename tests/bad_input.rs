@@ -6,33 +6,10 @@ mod common;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::*;
-
-/// A scratch directory for marker files, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("grace-init-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn marker(&self, i: usize) -> PathBuf {
-        self.0.join(format!("started-{i}"))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `grace-init OPTIONS -- sh -c 'touch MARKER'` (or OPTIONS alone when `raw`) and checks the usage-error
 /// contract: exit 2, exactly one stderr line naming `named`, nothing on stdout, no child started.
@@ -243,6 +220,32 @@ fn bad_flags() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
         &["--log-format", "text", "--log-format", "json"],
         &["--log-format"],
     );
+    // --user / -u: the shape, then the names (looked up in /etc/passwd and /etc/group).
+    for v in [
+        "",
+        ":",
+        ":root",
+        "root:",
+        "a:b:c",
+        "4294967295",
+        "4294967296",
+        "0:99999999999",
+        "ro ot",
+        "no-such-user-zz",
+    ] {
+        add(&["--user", v], &[quote(v)]);
+        add(&["-u", v], &[quote(v)]);
+    }
+    add(&["-u", "root:no-such-group-zz"], &["'no-such-group-zz'"]);
+    add(&["-u", "no-such-user-zz:root"], &["'no-such-user-zz'"]);
+    add(&["-u", "root", "-u", "root"], &["--user"]);
+    // --pause takes no value and no command.
+    add(&["--pause"], &["--pause", "'sh'"]);
+    add(&["--pause=1"], &["'1'", "--pause"]);
+    add(&["--pause", "--pause"], &["--pause"]);
+    // -w / --warn-reap take no value.
+    add(&["--warn-reap=yes"], &["'yes'", "--warn-reap"]);
+    add(&["-w", "-w"], &["--warn-reap"]);
     // -v / -q
     add(&["-v", "-q"], &["--quiet"]);
     add(&["-q", "-q"], &["--quiet"]);
@@ -365,12 +368,12 @@ fn bad_env() -> Vec<EnvCase> {
     for v in ["", "-1", "99999999999999h", "5x", "soon", "infinity"] {
         cases.push(("GRACE_INIT_DRAIN_DELAY", v, "--drain-delay"));
     }
-    for var in ["GRACE_INIT_SINGLE_CHILD", "GRACE_INIT_SUBREAPER"] {
-        let flag = if var == "GRACE_INIT_SUBREAPER" {
-            "--subreaper"
-        } else {
-            "--single-child"
-        };
+    for (var, flag) in [
+        ("GRACE_INIT_SINGLE_CHILD", "--single-child"),
+        ("GRACE_INIT_SUBREAPER", "--subreaper"),
+        ("GRACE_INIT_WARN_REAP", "--warn-reap"),
+        ("GRACE_INIT_PAUSE", "--pause"),
+    ] {
         for v in ["", "maybe", "2", "-1", "yes please", "11"] {
             cases.push((var, v, flag));
         }
@@ -425,6 +428,9 @@ fn bad_env() -> Vec<EnvCase> {
     }
     for v in ["xml", "text,json"] {
         cases.push(("GRACE_INIT_LOG_FORMAT", v, "--log-format"));
+    }
+    for v in ["", ":", "root:", "a:b:c", "4294967295"] {
+        cases.push(("GRACE_INIT_USER", v, "--user"));
     }
     cases
 }
@@ -490,6 +496,18 @@ fn values_checked_after_parsing_are_rejected_from_the_environment_too() {
             &[],
             "SIGTERM",
         ),
+        (
+            &[("GRACE_INIT_USER", "no-such-user-zz")],
+            &[],
+            "'no-such-user-zz'",
+        ),
+        (
+            &[("GRACE_INIT_USER", "root:no-such-group-zz")],
+            &[],
+            "'no-such-group-zz'",
+        ),
+        // Pause mode from the environment and a command: which one was meant is unclear.
+        (&[("GRACE_INIT_PAUSE", "1")], &[], "'sh'"),
     ];
     for (i, (env, options, named)) in cases.iter().enumerate() {
         if let Err(e) = usage_error(
@@ -544,6 +562,9 @@ fn usage_errors_are_the_same_as_pid_1() {
         (&[], &[("GRACE_INIT_TIMEOUT", "soon")], "'soon'"),
         (&[], &[("GRACE_INIT_STOP_SIGNALS", "KILL")], "'KILL'"),
         (&[], &[("GRACE_INIT_LOG_FORMAT", "xml")], "'xml'"),
+        (&["-u", "no-such-user-zz"], &[], "'no-such-user-zz'"),
+        (&["--pause"], &[], "'sh'"),
+        (&[], &[("GRACE_INIT_USER", "root:")], "'root:'"),
     ];
     for (i, (options, env, named)) in cases.iter().enumerate() {
         if let Err(e) = usage_error(
@@ -687,6 +708,8 @@ fn a_flag_wins_over_a_bad_environment_variable() {
             &["--stop-signals", "TERM"],
         ),
         ("GRACE_INIT_LOG_FORMAT", "xml", &["--log-format", "text"]),
+        ("GRACE_INIT_USER", "no-such-user-zz", &["-u", "0"]),
+        ("GRACE_INIT_WARN_REAP", "maybe", &["-w"]),
     ];
     for (i, (var, value, options)) in cases.iter().enumerate() {
         let marker = scratch.marker(i);
@@ -780,5 +803,55 @@ fn the_timeout_flag_wins_over_its_variable_measured() {
             "{}",
             done.stderr_text()
         );
+    }
+}
+
+#[test]
+fn another_user_while_not_root_is_refused_with_one_line_exit_2_and_no_child() {
+    // Only root can switch users: as uid 64011 (no passwd entry), asking for root or another uid is a usage
+    // error, not a child that fails later. Asking for its own ids changes nothing and is accepted.
+    let scratch = Scratch::new("user-non-root");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let as_user = strings(&[
+        "setpriv",
+        "--reuid=64011",
+        "--regid=64011",
+        "--clear-groups",
+        "--",
+    ]);
+    for mode in modes() {
+        let launch = Launch {
+            prefix: as_user.clone(),
+            ..Launch::default()
+        };
+        for (i, user) in ["root", "0", "64012", "64011:0"].iter().enumerate() {
+            let marker = scratch.marker(i);
+            let touch = format!("touch {}", marker.display());
+            let done = Run::launch(mode, &launch, &["-u", user, "--", "sh", "-c", &touch])
+                .wait(secs(10.0));
+            let what = format!("{mode:?} -u {user}");
+            assert_eq!(done.code, Some(2), "{what}: {:?}", done.stderr);
+            assert_eq!(done.stderr.len(), 1, "{what}: one line: {:?}", done.stderr);
+            let line = &done.stderr[0];
+            assert!(
+                line.starts_with("grace-init: error: ")
+                    && line.contains(&format!("'{user}'"))
+                    && line.contains("not root"),
+                "{what}: {line}"
+            );
+            assert!(!marker.exists(), "{what}: the command was started");
+        }
+        let marker = scratch.marker(9);
+        let touch = format!("touch {}", marker.display());
+        let done = Run::launch(
+            mode,
+            &launch,
+            &["-u", "64011:64011", "--", "sh", "-c", &touch],
+        )
+        .wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}: {:?}", done.stderr);
+        assert!(marker.exists(), "{mode:?}: its own ids: the command runs");
+        let _ = std::fs::remove_file(&marker);
     }
 }

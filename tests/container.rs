@@ -248,7 +248,17 @@ struct Bundle {
 }
 
 impl Bundle {
-    fn new(env: &Env, id: &str, user: u32, args: &[&str], vars: &[&str], files: &[File]) -> Bundle {
+    /// A bundle running `args` as `user`, with `caps` added to the few capabilities `runc spec` grants (docker
+    /// grants more, CAP_SETUID and CAP_SETGID among them).
+    fn with_caps(
+        env: &Env,
+        id: &str,
+        user: u32,
+        caps: &[&str],
+        args: &[&str],
+        vars: &[&str],
+        files: &[File],
+    ) -> Bundle {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(id);
         let _ = fs::remove_dir_all(&dir);
         let bundle = Bundle { dir };
@@ -279,6 +289,9 @@ impl Bundle {
         assert!(spec.status.success(), "runc spec failed: {spec:?}");
         let config = fs::read_to_string(bundle.dir.join("config.json")).expect("read config.json");
         let mut config = edit_spec(&config, args, vars);
+        for cap in caps {
+            config = config.replace("\"CAP_KILL\"", &format!("\"CAP_KILL\", \"{cap}\""));
+        }
         if user != 0 {
             // `process.user`: the container's processes, grace-init first, run as this uid and gid.
             config = replace_once(&config, "\"uid\": 0", &format!("\"uid\": {user}"));
@@ -469,12 +482,24 @@ impl Container {
         vars: &[&str],
         files: &[File],
     ) -> Container {
+        Container::start_with_caps(env, user, &[], args, vars, files)
+    }
+
+    /// Like `start_as`, with extra capabilities (see `Bundle::with_caps`).
+    fn start_with_caps(
+        env: &'static Env,
+        user: u32,
+        caps: &[&str],
+        args: &[&str],
+        vars: &[&str],
+        files: &[File],
+    ) -> Container {
         let id = format!(
             "grace-init-e2e-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let bundle = Bundle::new(env, &id, user, args, vars, files);
+        let bundle = Bundle::with_caps(env, &id, user, caps, args, vars, files);
         let mut child: Child = Command::new(&env.runc)
             .arg("run")
             .arg("--bundle")
@@ -995,4 +1020,111 @@ fn as_a_non_root_user_grace_init_still_forwards_waits_and_reaps() {
         "nothing that works as root should warn as nobody; output:\n{}",
         c.output()
     );
+}
+
+/// The image's own users: names that exist only inside the container, so only the image's files can resolve them.
+const IMAGE_PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nappuser:x:1500:1500:The App:/home/appuser:/bin/sh\n";
+const IMAGE_GROUP: &str = "root:x:0:\nappuser:x:1500:\nshared:x:2600:other,appuser\nlogs:x:2700:appuser\nunrelated:x:2800:root\n";
+
+/// Shows its identity, then serves until TERM.
+const SHOW_IDENTITY_APP: &str = r#"#!/bin/sh
+trap 'echo "app: stopping as $(id -u)"; exit 0' TERM
+grep -E '^(Uid|Gid|Groups):' /proc/self/status
+echo "HOME=$HOME"
+echo ready
+while :; do sleep 1000 & wait $!; done
+"#;
+
+#[test]
+fn user_switch_in_a_root_image_runs_the_app_as_the_images_user_with_its_groups() {
+    let Some(env) = env() else { return };
+    let args = under_grace_init(&["-t", "5", "-u", "appuser"], &["/app/show.sh"]);
+    let files = [
+        ("/etc/passwd", IMAGE_PASSWD),
+        ("/etc/group", IMAGE_GROUP),
+        ("/app/show.sh", SHOW_IDENTITY_APP),
+    ];
+    // As docker grants them: switching users needs CAP_SETUID and CAP_SETGID.
+    let caps = ["CAP_SETUID", "CAP_SETGID"];
+    let mut c = Container::start_with_caps(env, 0, &caps, &args, &[], &files);
+    c.wait_line("ready");
+    let line = |prefix: &str| -> String {
+        c.transcript
+            .find(prefix)
+            .map(|l| {
+                l.text
+                    .split_whitespace()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_else(|| panic!("no {prefix} line; output:\n{}", c.output()))
+    };
+    assert_eq!(line("Uid:"), "1500 1500 1500 1500", "{}", c.output());
+    assert_eq!(line("Gid:"), "1500 1500 1500 1500", "{}", c.output());
+    // The primary group and the groups of /etc/group that list appuser, not root's.
+    assert_eq!(line("Groups:"), "1500 2600 2700", "{}", c.output());
+    assert!(
+        c.transcript.find("HOME=/home/appuser").is_some(),
+        "{}",
+        c.output()
+    );
+    // grace-init itself is still root: it can signal and reap everything.
+    let init = c.exec(&["cat", "/proc/1/status"]);
+    let init = String::from_utf8_lossy(&init.stdout).into_owned();
+    let uid = init.lines().find(|l| l.starts_with("Uid:")).unwrap_or("");
+    assert_eq!(
+        uid.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["0", "0", "0", "0"],
+        "grace-init's own ids: {init}"
+    );
+    let stopped = c.docker_stop(Duration::from_secs(10));
+    assert!(
+        !stopped.runtime_killed,
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert_eq!(
+        stopped.code,
+        Some(0),
+        "{stopped:?}; output:\n{}",
+        c.output()
+    );
+    assert!(
+        c.transcript.find("app: stopping as 1500").is_some(),
+        "{}",
+        c.output()
+    );
+}
+
+/// Runs grace-init with `flags` in a container with the image's users; it must refuse with a usage error (exit 2)
+/// whose message contains `needle`, and start nothing.
+fn assert_usage_error_in_container(flags: &[&str], needle: &str) {
+    let Some(env) = env() else { return };
+    let args = under_grace_init(flags, &["sh", "-c", "echo started"]);
+    let files = [("/etc/passwd", IMAGE_PASSWD), ("/etc/group", IMAGE_GROUP)];
+    let mut c = Container::start(env, &args, &[], &files);
+    let exit = c
+        .wait_exit(PATIENCE)
+        .unwrap_or_else(|| panic!("did not exit; output:\n{}", c.output()));
+    assert_eq!(exit.code, Some(2), "{}", c.output());
+    assert!(c.transcript.find("started").is_none(), "{}", c.output());
+    assert!(
+        c.transcript.find(needle).is_some(),
+        "want {needle:?}; output:\n{}",
+        c.output()
+    );
+}
+
+#[test]
+fn user_switch_without_the_capabilities_for_it_is_a_usage_error_and_nothing_starts() {
+    // runc's default spec grants no CAP_SETUID/CAP_SETGID: root, but unable to switch users.
+    assert_usage_error_in_container(&["-u", "appuser"], "CAP_SETUID");
+}
+
+#[test]
+fn user_unknown_to_the_image_is_a_usage_error_and_nothing_starts() {
+    // `nobody` exists on the host but not in this image: the image's files are what count.
+    assert_usage_error_in_container(&["-u", "nobody"], "unknown user 'nobody'");
 }

@@ -411,6 +411,9 @@ pub struct Launch {
     pub prefix: Vec<String>,
     pub env: Vec<(String, String)>,
     pub stderr: StderrTo,
+    /// Descriptors the launcher is started with besides 0, 1 and 2: `(target, source)`, targets ascending and
+    /// above 2; the source stays the test's own (drop it after the start to leave grace-init the only holder).
+    pub inherit: Vec<(i32, i32)>,
 }
 
 impl Default for Launch {
@@ -420,6 +423,7 @@ impl Default for Launch {
             prefix: vec![],
             env: vec![],
             stderr: StderrTo::Piped,
+            inherit: vec![],
         }
     }
 }
@@ -504,10 +508,34 @@ impl Run {
                 broken_read_end = Some(read);
             }
         }
+        let inherit = launch.inherit.clone();
+        assert!(
+            inherit.len() <= 8 && inherit.windows(2).all(|w| w[0].0 < w[1].0),
+            "at most 8 inherited descriptors, targets ascending"
+        );
+        assert!(
+            inherit
+                .iter()
+                .all(|(target, _)| *target > 2 && *target < 1000)
+        );
         unsafe {
             use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            command.pre_exec(move || {
+                // Each source out of the way first (a source may sit on another's target), then onto its target;
+                // then everything else above 2 is closed.
+                let mut moved = [-1i32; 8];
+                for (slot, (_, source)) in moved.iter_mut().zip(&inherit) {
+                    *slot = libc::fcntl(*source, libc::F_DUPFD, 1000);
+                }
+                let mut first = 3u32;
+                for (slot, (target, _)) in moved.iter().zip(&inherit) {
+                    libc::dup2(*slot, *target);
+                    if *target as u32 > first {
+                        libc::syscall(libc::SYS_close_range, first, *target as u32 - 1, 0u32);
+                    }
+                    first = *target as u32 + 1;
+                }
+                libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32);
                 Ok(())
             });
         }
@@ -556,4 +584,34 @@ impl Run {
 pub fn unsafe_kill(pid: i32, signal: i32) {
     let rc = unsafe { libc::kill(pid, signal) };
     assert_eq!(rc, 0, "kill({pid}, {signal})");
+}
+
+/// A scratch directory anyone may write to (non-root runs create files in it), removed on drop.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("grace-init-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        Scratch(dir)
+    }
+
+    /// A path in the directory, as a string for a command line.
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+
+    /// The marker file case `i` creates when its command runs.
+    pub fn marker(&self, i: usize) -> std::path::PathBuf {
+        self.0.join(format!("started-{i}"))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -1,0 +1,59 @@
+//! `--pause`: no command. Reap whatever is re-parented to grace-init and sleep without a timer, until a stop
+//! signal; then exit 0 (catatonit's `-P`, the infra process of a pod). A loop of its own, apart from the
+//! supervisor: there is no child, no grace period and nothing to forward.
+
+use crate::cli::Config;
+use crate::exit_code::SETUP_FAILED;
+use crate::inbox::Inbox;
+use crate::reap::{Change, reap_all, reap_all_named};
+use crate::run::{Early, register_as_reaper};
+use crate::signals::name;
+
+/// Runs pause mode; returns grace-init's exit code (0 after a stop signal).
+pub fn pause(config: &Config, early: Early) -> i32 {
+    let mut inbox = match Inbox::open() {
+        Ok(inbox) => inbox,
+        Err(e) => {
+            log::error!("cannot set up signal handling: {}", e.desc().to_lowercase());
+            return SETUP_FAILED;
+        }
+    };
+    let mut received: Vec<i32> = register_as_reaper(config, early.parent)
+        .into_iter()
+        .collect();
+    let mut keep = vec![inbox.as_raw_fd()];
+    keep.extend(crate::logging::private_fd());
+    crate::hygiene::detach_from_caller(&keep);
+    log::debug!("pausing: reaping orphans until a stop signal");
+    let stop_signals = &config.policy.stop_signals;
+    loop {
+        // Whatever exited before the first wait (or between two) is reaped on the first turn too.
+        reap(config.policy.warn_reap);
+        if let Some(&signal) = received.iter().find(|s| stop_signals.contains(s)) {
+            log::info!("received {}: leaving pause", name(signal));
+            return 0;
+        }
+        for signal in received.drain(..).filter(|&s| s != libc::SIGCHLD) {
+            log::debug!("pause mode: ignoring {}", name(signal));
+        }
+        // Lines are written when there is nothing else to do, never blocking (see logging).
+        crate::logging::flush();
+        inbox.wait(None, &mut received);
+    }
+}
+
+/// Reaps every exited process; with `warn`, names each one.
+fn reap(warn: bool) {
+    if warn {
+        reap_all_named(|pid, status, comm| {
+            let comm = comm.map_or_else(|| "name unknown".to_string(), |c| c.to_string());
+            log::warn!("reaped process {pid} ({comm}): it {}", status.describe());
+        });
+    } else {
+        reap_all(false, |pid, change| {
+            if let Change::Ended(status) = change {
+                log::debug!("reaped process {pid}: {}", status.describe());
+            }
+        });
+    }
+}

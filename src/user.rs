@@ -1,0 +1,335 @@
+//! `--user USER[:GROUP]`: resolves names and numbers to the uid, gid, supplementary groups and HOME the child
+//! runs with, from the image's /etc/passwd and /etc/group (a static binary has no NSS). Pure parsers; the only
+//! I/O is reading those two files, before anything is started.
+
+use std::fmt;
+
+/// The highest id accepted: `(uid_t)-1` means "unchanged" to setresuid, so it is never a user.
+const MAX_ID: u32 = u32::MAX - 1;
+
+/// What was asked for, as written: `USER` or `USER:GROUP`, each a name or a number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSpec {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+impl fmt::Display for UserSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.group {
+            Some(group) => write!(f, "{}:{group}", self.user),
+            None => f.write_str(&self.user),
+        }
+    }
+}
+
+/// Who the child runs as, resolved before anything is started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// Passed to setgroups: the primary group first, then (without an explicit group) every group of
+    /// /etc/group that lists the user's name.
+    pub groups: Vec<u32>,
+    /// HOME for the child: the passwd entry's directory, or `/` when there is no entry (as gosu does).
+    pub home: String,
+}
+
+/// clap value parser for `--user`: checks the shape only (names are looked up once every option is read).
+pub fn parse_spec(text: &str) -> Result<UserSpec, String> {
+    let (user, group) = match text.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (text, None),
+    };
+    if user.is_empty() {
+        return Err(format!("invalid user '{text}': the user name is empty"));
+    }
+    if group.is_some_and(str::is_empty) {
+        return Err(format!(
+            "invalid user '{text}': the group after ':' is empty"
+        ));
+    }
+    for part in std::iter::once(user).chain(group) {
+        if part.contains(':') || part.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "invalid user '{text}': expected USER or USER:GROUP"
+            ));
+        }
+        if looks_numeric(part) && id_of(part).is_none() {
+            return Err(format!(
+                "invalid user '{text}': id {part} is out of range (0..={MAX_ID})"
+            ));
+        }
+    }
+    Ok(UserSpec {
+        user: user.to_string(),
+        group: group.map(str::to_string),
+    })
+}
+
+fn looks_numeric(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn id_of(text: &str) -> Option<u32> {
+    if !looks_numeric(text) {
+        return None;
+    }
+    text.parse::<u32>().ok().filter(|id| *id <= MAX_ID)
+}
+
+/// One line of /etc/passwd: `name:password:uid:gid:gecos:home:shell`.
+struct PasswdEntry<'a> {
+    name: &'a str,
+    uid: u32,
+    gid: u32,
+    home: &'a str,
+}
+
+/// One line of /etc/group: `name:password:gid:member,member`.
+struct GroupEntry<'a> {
+    name: &'a str,
+    gid: u32,
+    members: &'a str,
+}
+
+/// The well-formed entries of a passwd file; comments, blank and malformed lines are skipped, as the C
+/// library does.
+fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
+    text.lines().filter_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        let uid = id_of(fields.next()?)?;
+        let gid = id_of(fields.next()?)?;
+        let _gecos = fields.next()?;
+        let home = fields.next()?;
+        (!name.is_empty() && !name.starts_with('#')).then_some(PasswdEntry {
+            name,
+            uid,
+            gid,
+            home,
+        })
+    })
+}
+
+fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
+    text.lines().filter_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        let gid = id_of(fields.next()?)?;
+        let members = fields.next().unwrap_or("");
+        (!name.is_empty() && !name.starts_with('#')).then_some(GroupEntry { name, gid, members })
+    })
+}
+
+/// Resolves `spec` against the text of /etc/passwd and /etc/group (either may be empty: a missing file).
+/// `current_gid` is the primary group of a numeric user without a passwd entry (as with docker's `--user`).
+pub fn resolve(
+    spec: &UserSpec,
+    passwd: &str,
+    group: &str,
+    current_gid: u32,
+) -> Result<Identity, String> {
+    let by_name = passwd_entries(passwd).find(|e| e.name == spec.user);
+    let entry = by_name.or_else(|| {
+        let uid = id_of(&spec.user)?;
+        passwd_entries(passwd).find(|e| e.uid == uid)
+    });
+    let (uid, mut gid, home, name) = match (&entry, id_of(&spec.user)) {
+        (Some(e), _) => (e.uid, e.gid, e.home.to_string(), Some(e.name)),
+        (None, Some(uid)) => (uid, current_gid, "/".to_string(), None),
+        (None, None) => {
+            return Err(format!(
+                "unknown user '{}': no such name in /etc/passwd",
+                spec.user
+            ));
+        }
+    };
+    let home = if home.is_empty() {
+        "/".to_string()
+    } else {
+        home
+    };
+    let mut groups = vec![];
+    match &spec.group {
+        // An explicit group is the primary group and the only one (as gosu and su-exec do).
+        Some(wanted) => {
+            let found = group_entries(group).find(|g| g.name == wanted.as_str());
+            gid = match (found, id_of(wanted)) {
+                (Some(g), _) => g.gid,
+                (None, Some(id)) => id,
+                (None, None) => {
+                    return Err(format!(
+                        "unknown group '{wanted}': no such name in /etc/group"
+                    ));
+                }
+            };
+            groups.push(gid);
+        }
+        None => {
+            groups.push(gid);
+            if let Some(name) = name {
+                for g in group_entries(group) {
+                    let member = g.members.split(',').any(|m| m.trim() == name);
+                    if member && !groups.contains(&g.gid) {
+                        groups.push(g.gid);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Identity {
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
+/// Resolves `spec` from this system's /etc/passwd and /etc/group, and refuses a switch grace-init cannot make:
+/// only root may become another user.
+pub fn resolve_here(spec: &UserSpec) -> Result<Identity, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let identity = resolve(spec, &passwd, &group, egid)?;
+    if euid != 0 && (identity.uid != euid || identity.gid != egid) {
+        return Err(format!(
+            "cannot run the command as user '{spec}': grace-init is not root (uid {euid}), and only root can switch users"
+        ));
+    }
+    if euid == 0 && !can_switch_users() {
+        return Err(format!(
+            "cannot run the command as user '{spec}': grace-init lacks CAP_SETUID or CAP_SETGID (grant them to the container)"
+        ));
+    }
+    Ok(identity)
+}
+
+/// Whether grace-init's effective capabilities include CAP_SETGID (6) and CAP_SETUID (7). Root in a container
+/// may lack them (runc's default spec does not grant them). Without /proc, assume it can and let the switch
+/// itself fail later.
+fn can_switch_users() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    let Some(mask) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        return true;
+    };
+    has_setid_caps(mask)
+}
+
+/// Whether a capability mask holds both CAP_SETGID (bit 6) and CAP_SETUID (bit 7).
+fn has_setid_caps(mask: u64) -> bool {
+    const SETID: u64 = (1 << 6) | (1 << 7);
+    mask & SETID == SETID
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "\
+root:x:0:0:root:/root:/bin/sh
+# a comment
+daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+app:x:1000:1000:The App,,,:/home/app:/bin/sh
+broken line
+nohome:x:1001:1001:::/bin/sh
+";
+    const GROUP: &str = "\
+root:x:0:
+daemon:x:1:
+app:x:1000:
+audio:x:29:pulse,app
+video:x:44:app
+staff:x:50:someone
+";
+
+    fn spec(text: &str) -> UserSpec {
+        parse_spec(text).unwrap()
+    }
+
+    fn resolved(text: &str) -> Result<Identity, String> {
+        resolve(&spec(text), PASSWD, GROUP, 0)
+    }
+
+    #[test]
+    fn a_name_gets_its_entry_its_groups_and_its_home() {
+        let id = resolved("app").unwrap();
+        assert_eq!((id.uid, id.gid), (1000, 1000));
+        assert_eq!(id.groups, vec![1000, 29, 44]);
+        assert_eq!(id.home, "/home/app");
+        // The uid of an entry finds the same entry.
+        assert_eq!(resolved("1000").unwrap(), id);
+    }
+
+    #[test]
+    fn an_explicit_group_is_the_primary_and_only_group() {
+        let id = resolved("app:staff").unwrap();
+        assert_eq!((id.uid, id.gid, id.groups.clone()), (1000, 50, vec![50]));
+        let id = resolved("app:4242").unwrap();
+        assert_eq!((id.gid, id.groups), (4242, vec![4242]));
+        assert_eq!(resolved("0:daemon").unwrap().gid, 1);
+    }
+
+    #[test]
+    fn numbers_without_an_entry_work_and_home_is_root() {
+        let id = resolved("4242").unwrap();
+        assert_eq!((id.uid, id.gid, id.groups.clone()), (4242, 0, vec![0]));
+        assert_eq!(id.home, "/");
+        let id = resolved("4242:4243").unwrap();
+        assert_eq!((id.uid, id.gid), (4242, 4243));
+        assert_eq!(resolved("nohome").unwrap().home, "/");
+        // No files at all (a scratch image): numbers still work, names do not.
+        assert_eq!(resolve(&spec("7:8"), "", "", 0).unwrap().gid, 8);
+        assert!(resolve(&spec("app"), "", "", 0).is_err());
+    }
+
+    #[test]
+    fn unknown_names_are_named() {
+        assert!(
+            resolved("nobody-here")
+                .unwrap_err()
+                .contains("'nobody-here'")
+        );
+        assert!(resolved("app:nogroup").unwrap_err().contains("'nogroup'"));
+        // A comment is not an entry.
+        assert!(resolved("#").is_err());
+    }
+
+    #[test]
+    fn switching_needs_both_setid_capabilities() {
+        assert!(has_setid_caps(0x1ff));
+        assert!(has_setid_caps(0xc0));
+        assert!(!has_setid_caps(0x40));
+        assert!(!has_setid_caps(0x80));
+        assert!(!has_setid_caps(0x20));
+    }
+
+    #[test]
+    fn bad_shapes_are_refused() {
+        for bad in [
+            "",
+            ":",
+            ":app",
+            "app:",
+            "a:b:c",
+            "4294967295",
+            "4294967296",
+            "app:99999999999",
+            "a b",
+        ] {
+            let message = parse_spec(bad).unwrap_err();
+            assert!(message.contains(&format!("'{bad}'")), "{bad}: {message}");
+        }
+        assert_eq!(spec("4294967294").user, "4294967294");
+    }
+}
