@@ -59,8 +59,6 @@ pub fn run(config: Config, early: Early) -> i32 {
         }
     };
     // issue 12: cwd `/` and no inherited descriptors in grace-init itself; the child keeps both.
-    crate::hygiene::detach_from_caller(&[inbox.as_raw_fd()]);
-    // issue 12: cwd `/` and no inherited descriptors in grace-init itself; the child keeps both.
     let mut keep = vec![inbox.as_raw_fd()];
     keep.extend(logging::private_fd());
     crate::hygiene::detach_from_caller(&keep);
