@@ -4,6 +4,8 @@
 // Tests send arbitrary (real-time) signals by pid, which only libc::kill can do.
 #![allow(unsafe_code)]
 
+pub mod host;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
