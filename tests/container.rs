@@ -12,8 +12,9 @@
 mod common;
 
 use common::host::{
-    COOPERATIVE_APP, GRACEFUL_APP, SERVER, STUBBORN_APP, build_static_grace_init, has_interpreter,
-    kill_pid, run_bounded, which,
+    COOPERATIVE_APP, DOUBLE_FORK, GRACEFUL_APP, NO_HANDLER, PROC_TABLE, Proc, SERVER, STUBBORN_APP,
+    build_static_grace_init, has_interpreter, kill_pid, parse_proc_table, run_bounded, which,
+    zombies,
 };
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -310,14 +311,6 @@ struct Stopped {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// One process seen in the container's /proc.
-#[derive(Clone, Debug)]
-struct Proc {
-    pid: u32,
-    state: char,
-    comm: String,
-}
-
 /// A running container, force-deleted on drop.
 struct Container {
     env: &'static Env,
@@ -457,19 +450,8 @@ impl Container {
     /// Every process in the container, read from /proc inside it.
     fn processes(&self) -> Vec<Proc> {
         // A process may vanish between the glob and cat: cat then complains and exits 1, which is fine.
-        let out = self.exec(&["sh", "-c", "cat /proc/[0-9]*/stat"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| {
-                let open = line.find(" (")?;
-                let close = line.rfind(") ")?;
-                Some(Proc {
-                    pid: line[..open].parse().ok()?,
-                    state: line[close + 2..].chars().next()?,
-                    comm: line[open + 2..close].to_string(),
-                })
-            })
-            .collect()
+        let out = self.exec(&PROC_TABLE);
+        parse_proc_table(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// Polls (bounded) the process table until `done` holds for it; returns the last table seen.
@@ -515,19 +497,6 @@ fn under_grace_init<'a>(flags: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
     all.extend_from_slice(args);
     all
 }
-
-fn zombies(table: &[Proc]) -> Vec<&Proc> {
-    table.iter().filter(|p| p.state == 'Z').collect()
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Fixtures: busybox shell apps. Each prints `ready` once its traps are in place.
-
-/// Installs no handler and waits forever.
-const NO_HANDLER: &[&str] = &["sh", "-c", "echo ready; exec sleep 1000"];
-
-/// Leaves an orphan behind (double fork), which dies shortly after, then waits forever.
-const DOUBLE_FORK: &[&str] = &["sh", "-c", "(sleep 0.3 &); echo ready; exec sleep 1000"];
 
 // ---------------------------------------------------------------------------------------------------------
 // The tests.

@@ -148,6 +148,12 @@ pub fn kill_pid(pid: u32) {
 // ---------------------------------------------------------------------------------------------------------
 // Busybox shell apps. Each prints `ready` once its traps are in place.
 
+/// Installs no handler and waits forever.
+pub const NO_HANDLER: &[&str] = &["sh", "-c", "echo ready; exec sleep 1000"];
+
+/// Leaves an orphan behind (double fork), which dies shortly after, then waits forever.
+pub const DOUBLE_FORK: &[&str] = &["sh", "-c", "(sleep 0.3 &); echo ready; exec sleep 1000"];
+
 /// Finishes its work on TERM (about a second), then exits with its own code, 7.
 pub const GRACEFUL_APP: &str = r#"#!/bin/sh
 trap 'echo "app: finishing"; sleep 1; echo "app: finished"; exit 7' TERM
@@ -175,3 +181,37 @@ trap 'exit 0' TERM
 echo ready
 while :; do sleep 1000 & wait $!; done
 "#;
+
+// ---------------------------------------------------------------------------------------------------------
+// The process table inside a container, as `docker exec` shows it.
+
+/// One process seen in the container's /proc.
+#[derive(Clone, Debug)]
+pub struct Proc {
+    pub pid: u32,
+    pub state: char,
+    pub comm: String,
+}
+
+/// The command that prints a container's process table (run it with the engine's `exec`). A process may vanish
+/// between the glob and cat: cat then complains and exits 1, which is fine.
+pub const PROC_TABLE: [&str; 3] = ["sh", "-c", "cat /proc/[0-9]*/stat"];
+
+/// Parses what `PROC_TABLE` printed.
+pub fn parse_proc_table(text: &str) -> Vec<Proc> {
+    text.lines()
+        .filter_map(|line| {
+            let open = line.find(" (")?;
+            let close = line.rfind(") ")?;
+            Some(Proc {
+                pid: line[..open].parse().ok()?,
+                state: line[close + 2..].chars().next()?,
+                comm: line[open + 2..close].to_string(),
+            })
+        })
+        .collect()
+}
+
+pub fn zombies(table: &[Proc]) -> Vec<&Proc> {
+    table.iter().filter(|p| p.state == 'Z').collect()
+}

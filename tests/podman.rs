@@ -1,0 +1,572 @@
+//! grace-init under a real container engine: Podman (Debian's 4.3) as root, with images built here from a
+//! Containerfile (no registry: `FROM scratch`, the static grace-init and a static busybox), stopped with
+//! `podman stop -t`, signalled with `podman kill -s`, entered with `podman exec`, read with `podman inspect` and
+//! `podman logs` — side by side with `podman run --init` (catatonit) and with no init at all.
+//!
+//! Podman runs with storage of its own under target/ (`--root`, `--runroot`) and a containers.conf named by
+//! CONTAINERS_CONF (nothing in /etc is read for the engine or written): runc as the runtime (crun refuses this
+//! machine's hybrid cgroups), explicit rlimits (without CAP_SYS_RESOURCE podman's defaults fail with "error setting
+//! rlimit type 7"), file logs and events. Every container runs with `--network none` and is removed by the test that
+//! started it. Where podman is missing the tests skip with a message, except under CI (`CI` set): a failure.
+
+mod common;
+
+use common::host::{
+    COOPERATIVE_APP, DOUBLE_FORK, GRACEFUL_APP, NO_HANDLER, PROC_TABLE, Proc, SERVER, STUBBORN_APP,
+    build_static_grace_init, has_interpreter, parse_proc_table, run_bounded, under_ci, which,
+    zombies,
+};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Bound for every wait the tests do not mean to time: podman commands, handshakes.
+const PATIENCE: Duration = Duration::from_secs(30);
+/// The test image: busybox, grace-init at /usr/local/bin, the shell apps under /app; no ENTRYPOINT.
+const IMAGE: &str = "localhost/grace-init-e2e:test";
+const GRACE_INIT: &str = "/usr/local/bin/grace-init";
+
+// ---------------------------------------------------------------------------------------------------------
+// The engine: podman with test-owned storage and configuration.
+
+struct Podman {
+    podman: PathBuf,
+    /// Everything podman keeps: storage, run state, containers.conf, build contexts.
+    home: PathBuf,
+    grace_init: PathBuf,
+}
+
+/// The engine with the test image built, or `None` (with a message) where podman is missing outside CI.
+fn podman() -> Option<&'static Podman> {
+    static PODMAN: OnceLock<Result<Podman, String>> = OnceLock::new();
+    match PODMAN.get_or_init(set_up) {
+        Ok(p) => Some(p),
+        Err(why) if under_ci() => panic!("podman tests cannot run under CI: {why}"),
+        Err(why) => {
+            eprintln!("skipping podman test: {why}");
+            None
+        }
+    }
+}
+
+fn set_up() -> Result<Podman, String> {
+    let podman = which("podman").ok_or("podman is not installed (Debian package `podman`)")?;
+    which("runc").ok_or("runc is not installed (Debian package `runc`)")?;
+    let busybox =
+        which("busybox").ok_or("busybox is not installed (Debian package `busybox-static`)")?;
+    if has_interpreter(&busybox)? {
+        return Err("busybox is dynamically linked: install `busybox-static`".into());
+    }
+    // Ours: a failure wherever it happens.
+    let grace_init = build_static_grace_init().unwrap_or_else(|e| panic!("{e}"));
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("podman");
+    fs::create_dir_all(home.join("run")).expect("create the podman directory");
+    let conf = format!(
+        r#"# Written by tests/podman.rs: this machine's podman, with nothing taken from /etc/containers.
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+log_driver = "k8s-file"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "{run}/libpod"
+"#,
+        run = home.join("run").display()
+    );
+    fs::write(home.join("containers.conf"), conf).expect("write containers.conf");
+    let p = Podman {
+        podman,
+        home,
+        grace_init,
+    };
+    let version = p.podman(&["version", "--format", "{{.Client.Version}}"]);
+    if !version.status.success() {
+        return Err(format!(
+            "podman does not work here: {}",
+            String::from_utf8_lossy(&version.stderr)
+        ));
+    }
+    // Containers left by an interrupted run, and images the rebuild below leaves untagged.
+    p.podman(&["rm", "--all", "--force", "--time", "0"]);
+    let context = p.context(
+        "base",
+        &[("busybox", &busybox), ("grace-init", &p.grace_init)],
+    );
+    for (name, script) in [
+        ("graceful.sh", GRACEFUL_APP),
+        ("stubborn.sh", STUBBORN_APP),
+        ("server.sh", SERVER),
+        ("cooperative.sh", COOPERATIVE_APP),
+        ("signals.sh", SIGNAL_REPORTER),
+    ] {
+        write_executable(&context.join("app").join(name), script);
+    }
+    fs::write(
+        context.join("Containerfile"),
+        "FROM scratch\n\
+         COPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox --install -s /bin && mkdir -p /tmp /etc\"]\n\
+         COPY grace-init /usr/local/bin/grace-init\n\
+         COPY app/ /app/\n",
+    )
+    .expect("write the Containerfile");
+    let started = Instant::now();
+    p.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--tag",
+        IMAGE,
+        &context.to_string_lossy(),
+    ]);
+    p.podman(&["image", "prune", "--force"]);
+    eprintln!(
+        "podman {}: test image built in {:.1}s",
+        String::from_utf8_lossy(&version.stdout).trim(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(p)
+}
+
+fn write_executable(path: &Path, contents: &str) {
+    fs::create_dir_all(path.parent().expect("a parent")).expect("create a directory");
+    fs::write(path, contents).expect("write a file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+impl Podman {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.podman);
+        c.env("CONTAINERS_CONF", self.home.join("containers.conf"))
+            .arg("--root")
+            .arg(self.home.join("root"))
+            .arg("--runroot")
+            .arg(self.home.join("run/storage"));
+        c
+    }
+
+    /// `podman ARGS`, bounded.
+    fn podman(&self, args: &[&str]) -> Output {
+        run_bounded(self.command().args(args), PATIENCE * 4)
+    }
+
+    /// `podman ARGS`, which must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.podman(args);
+        assert!(
+            out.status.success(),
+            "podman {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A fresh build context directory holding copies of `files` (name in the context, host path).
+    fn context(&self, name: &str, files: &[(&str, &Path)]) -> PathBuf {
+        let dir = self.home.join("contexts").join(name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create a build context");
+        for (to, from) in files {
+            fs::copy(from, dir.join(to)).unwrap_or_else(|e| panic!("copy {from:?}: {e}"));
+        }
+        dir
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Containers: `podman run -d`, removed (`podman rm -f`) on drop.
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Who is PID 1 of a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Init {
+    /// The app itself.
+    None,
+    /// `podman run --init`: catatonit.
+    Catatonit,
+    /// grace-init, with these flags.
+    GraceInit(&'static [&'static str]),
+}
+
+struct Container {
+    p: &'static Podman,
+    name: String,
+}
+
+/// What `podman stop` did.
+#[derive(Debug)]
+struct Stopped {
+    /// The wall time of `podman stop -t N`.
+    took: Duration,
+    /// The container's exit code from `podman inspect`.
+    code: i32,
+}
+
+impl Container {
+    /// `podman run -d` of `args` with `init` as PID 1 and extra `podman run` flags.
+    fn run(p: &'static Podman, init: Init, flags: &[&str], args: &[&str]) -> Container {
+        let name = format!(
+            "grace-init-e2e-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut all = vec!["run", "--detach", "--name", &name, "--network", "none"];
+        if init == Init::Catatonit {
+            all.push("--init");
+        }
+        all.extend_from_slice(flags);
+        all.push(IMAGE);
+        if let Init::GraceInit(gi_flags) = init {
+            all.push(GRACE_INIT);
+            all.extend_from_slice(gi_flags);
+            all.push("--");
+        }
+        all.extend_from_slice(args);
+        p.ok(&all);
+        Container { p, name }
+    }
+
+    /// `podman logs` (stdout and stderr, in order).
+    fn logs(&self) -> String {
+        let out = self.p.podman(&["logs", &self.name]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// Waits (bounded) until the logs hold `needle`.
+    fn wait_log(&self, needle: &str) {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            if self.logs().contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "{}: no {needle:?} in the logs within {PATIENCE:?}:\n{}",
+                self.name,
+                self.logs()
+            );
+            // Nothing tells the outside a log line was written: poll, at a bounded rate.
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `podman stop -t TIMEOUT`, timed, then the exit code from `podman inspect`.
+    fn stop(&self, timeout: u32) -> Stopped {
+        let began = Instant::now();
+        self.p
+            .ok(&["stop", "--time", &timeout.to_string(), &self.name]);
+        let took = began.elapsed();
+        Stopped {
+            took,
+            code: self.exit_code(),
+        }
+    }
+
+    fn exit_code(&self) -> i32 {
+        let out = self.inspect("{{.State.Status}} {{.State.ExitCode}}");
+        let (status, code) = out.trim().split_once(' ').expect("status and code");
+        assert_eq!(status, "exited", "{}: {out}", self.name);
+        code.parse().expect("an exit code")
+    }
+
+    fn inspect(&self, format: &str) -> String {
+        self.p.ok(&[
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            format,
+            &self.name,
+        ])
+    }
+
+    /// `podman exec NAME ARGS`.
+    fn exec(&self, args: &[&str]) -> Output {
+        let mut all = vec!["exec", self.name.as_str()];
+        all.extend_from_slice(args);
+        self.p.podman(&all)
+    }
+
+    fn processes(&self) -> Vec<Proc> {
+        parse_proc_table(&String::from_utf8_lossy(&self.exec(&PROC_TABLE).stdout))
+    }
+
+    /// Polls (bounded) the process table until `done` holds for it.
+    fn wait_processes(&self, done: impl Fn(&[Proc]) -> bool) -> Result<Vec<Proc>, Vec<Proc>> {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let table = self.processes();
+            if done(&table) {
+                return Ok(table);
+            }
+            if Instant::now() >= until {
+                return Err(table);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.p.podman(&["rm", "--force", "--time", "0", &self.name]);
+    }
+}
+
+/// Runs `scenario` once per init at the same time (the containers are independent), returning the results in order.
+fn side_by_side<T: Send>(inits: &[Init], scenario: impl Fn(Init) -> T + Sync) -> Vec<T> {
+    let scenario = &scenario;
+    thread::scope(|s| {
+        let handles: Vec<_> = inits
+            .iter()
+            .map(|&init| s.spawn(move || scenario(init)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Prints `ready`, then one line per USR1, HUP or WINCH it receives; exits 0 on TERM.
+const SIGNAL_REPORTER: &str = r#"#!/bin/sh
+for s in USR1 HUP WINCH; do trap "echo got $s" $s; done
+trap 'echo bye; exit 0' TERM
+echo ready
+while :; do sleep 1000 & wait $!; done
+"#;
+
+// ---------------------------------------------------------------------------------------------------------
+// The scenarios.
+
+#[test]
+fn pid1_problem_the_bare_app_ignores_podman_stop_and_an_init_fixes_it() {
+    let Some(p) = podman() else { return };
+    let inits = [Init::None, Init::Catatonit, Init::GraceInit(&[])];
+    let results = side_by_side(&inits, |init| {
+        let c = Container::run(p, init, &[], NO_HANDLER);
+        c.wait_log("ready");
+        let stopped = c.stop(2);
+        (stopped, c.logs())
+    });
+    let (bare, bare_logs) = &results[0];
+    assert_eq!(bare.code, 137, "{bare:?}\n{bare_logs}");
+    assert!(
+        bare.took >= Duration::from_secs(2),
+        "the bare PID 1 should have ignored TERM until podman's SIGKILL: {bare:?}"
+    );
+    for (init, (stopped, logs)) in inits.iter().zip(&results).skip(1) {
+        assert_eq!(stopped.code, 143, "{init:?}: {stopped:?}\n{logs}");
+        assert!(
+            stopped.took < Duration::from_millis(1500),
+            "{init:?} was not prompt: {stopped:?}\n{logs}"
+        );
+    }
+    let (_, gi_logs) = &results[2];
+    assert!(
+        gi_logs.contains("exiting after stop signal SIGTERM") && gi_logs.contains("exit code 143"),
+        "no summary line in `podman logs`:\n{gi_logs}"
+    );
+    eprintln!(
+        "podman stop -t 2, app without a TERM handler: no init {} (137), podman --init {} (143), grace-init {} (143)",
+        ms(bare.took),
+        ms(results[1].0.took),
+        ms(results[2].0.took)
+    );
+}
+
+#[test]
+fn cooperative_app_finishes_its_work_and_its_exit_code_reaches_podman_inspect() {
+    let Some(p) = podman() else { return };
+    let inits = [Init::Catatonit, Init::GraceInit(&[])];
+    let results = side_by_side(&inits, |init| {
+        let c = Container::run(p, init, &[], &["/app/graceful.sh"]);
+        c.wait_log("ready");
+        (c.stop(10), c.logs())
+    });
+    for (init, (stopped, logs)) in inits.iter().zip(&results) {
+        assert_eq!(stopped.code, 7, "{init:?}: {stopped:?}\n{logs}");
+        assert!(logs.contains("app: finished"), "{init:?}:\n{logs}");
+        assert!(
+            stopped.took >= Duration::from_millis(900) && stopped.took < Duration::from_secs(8),
+            "{init:?}: {stopped:?}"
+        );
+    }
+    let (_, logs) = &results[1];
+    assert!(
+        logs.contains("child exited with code 7") && logs.contains("exit code 7"),
+        "{logs}"
+    );
+    eprintln!(
+        "cooperative app (1 s of work on TERM): podman --init {} (7), grace-init {} (7)",
+        ms(results[0].0.took),
+        ms(results[1].0.took)
+    );
+}
+
+#[test]
+fn term_ignoring_app_is_killed_at_grace_init_timeout_well_before_podman_stop_timeout() {
+    let Some(p) = podman() else { return };
+    let inits = [Init::Catatonit, Init::GraceInit(&[])];
+    let results = side_by_side(&inits, |init| {
+        // The timeout comes from the environment, as an image's `ENV GRACE_INIT_TIMEOUT=1` sets it.
+        let c = Container::run(
+            p,
+            init,
+            &["--env", "GRACE_INIT_TIMEOUT=1"],
+            &["/app/stubborn.sh"],
+        );
+        c.wait_log("ready");
+        (c.stop(3), c.logs())
+    });
+    let (catatonit, logs) = &results[0];
+    assert_eq!(catatonit.code, 137, "{catatonit:?}\n{logs}");
+    assert!(
+        catatonit.took >= Duration::from_secs(3),
+        "under --init only podman's SIGKILL at 3 s ends it: {catatonit:?}"
+    );
+    let (grace, logs) = &results[1];
+    assert_eq!(grace.code, 137, "{grace:?}\n{logs}");
+    assert!(
+        grace.took >= Duration::from_millis(950) && grace.took < Duration::from_millis(2500),
+        "grace-init should SIGKILL at its 1 s timeout: {grace:?}\n{logs}"
+    );
+    assert!(logs.contains("escalated: SIGKILL"), "{logs}");
+    eprintln!(
+        "TERM-ignoring app, podman stop -t 3: podman --init {} (137, podman's SIGKILL); grace-init with \
+         GRACE_INIT_TIMEOUT=1 {} (137, its own SIGKILL, logged)",
+        ms(catatonit.took),
+        ms(grace.took)
+    );
+}
+
+#[test]
+fn shell_entrypoint_background_server_finishes_under_grace_init_and_is_cut_off_under_init() {
+    let Some(p) = podman() else { return };
+    let inits = [Init::Catatonit, Init::GraceInit(&[])];
+    let results = side_by_side(&inits, |init| {
+        let c = Container::run(p, init, &[], &["sh", "-c", "/app/server.sh & wait"]);
+        c.wait_log("server: ready");
+        (c.stop(10), c.logs())
+    });
+    let (catatonit, logs) = &results[0];
+    // catatonit signals its child only: the shell dies of TERM, catatonit exits with it, and the kernel kills
+    // the server before it has even heard of the stop.
+    assert_eq!(catatonit.code, 143, "{catatonit:?}\n{logs}");
+    assert!(
+        !logs.contains("server: finished"),
+        "under --init the server should have been cut off:\n{logs}"
+    );
+    let (grace, logs) = &results[1];
+    assert_eq!(grace.code, 143, "{grace:?}\n{logs}");
+    assert!(
+        logs.contains("server: finished"),
+        "the server was not let finish:\n{logs}"
+    );
+    assert!(grace.took >= Duration::from_millis(900), "{grace:?}");
+    eprintln!(
+        "shell entrypoint with a background server (1 s of work): podman --init {} (143, work lost); \
+         grace-init {} (143, work finished)",
+        ms(catatonit.took),
+        ms(grace.took)
+    );
+}
+
+#[test]
+fn zombies_from_podman_exec_pile_up_without_init_and_are_reaped_by_grace_init() {
+    let Some(p) = podman() else { return };
+    let inits = [Init::None, Init::GraceInit(&[])];
+    let results = side_by_side(&inits, |init| {
+        let c = Container::run(p, init, &[], DOUBLE_FORK);
+        c.wait_log("ready");
+        for _ in 0..2 {
+            let out = c.exec(&["sh", "-c", "sleep 0.2 & exit 0"]);
+            assert!(out.status.success(), "podman exec failed: {out:?}");
+        }
+        let table = match init {
+            // The control: the check sees zombies where there are some.
+            Init::None => c.wait_processes(|t| zombies(t).len() >= 3),
+            _ => c.wait_processes(|t| {
+                zombies(t).is_empty() && t.iter().filter(|p| p.comm == "sleep").count() == 1
+            }),
+        };
+        (table, c.stop(5))
+    });
+    let (bare, _) = &results[0];
+    let bare = bare
+        .as_ref()
+        .unwrap_or_else(|t| panic!("expected 3 zombies under a bare PID 1: {t:?}"));
+    assert!(zombies(bare).iter().all(|p| p.comm == "sleep"), "{bare:?}");
+    let (table, stopped) = &results[1];
+    let table = table
+        .as_ref()
+        .unwrap_or_else(|t| panic!("orphans from podman exec not reaped: {t:?}"));
+    assert!(
+        table.iter().any(|p| p.pid == 1 && p.comm == "grace-init"),
+        "{table:?}"
+    );
+    assert_eq!(stopped.code, 143, "{stopped:?}");
+}
+
+#[test]
+fn podman_kill_signals_are_forwarded_to_the_app() {
+    let Some(p) = podman() else { return };
+    let c = Container::run(p, Init::GraceInit(&[]), &[], &["/app/signals.sh"]);
+    c.wait_log("ready");
+    for signal in ["USR1", "HUP", "WINCH"] {
+        c.p.ok(&["kill", "--signal", signal, &c.name]);
+        c.wait_log(&format!("got {signal}"));
+    }
+    // A stop signal sent with `podman kill` starts the shutdown as `podman stop` does.
+    c.p.ok(&["kill", "--signal", "TERM", &c.name]);
+    c.wait_log("bye");
+    let code = c.p.ok(&["wait", &c.name]);
+    assert_eq!(code.trim(), "0", "{}", c.logs());
+    assert_eq!(c.exit_code(), 0);
+    assert!(
+        c.logs().contains("exiting after stop signal SIGTERM"),
+        "{}",
+        c.logs()
+    );
+}
+
+#[test]
+fn as_a_non_root_user_grace_init_still_forwards_waits_and_reaps() {
+    let Some(p) = podman() else { return };
+    let c = Container::run(
+        p,
+        Init::GraceInit(&["-t", "5"]),
+        &["--user", "65534:65534"],
+        &["sh", "-c", "echo uid=$(id -u); /app/server.sh & wait"],
+    );
+    c.wait_log("server: ready");
+    let logs = c.logs();
+    assert!(logs.contains("uid=65534"), "not running as 65534:\n{logs}");
+    let stopped = c.stop(10);
+    let logs = c.logs();
+    assert_eq!(stopped.code, 143, "{stopped:?}\n{logs}");
+    assert!(logs.contains("server: finished"), "{logs}");
+    assert!(
+        !logs.contains("warning"),
+        "nothing that works as root should warn as nobody:\n{logs}"
+    );
+    let user = c.inspect("{{.Config.User}}");
+    assert_eq!(user.trim(), "65534:65534");
+}
