@@ -188,9 +188,9 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Who is PID 1 of a container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Init {
+enum Pid1 {
     /// The app itself.
-    None,
+    App,
     /// `podman run --init`: catatonit.
     Catatonit,
     /// grace-init, with these flags.
@@ -213,19 +213,19 @@ struct Stopped {
 
 impl Container {
     /// `podman run -d` of `args` with `init` as PID 1 and extra `podman run` flags.
-    fn run(p: &'static Podman, init: Init, flags: &[&str], args: &[&str]) -> Container {
+    fn run(p: &'static Podman, init: Pid1, flags: &[&str], args: &[&str]) -> Container {
         let name = format!(
             "grace-init-e2e-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let mut all = vec!["run", "--detach", "--name", &name, "--network", "none"];
-        if init == Init::Catatonit {
+        if init == Pid1::Catatonit {
             all.push("--init");
         }
         all.extend_from_slice(flags);
         all.push(IMAGE);
-        if let Init::GraceInit(gi_flags) = init {
+        if let Pid1::GraceInit(gi_flags) = init {
             all.push(GRACE_INIT);
             all.extend_from_slice(gi_flags);
             all.push("--");
@@ -327,7 +327,7 @@ impl Drop for Container {
 }
 
 /// Runs `scenario` once per init at the same time (the containers are independent), returning the results in order.
-fn side_by_side<T: Send>(inits: &[Init], scenario: impl Fn(Init) -> T + Sync) -> Vec<T> {
+fn side_by_side<T: Send>(inits: &[Pid1], scenario: impl Fn(Pid1) -> T + Sync) -> Vec<T> {
     let scenario = &scenario;
     thread::scope(|s| {
         let handles: Vec<_> = inits
@@ -359,7 +359,7 @@ while :; do sleep 1000 & wait $!; done
 #[test]
 fn pid1_problem_the_bare_app_ignores_podman_stop_and_an_init_fixes_it() {
     let Some(p) = podman() else { return };
-    let inits = [Init::None, Init::Catatonit, Init::GraceInit(&[])];
+    let inits = [Pid1::App, Pid1::Catatonit, Pid1::GraceInit(&[])];
     let results = side_by_side(&inits, |init| {
         let c = Container::run(p, init, &[], NO_HANDLER);
         c.wait_log("ready");
@@ -395,7 +395,7 @@ fn pid1_problem_the_bare_app_ignores_podman_stop_and_an_init_fixes_it() {
 #[test]
 fn cooperative_app_finishes_its_work_and_its_exit_code_reaches_podman_inspect() {
     let Some(p) = podman() else { return };
-    let inits = [Init::Catatonit, Init::GraceInit(&[])];
+    let inits = [Pid1::Catatonit, Pid1::GraceInit(&[])];
     let results = side_by_side(&inits, |init| {
         let c = Container::run(p, init, &[], &["/app/graceful.sh"]);
         c.wait_log("ready");
@@ -424,7 +424,7 @@ fn cooperative_app_finishes_its_work_and_its_exit_code_reaches_podman_inspect() 
 #[test]
 fn term_ignoring_app_is_killed_at_grace_init_timeout_well_before_podman_stop_timeout() {
     let Some(p) = podman() else { return };
-    let inits = [Init::Catatonit, Init::GraceInit(&[])];
+    let inits = [Pid1::Catatonit, Pid1::GraceInit(&[])];
     let results = side_by_side(&inits, |init| {
         // The timeout comes from the environment, as an image's `ENV GRACE_INIT_TIMEOUT=1` sets it.
         let c = Container::run(
@@ -460,7 +460,7 @@ fn term_ignoring_app_is_killed_at_grace_init_timeout_well_before_podman_stop_tim
 #[test]
 fn shell_entrypoint_background_server_finishes_under_grace_init_and_is_cut_off_under_init() {
     let Some(p) = podman() else { return };
-    let inits = [Init::Catatonit, Init::GraceInit(&[])];
+    let inits = [Pid1::Catatonit, Pid1::GraceInit(&[])];
     let results = side_by_side(&inits, |init| {
         let c = Container::run(p, init, &[], &["sh", "-c", "/app/server.sh & wait"]);
         c.wait_log("server: ready");
@@ -492,7 +492,7 @@ fn shell_entrypoint_background_server_finishes_under_grace_init_and_is_cut_off_u
 #[test]
 fn zombies_from_podman_exec_pile_up_without_init_and_are_reaped_by_grace_init() {
     let Some(p) = podman() else { return };
-    let inits = [Init::None, Init::GraceInit(&[])];
+    let inits = [Pid1::App, Pid1::GraceInit(&[])];
     let results = side_by_side(&inits, |init| {
         let c = Container::run(p, init, &[], DOUBLE_FORK);
         c.wait_log("ready");
@@ -502,7 +502,7 @@ fn zombies_from_podman_exec_pile_up_without_init_and_are_reaped_by_grace_init() 
         }
         let table = match init {
             // The control: the check sees zombies where there are some.
-            Init::None => c.wait_processes(|t| zombies(t).len() >= 3),
+            Pid1::App => c.wait_processes(|t| zombies(t).len() >= 3),
             _ => c.wait_processes(|t| {
                 zombies(t).is_empty() && t.iter().filter(|p| p.comm == "sleep").count() == 1
             }),
@@ -528,7 +528,7 @@ fn zombies_from_podman_exec_pile_up_without_init_and_are_reaped_by_grace_init() 
 #[test]
 fn podman_kill_signals_are_forwarded_to_the_app() {
     let Some(p) = podman() else { return };
-    let c = Container::run(p, Init::GraceInit(&[]), &[], &["/app/signals.sh"]);
+    let c = Container::run(p, Pid1::GraceInit(&[]), &[], &["/app/signals.sh"]);
     c.wait_log("ready");
     for signal in ["USR1", "HUP", "WINCH"] {
         c.p.ok(&["kill", "--signal", signal, &c.name]);
@@ -552,7 +552,7 @@ fn as_a_non_root_user_grace_init_still_forwards_waits_and_reaps() {
     let Some(p) = podman() else { return };
     let c = Container::run(
         p,
-        Init::GraceInit(&["-t", "5"]),
+        Pid1::GraceInit(&["-t", "5"]),
         &["--user", "65534:65534"],
         &["sh", "-c", "echo uid=$(id -u); /app/server.sh & wait"],
     );
