@@ -410,6 +410,8 @@ pub struct Launch {
     pub prefix: Vec<String>,
     pub env: Vec<(String, String)>,
     pub stderr: StderrTo,
+    /// The grace-init to start instead of the one cargo built (a release binary), after `prefix`.
+    pub binary: Option<String>,
 }
 
 impl Default for Launch {
@@ -419,6 +421,7 @@ impl Default for Launch {
             prefix: vec![],
             env: vec![],
             stderr: StderrTo::Piped,
+            binary: None,
         }
     }
 }
@@ -472,7 +475,9 @@ impl Run {
             .iter()
             .chain(launch.prefix.iter())
             .cloned()
-            .chain(std::iter::once(BIN.to_string()))
+            .chain(std::iter::once(
+                launch.binary.clone().unwrap_or_else(|| BIN.to_string()),
+            ))
             .chain(args.iter().map(|s| s.to_string()))
             .collect();
         let mut command = Command::new(&argv[0]);
