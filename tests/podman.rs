@@ -212,24 +212,30 @@ struct Stopped {
 }
 
 impl Container {
-    /// `podman run -d` of `args` with `init` as PID 1 and extra `podman run` flags.
+    /// `podman run -d` of `args` in the test image with `init` as PID 1 and extra `podman run` flags.
     fn run(p: &'static Podman, init: Pid1, flags: &[&str], args: &[&str]) -> Container {
-        let name = format!(
-            "grace-init-e2e-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut all = vec!["run", "--detach", "--name", &name, "--network", "none"];
+        let mut all = flags.to_vec();
         if init == Pid1::Catatonit {
             all.push("--init");
         }
-        all.extend_from_slice(flags);
         all.push(IMAGE);
         if let Pid1::GraceInit(gi_flags) = init {
             all.push(GRACE_INIT);
             all.extend_from_slice(gi_flags);
             all.push("--");
         }
+        all.extend_from_slice(args);
+        Container::start(p, &all)
+    }
+
+    /// `podman run -d --network none ARGS` (flags, image, command).
+    fn start(p: &'static Podman, args: &[&str]) -> Container {
+        let name = format!(
+            "grace-init-e2e-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut all = vec!["run", "--detach", "--name", &name, "--network", "none"];
         all.extend_from_slice(args);
         p.ok(&all);
         Container { p, name }
@@ -569,4 +575,184 @@ fn as_a_non_root_user_grace_init_still_forwards_waits_and_reaps() {
     );
     let user = c.inspect("{{.Config.User}}");
     assert_eq!(user.trim(), "65534:65534");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dockerfile.example, built for real on local bases, and examples/kubernetes/ played with `podman kube play`.
+
+/// A Debian bookworm rootfs from Debian's own packages (no registry): Python with pip for the runtime stage, gcc
+/// for the build stage's proc macros. Imported once per storage; the tarball is cached under target/.
+const DEBIAN: &str = "localhost/grace-init-e2e/bookworm:base";
+/// Dockerfile.example's image, built with both bases swapped for local ones.
+const EXAMPLE: &str = "localhost/grace-init-e2e/hello-gunicorn:test";
+
+fn debian_base(p: &'static Podman) -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("target/tmp has a parent")
+            .join("podman-rootfs");
+        let tarball = dir.join("bookworm-pip-gcc.tar");
+        if !tarball.is_file() {
+            let mmdebstrap = which("mmdebstrap").unwrap_or_else(|| {
+                panic!("mmdebstrap is not installed: run scripts/setup-test-deps.sh")
+            });
+            fs::create_dir_all(&dir).expect("create the rootfs cache");
+            let partial = dir.join("partial.tar");
+            let started = Instant::now();
+            let out = run_bounded(
+                Command::new(mmdebstrap)
+                    .args(["--variant=essential", "--include=python3-pip,gcc,libc6-dev"])
+                    .args(["bookworm"])
+                    .arg(&partial),
+                Duration::from_secs(600),
+            );
+            assert!(
+                out.status.success(),
+                "mmdebstrap failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            fs::rename(&partial, &tarball).expect("keep the rootfs tarball");
+            eprintln!(
+                "mmdebstrap: Debian bookworm rootfs in {:.0}s ({} MB), cached at {}",
+                started.elapsed().as_secs_f64(),
+                fs::metadata(&tarball).map_or(0, |m| m.len() >> 20),
+                tarball.display()
+            );
+        }
+        if !p.podman(&["image", "exists", DEBIAN]).status.success() {
+            p.ok(&["import", &tarball.to_string_lossy(), DEBIAN]);
+        }
+    });
+    DEBIAN
+}
+
+/// Builds Dockerfile.example, every instruction, with RUST_IMAGE and PYTHON_IMAGE swapped for local bases:
+/// the builder is the Debian base with the host's rustup toolchain and cargo registry mounted where the official
+/// rust image keeps them (and cargo offline); the runtime is the Debian base with a local pip index of gunicorn.
+fn example_image(p: &'static Podman) -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let base = debian_base(p);
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        let rustup = std::env::var_os("RUSTUP_HOME").map_or_else(|| home.join(".rustup"), PathBuf::from);
+        let cargo = std::env::var_os("CARGO_HOME").map_or_else(|| home.join(".cargo"), PathBuf::from);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let wheels = root.join(".venv/wheels");
+        assert!(
+            wheels.is_dir(),
+            "no {}: run scripts/setup-test-deps.sh",
+            wheels.display()
+        );
+
+        let rust = p.context("rust-base", &[]);
+        fs::write(
+            rust.join("Containerfile"),
+            format!(
+                "FROM {base}\n\
+                 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo CARGO_NET_OFFLINE=true \
+                 PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+            ),
+        )
+        .expect("write a Containerfile");
+        let python = p.context("python-base", &[]);
+        fs::create_dir_all(python.join("wheels")).expect("create the wheel directory");
+        for wheel in fs::read_dir(&wheels).expect("read the wheels").flatten() {
+            fs::copy(wheel.path(), python.join("wheels").join(wheel.file_name()))
+                .expect("copy a wheel");
+        }
+        fs::write(
+            python.join("pip.conf"),
+            "[global]\nno-index = true\nfind-links = /wheels\nbreak-system-packages = true\n",
+        )
+        .expect("write pip.conf");
+        fs::write(
+            python.join("Containerfile"),
+            format!("FROM {base}\nCOPY wheels /wheels\nCOPY pip.conf /etc/pip.conf\n"),
+        )
+        .expect("write a Containerfile");
+        let rust_image = "localhost/grace-init-e2e/rust:local";
+        let python_image = "localhost/grace-init-e2e/python:local";
+        p.ok(&["build", "--network", "none", "-t", rust_image, &rust.to_string_lossy()]);
+        p.ok(&["build", "--network", "none", "-t", python_image, &python.to_string_lossy()]);
+
+        let started = Instant::now();
+        let (rustup, cargo) = (
+            format!("{}:/usr/local/rustup", rustup.display()),
+            format!("{}:/usr/local/cargo", cargo.display()),
+        );
+        p.ok(&[
+            "build",
+            "--network",
+            "none",
+            "--file",
+            &root.join("Dockerfile.example").to_string_lossy(),
+            "--build-arg",
+            &format!("RUST_IMAGE={rust_image}"),
+            "--build-arg",
+            &format!("PYTHON_IMAGE={python_image}"),
+            "--volume",
+            &rustup,
+            "--volume",
+            &cargo,
+            "--tag",
+            EXAMPLE,
+            &root.to_string_lossy(),
+        ]);
+        p.podman(&["image", "prune", "--force"]);
+        eprintln!(
+            "Dockerfile.example built in {:.0}s",
+            started.elapsed().as_secs_f64()
+        );
+    });
+    EXAMPLE
+}
+
+#[test]
+fn dockerfile_example_builds_the_small_binary_and_its_image_finishes_a_request_on_podman_stop() {
+    let Some(p) = podman() else { return };
+    let image = example_image(p);
+    // What users build is the small binary, the one the benchmarks measure.
+    let size = Container::start(p, &["--entrypoint", "stat", image, "-c", "%s", GRACE_INIT]);
+    let bytes: u64 = {
+        p.ok(&["wait", &size.name]);
+        size.logs().trim().parse().expect("a size")
+    };
+    assert!(bytes < 650_000, "the image's grace-init is {bytes} bytes");
+
+    let c = Container::start(p, &[image]);
+    c.wait_log("Booting worker");
+    // A client inside the container (its network is loopback only); it ignores the TERM grace-init sends to
+    // what is left once gunicorn is gone, so it can report the answer it got.
+    let client = thread::scope(|s| {
+        let request = s.spawn(|| {
+            c.exec(&[
+                "python3",
+                "-c",
+                "import signal, urllib.request; signal.signal(signal.SIGTERM, signal.SIG_IGN); \
+                 print(urllib.request.urlopen('http://127.0.0.1:8000/slow', timeout=20).read().decode())",
+            ])
+        });
+        c.wait_log("app: slow request started");
+        let stopped = c.stop(10);
+        (stopped, request.join().expect("the client thread"))
+    });
+    let (stopped, answer) = client;
+    let logs = c.logs();
+    assert_eq!(stopped.code, 0, "{stopped:?}\n{logs}");
+    assert!(
+        String::from_utf8_lossy(&answer.stdout).contains("slow request finished"),
+        "the in-flight request was cut off: {answer:?}\n{logs}"
+    );
+    assert!(
+        stopped.took >= Duration::from_millis(1000) && stopped.took < Duration::from_secs(8),
+        "{stopped:?}"
+    );
+    assert!(logs.contains("exiting after stop signal SIGTERM"), "{logs}");
+    assert_eq!(c.inspect("{{.Config.User}}").trim(), "10001:10001");
+    eprintln!(
+        "Dockerfile.example image ({bytes}-byte grace-init): podman stop during a 2 s request took {} and exited 0",
+        ms(stopped.took)
+    );
 }
