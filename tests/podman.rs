@@ -756,3 +756,98 @@ fn dockerfile_example_builds_the_small_binary_and_its_image_finishes_a_request_o
         ms(stopped.took)
     );
 }
+
+/// `podman kube down` of a manifest on drop: the pods the test played are gone whatever happens.
+struct Played {
+    p: &'static Podman,
+    manifest: PathBuf,
+}
+
+impl Drop for Played {
+    fn drop(&mut self) {
+        let _ = self
+            .p
+            .podman(&["kube", "down", &self.manifest.to_string_lossy()]);
+    }
+}
+
+#[test]
+fn kube_play_of_the_deployment_drains_for_its_delay_and_exits_0_within_the_grace_period() {
+    let Some(p) = podman() else { return };
+    let image = example_image(p);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let original = fs::read_to_string(root.join("examples/kubernetes/deployment.yaml"))
+        .expect("read deployment.yaml");
+    let mut manifest = original.replace("registry.example.com/hello-gunicorn:0.1.0", image);
+    // Podman 4.3 turns containerPort into a port mapping, which it refuses with --network none; the named port
+    // the readiness probe uses goes with it (podman 4.3 does not run readiness probes anyway).
+    let ports = manifest.find("          ports:\n").expect("a ports block");
+    let probe = manifest
+        .find("          readinessProbe:")
+        .expect("a readinessProbe");
+    manifest.replace_range(ports..probe, "");
+    let manifest = manifest.replace("port: http", "port: 8000");
+    assert_ne!(manifest, original);
+    let dir = p.context("kube", &[]);
+    let path = dir.join("deployment.yaml");
+    fs::write(&path, manifest).expect("write the manifest");
+
+    let played = Played {
+        p,
+        manifest: path.clone(),
+    };
+    p.ok(&["kube", "play", "--network", "none", &path.to_string_lossy()]);
+    // replicas: 2 gives two pods.
+    let pods: Vec<Container> = (0..2)
+        .map(|i| Container {
+            p,
+            name: format!("hello-gunicorn-pod-{i}-app"),
+        })
+        .collect();
+    for c in &pods {
+        c.wait_log("Booting worker");
+        let env = c.inspect("{{.Config.Env}}");
+        for var in ["GRACE_INIT_TIMEOUT=25", "GRACE_INIT_DRAIN_DELAY=5s"] {
+            assert!(env.contains(var), "{}: {var} not set: {env}", c.name);
+        }
+        assert_eq!(c.inspect("{{.Config.User}}").trim(), "10001:10001");
+    }
+    // Podman 4.3 does not carry terminationGracePeriodSeconds (30) into the container's stop timeout, and its
+    // `kube down` removes pods without one: stop them as the kubelet would, with the manifest's 30 s, first.
+    let podman_timeout = pods[0].inspect("{{.Config.StopTimeout}}");
+    let grace = original
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
+        .expect("terminationGracePeriodSeconds")
+        .trim()
+        .to_string();
+    let began = Instant::now();
+    p.ok(&["pod", "stop", "--time", &grace, "hello-gunicorn-pod-0"]);
+    let took = began.elapsed();
+    let c = &pods[0];
+    let logs = c.logs();
+    assert_eq!(c.exit_code(), 0, "{logs}");
+    for needle in [
+        "\"level\":\"info\"",
+        "grace period 25.000s",
+        "draining for 5.000s before forwarding",
+        "exit code 0",
+    ] {
+        assert!(logs.contains(needle), "no {needle:?} in the logs:\n{logs}");
+    }
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(25),
+        "the 5 s drain delay, then gunicorn's prompt exit: {took:?}\n{logs}"
+    );
+    let began = Instant::now();
+    drop(played);
+    eprintln!(
+        "kube play deployment.yaml: pod stop --time {grace} took {} (5 s drain, then gunicorn), exit 0; \
+         podman 4.3 set the stop timeout to {}s, not terminationGracePeriodSeconds; kube down took {}",
+        ms(took),
+        podman_timeout.trim(),
+        ms(began.elapsed())
+    );
+    let left = p.ok(&["pod", "ps", "--format", "{{.Name}}"]);
+    assert!(!left.contains("hello-gunicorn"), "pods left: {left}");
+}
