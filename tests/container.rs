@@ -13,8 +13,8 @@ mod common;
 
 use common::host::{
     COOPERATIVE_APP, DOUBLE_FORK, GRACEFUL_APP, NO_HANDLER, PROC_TABLE, Proc, SERVER, STUBBORN_APP,
-    build_static_grace_init, has_interpreter, kill_pid, parse_proc_table, run_bounded, which,
-    zombies,
+    build_static_grace_init, has_interpreter, kill_pid, parse_proc_table, run_bounded,
+    wait_processes, which, zombies,
 };
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -460,18 +460,7 @@ impl Container {
         limit: Duration,
         done: impl Fn(&[Proc]) -> bool,
     ) -> Result<Vec<Proc>, Vec<Proc>> {
-        let until = Instant::now() + limit;
-        loop {
-            let table = self.processes();
-            if done(&table) {
-                return Ok(table);
-            }
-            if Instant::now() >= until {
-                return Err(table);
-            }
-            // Nothing signals "a zombie appeared or went away" to the outside: poll, at a bounded rate.
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_processes(limit, || self.processes(), done)
     }
 
     fn output(&self) -> String {

@@ -13,8 +13,8 @@ mod common;
 
 use common::host::{
     COOPERATIVE_APP, DOUBLE_FORK, GRACEFUL_APP, NO_HANDLER, PROC_TABLE, Proc, SERVER, STUBBORN_APP,
-    build_static_grace_init, has_interpreter, parse_proc_table, run_bounded, under_ci, which,
-    zombies,
+    build_static_grace_init, has_interpreter, parse_proc_table, run_bounded, under_ci,
+    wait_processes, which, zombies,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -312,17 +312,7 @@ impl Container {
 
     /// Polls (bounded) the process table until `done` holds for it.
     fn wait_processes(&self, done: impl Fn(&[Proc]) -> bool) -> Result<Vec<Proc>, Vec<Proc>> {
-        let until = Instant::now() + PATIENCE;
-        loop {
-            let table = self.processes();
-            if done(&table) {
-                return Ok(table);
-            }
-            if Instant::now() >= until {
-                return Err(table);
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        wait_processes(PATIENCE, || self.processes(), done)
     }
 }
 

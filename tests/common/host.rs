@@ -212,6 +212,27 @@ pub fn parse_proc_table(text: &str) -> Vec<Proc> {
         .collect()
 }
 
+/// Polls (bounded) a container's process table, read by `table`, until `done` holds for it: the last table
+/// seen, as `Ok` when it did. Nothing signals "a zombie appeared or went away" to the outside: poll, at a
+/// bounded rate.
+pub fn wait_processes(
+    limit: Duration,
+    mut table: impl FnMut() -> Vec<Proc>,
+    done: impl Fn(&[Proc]) -> bool,
+) -> Result<Vec<Proc>, Vec<Proc>> {
+    let until = Instant::now() + limit;
+    loop {
+        let seen = table();
+        if done(&seen) {
+            return Ok(seen);
+        }
+        if Instant::now() >= until {
+            return Err(seen);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn zombies(table: &[Proc]) -> Vec<&Proc> {
     table.iter().filter(|p| p.state == 'Z').collect()
 }
