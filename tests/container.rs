@@ -9,7 +9,13 @@
 //! Needs root, `runc` and a static busybox (Debian: `runc`, `busybox-static`). Where they are missing the tests
 //! skip with a message, except under CI (`CI` set), where that is a failure.
 
-use std::ffi::OsString;
+mod common;
+
+use common::host::{
+    COOPERATIVE_APP, DOUBLE_FORK, GRACEFUL_APP, NO_HANDLER, PROC_TABLE, Proc, SERVER, STUBBORN_APP,
+    build_static_grace_init, has_interpreter, kill_pid, parse_proc_table, run_bounded,
+    wait_processes, which, zombies,
+};
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -21,8 +27,6 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The target whose `+crt-static` build needs nothing downloaded.
-const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 /// Where grace-init sits in every rootfs.
 const GRACE_INIT: &str = "/usr/local/bin/grace-init";
 /// Bound for every wait the tests do not mean to time: container start, exec, delete.
@@ -105,136 +109,8 @@ fn find_prerequisites() -> Result<(PathBuf, PathBuf, Vec<String>), String> {
     Ok((runc, busybox, applets))
 }
 
-fn which(program: &str) -> Option<PathBuf> {
-    let path =
-        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/sbin:/usr/bin:/sbin:/bin"));
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-/// Builds the static (glibc, `+crt-static`) release binary with a target dir of its own: the running
-/// `cargo test` holds the lock on the usual one.
-fn build_static_grace_init() -> Result<PathBuf, String> {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let target_dir = tmp
-        .parent()
-        .map_or_else(|| tmp.join("e2e-static"), |t| t.join("e2e-static"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    eprintln!(
-        "building the static grace-init into {} (the first build takes a while)",
-        target_dir.display()
-    );
-    let started = Instant::now();
-    let output = run_bounded(
-        Command::new(cargo)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--release", "--offline", "--bin", "grace-init"])
-            .args(["--target", TRIPLE])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            // These would override RUSTFLAGS, or hand the build a jobserver that is not ours.
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_RUSTFLAGS")
-            .env_remove("CARGO_MAKEFLAGS")
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS"),
-        Duration::from_secs(900),
-    );
-    if !output.status.success() {
-        return Err(format!(
-            "building the static grace-init failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let binary = target_dir.join(TRIPLE).join("release").join("grace-init");
-    if has_interpreter(&binary)? {
-        return Err(format!("{} is not statically linked", binary.display()));
-    }
-    eprintln!(
-        "static grace-init ready in {:.1}s: {} ({} bytes)",
-        started.elapsed().as_secs_f64(),
-        binary.display(),
-        fs::metadata(&binary).map(|m| m.len()).unwrap_or(0)
-    );
-    Ok(binary)
-}
-
-/// Whether an x86-64 ELF executable asks for a dynamic loader (has a PT_INTERP program header).
-fn has_interpreter(path: &Path) -> Result<bool, String> {
-    const PT_INTERP: u32 = 3;
-    let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let u16_at = |at: usize| {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    let u32_at = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    // 64-bit, little-endian ELF.
-    if bytes.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
-        return Err(format!(
-            "{} is not a 64-bit little-endian ELF",
-            path.display()
-        ));
-    }
-    let bad = || format!("{}: truncated ELF header", path.display());
-    let phoff = usize::try_from(u64_at(0x20).ok_or_else(bad)?).map_err(|_| bad())?;
-    let phentsize = usize::from(u16_at(0x36).ok_or_else(bad)?);
-    let phnum = usize::from(u16_at(0x38).ok_or_else(bad)?);
-    for i in 0..phnum {
-        if u32_at(phoff.saturating_add(i.saturating_mul(phentsize))).ok_or_else(bad)? == PT_INTERP {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Processes the tests start: every wait bounded, and a process that overruns is killed by its own pid.
-
-/// Runs a command to completion, or kills it (only it) and panics after `limit`.
-fn run_bounded(command: &mut Command, limit: Duration) -> Output {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(output)) => output,
-        Ok(Err(e)) => panic!("waiting for {command:?}: {e}"),
-        Err(_) => {
-            kill_pid(pid);
-            panic!("{command:?} did not finish within {limit:?}: killed it");
-        }
-    }
-}
-
-/// SIGKILL to one process this test started and has not reaped yet.
-fn kill_pid(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Bundles: a rootfs with busybox and grace-init, and config.json from `runc spec`.
@@ -448,14 +324,6 @@ struct Stopped {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// One process seen in the container's /proc.
-#[derive(Clone, Debug)]
-struct Proc {
-    pid: u32,
-    state: char,
-    comm: String,
-}
-
 /// A running container, force-deleted on drop.
 struct Container {
     env: &'static Env,
@@ -607,19 +475,8 @@ impl Container {
     /// Every process in the container, read from /proc inside it.
     fn processes(&self) -> Vec<Proc> {
         // A process may vanish between the glob and cat: cat then complains and exits 1, which is fine.
-        let out = self.exec(&["sh", "-c", "cat /proc/[0-9]*/stat"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| {
-                let open = line.find(" (")?;
-                let close = line.rfind(") ")?;
-                Some(Proc {
-                    pid: line[..open].parse().ok()?,
-                    state: line[close + 2..].chars().next()?,
-                    comm: line[open + 2..close].to_string(),
-                })
-            })
-            .collect()
+        let out = self.exec(&PROC_TABLE);
+        parse_proc_table(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// Polls (bounded) the process table until `done` holds for it; returns the last table seen.
@@ -628,18 +485,7 @@ impl Container {
         limit: Duration,
         done: impl Fn(&[Proc]) -> bool,
     ) -> Result<Vec<Proc>, Vec<Proc>> {
-        let until = Instant::now() + limit;
-        loop {
-            let table = self.processes();
-            if done(&table) {
-                return Ok(table);
-            }
-            if Instant::now() >= until {
-                return Err(table);
-            }
-            // Nothing signals "a zombie appeared or went away" to the outside: poll, at a bounded rate.
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_processes(limit, || self.processes(), done)
     }
 
     fn output(&self) -> String {
@@ -665,47 +511,6 @@ fn under_grace_init<'a>(flags: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
     all.extend_from_slice(args);
     all
 }
-
-fn zombies(table: &[Proc]) -> Vec<&Proc> {
-    table.iter().filter(|p| p.state == 'Z').collect()
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Fixtures: busybox shell apps. Each prints `ready` once its traps are in place.
-
-/// Installs no handler and waits forever.
-const NO_HANDLER: &[&str] = &["sh", "-c", "echo ready; exec sleep 1000"];
-
-/// Finishes its work on TERM (about a second), then exits with its own code, 7.
-const GRACEFUL_APP: &str = r#"#!/bin/sh
-trap 'echo "app: finishing"; sleep 1; echo "app: finished"; exit 7' TERM
-echo ready
-while :; do sleep 1000 & wait $!; done
-"#;
-
-/// Ignores TERM, as do the processes it starts.
-const STUBBORN_APP: &str = r#"#!/bin/sh
-trap '' TERM
-echo ready
-while :; do sleep 1000 & wait $!; done
-"#;
-
-/// A server that takes about a second to finish its requests after TERM.
-const SERVER: &str = r#"#!/bin/sh
-trap 'echo "server: finishing"; sleep 1; echo "server: finished"; exit 0' TERM
-echo "server: ready"
-while :; do sleep 1000 & wait $!; done
-"#;
-
-/// Exits at once, with 0, on TERM.
-const COOPERATIVE_APP: &str = r#"#!/bin/sh
-trap 'exit 0' TERM
-echo ready
-while :; do sleep 1000 & wait $!; done
-"#;
-
-/// Leaves an orphan behind (double fork), which dies shortly after, then waits forever.
-const DOUBLE_FORK: &[&str] = &["sh", "-c", "(sleep 0.3 &); echo ready; exec sleep 1000"];
 
 // ---------------------------------------------------------------------------------------------------------
 // The tests.

@@ -4,6 +4,8 @@
 // Tests send arbitrary (real-time) signals by pid, which only libc::kill can do.
 #![allow(unsafe_code)]
 
+pub mod host;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -414,6 +416,8 @@ pub struct Launch {
     /// Descriptors the launcher is started with besides 0, 1 and 2: `(target, source)`, targets ascending and
     /// above 2; the source stays the test's own (drop it after the start to leave grace-init the only holder).
     pub inherit: Vec<(i32, i32)>,
+    /// The grace-init to start instead of the one cargo built (a release binary), after `prefix`.
+    pub binary: Option<String>,
 }
 
 impl Default for Launch {
@@ -424,6 +428,7 @@ impl Default for Launch {
             env: vec![],
             stderr: StderrTo::Piped,
             inherit: vec![],
+            binary: None,
         }
     }
 }
@@ -477,7 +482,9 @@ impl Run {
             .iter()
             .chain(launch.prefix.iter())
             .cloned()
-            .chain(std::iter::once(BIN.to_string()))
+            .chain(std::iter::once(
+                launch.binary.clone().unwrap_or_else(|| BIN.to_string()),
+            ))
             .chain(args.iter().map(|s| s.to_string()))
             .collect();
         let mut command = Command::new(&argv[0]);
