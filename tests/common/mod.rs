@@ -596,8 +596,8 @@ pub fn full_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
         }
         assert!(filled < 64 << 20, "the pipe never filled");
     }
-    // Whatever room is left is smaller than a line: take it byte by byte, then end the filler with a newline
-    // once the reader comes (it is the test's own description, closed here, so nothing more is written).
+    // 64-byte lines fill the 4 KiB pages of a pipe exactly; should any room be left, take it byte by byte (the
+    // first line grace-init writes would then follow a partial filler line).
     while filler.write(b"#").is_ok() {}
     let flags = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETFL) };
     assert_eq!(
