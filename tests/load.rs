@@ -214,8 +214,8 @@ fn memory_does_not_grow_across_50000_signal_storms() {
 #[test]
 fn ten_thousand_orphans_appearing_during_the_leftover_wait_are_reaped_in_linear_time() {
     // Issue 9, item 7. The child exits at once, leaving a setsid spawner that (once the child is gone, so during
-    // the leftover wait) double-forks 10,000 orphans, 50 alive at a time: each sleeps until SIGTERM (a leftover
-    // that honours it) or 1 s. Every one is re-parented to grace-init, told, reaped; then the spawner exits and
+    // the leftover wait) double-forks 10,000 orphans, 50 at a time: each sleeps until SIGTERM (a leftover that
+    // honours it) or 1 s. The spawner ignores the SIGTERM it gets as a leftover and exits once done. Every one is re-parented to grace-init, told, reaped; then the spawner exits and
     // grace-init exits with the child's code 3. The list of leftovers already told must be pruned on reap (main
     // keeps it linear and unpruned: O(n²) in the storm).
     let script = r#"
@@ -223,6 +223,7 @@ import os, signal, sys, time
 child = os.getpid()
 if os.fork() == 0:
     os.setsid()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while os.getppid() == child:
         time.sleep(0.001)
     began = time.monotonic()
@@ -232,6 +233,7 @@ if os.fork() == 0:
         if pid == 0:
             for i in range(50):
                 if os.fork() == 0:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     time.sleep(1)
                     os._exit(0)
             os._exit(0)
