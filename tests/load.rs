@@ -222,3 +222,60 @@ fn memory_does_not_grow_across_50000_signal_storms() {
         assert_eq!(run.wait(secs(10.0)).code, Some(0), "{mode:?}");
     }
 }
+
+#[test]
+fn ten_thousand_orphans_appearing_during_the_leftover_wait_are_reaped_in_linear_time() {
+    // Issue 9, item 7. The child exits at once, leaving a setsid spawner that (once the child is gone, so during
+    // the leftover wait) double-forks 10,000 orphans, 50 at a time: each sleeps until SIGTERM (a leftover that
+    // honours it) or 1 s. The spawner ignores the SIGTERM it gets as a leftover and exits once done. Every one is re-parented to grace-init, told, reaped; then the spawner exits and
+    // grace-init exits with the child's code 3. The list of leftovers already told must be pruned on reap (main
+    // keeps it linear and unpruned: O(n²) in the storm).
+    let script = r#"
+import os, signal, sys, time
+child = os.getpid()
+if os.fork() == 0:
+    os.setsid()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while os.getppid() == child:
+        time.sleep(0.001)
+    began = time.monotonic()
+    n = 0
+    while n < 10000:
+        pid = os.fork()
+        if pid == 0:
+            for i in range(50):
+                if os.fork() == 0:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    time.sleep(1)
+                    os._exit(0)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        n += 50
+    print('spawned', n, 'in', round(time.monotonic() - began, 2), flush=True)
+    os._exit(0)
+sys.exit(3)
+"#;
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "30", "--", "python3", "-c", script]);
+        let started = run.started_at();
+        let line = run.expect_stdout("spawned", secs(60.0));
+        let spawned_at = started.elapsed();
+        let zombies_seen = run
+            .descendants()
+            .into_iter()
+            .filter(|p| state(*p) == Some('Z'))
+            .count();
+        let done = run.wait(secs(30.0));
+        eprintln!(
+            "{mode:?}: {line}; seen at {spawned_at:?}, grace-init exited at {:?}; {zombies_seen} zombies \
+             when the spawner finished",
+            done.elapsed
+        );
+        assert_eq!(done.code, Some(3), "{mode:?}: {}", done.stderr_text());
+        assert!(
+            done.elapsed < secs(20.0),
+            "{mode:?}: {line}; grace-init exited only {:?} after start",
+            done.elapsed
+        );
+    }
+}

@@ -84,6 +84,8 @@ pub struct Run {
     /// Stdout lines received but not yet matched by `expect_stdout`.
     pending: std::collections::VecDeque<String>,
     started: Instant,
+    /// With `StderrTo::Stalled`: the unread read end of the full stderr pipe.
+    stalled: Option<std::os::fd::OwnedFd>,
 }
 
 /// Reads `stream` line by line on a thread, so a test can wait for lines with a bound.
@@ -161,6 +163,7 @@ impl Run {
             seen_stderr: vec![],
             pending: Default::default(),
             started: Instant::now(),
+            stalled: None,
         }
     }
 
@@ -400,6 +403,10 @@ pub enum StderrTo {
     /// A regular file (created or truncated), which never refuses a write: for tests that count log lines in a
     /// storm, where a pipe read by the test could fill up and grace-init would (rightly) drop lines.
     File(std::path::PathBuf),
+    /// A pipe already full when grace-init starts, whose reader has stalled: every write to stderr would block
+    /// (a stuck log driver, `| less` never scrolled). The read end stays open and unread until
+    /// `Run::unstall_stderr`, which starts reading it (the filler lines come first).
+    Stalled,
 }
 
 /// How to start grace-init when `Run::start_env` is not enough.
@@ -493,6 +500,7 @@ impl Run {
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
         let mut broken_read_end = None;
+        let mut stalled = None;
         match &launch.stderr {
             StderrTo::File(path) => {
                 command.stderr(std::fs::File::create(path).expect("create the stderr file"));
@@ -513,6 +521,11 @@ impl Run {
                 };
                 command.stderr(Stdio::from(write));
                 broken_read_end = Some(read);
+            }
+            StderrTo::Stalled => {
+                let (read, write) = full_pipe();
+                command.stderr(Stdio::from(write));
+                stalled = Some(read);
             }
         }
         let inherit = launch.inherit.clone();
@@ -557,7 +570,9 @@ impl Run {
             Some(stream) => pump(stream),
             None => channel().1,
         };
-        Run::adopt(mode, process, stdout, stderr)
+        let mut run = Run::adopt(mode, process, stdout, stderr);
+        run.stalled = stalled;
+        run
     }
 
     /// Sends `signal` to grace-init without asserting; returns 0 or the errno.
@@ -620,5 +635,175 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---- Robustness: a stalled stderr, fixtures, terminals, mount namespaces (robustness, stalled_stderr). ----
+
+/// A pipe (both ends close-on-exec) whose buffer is full: a blocking write to it waits until someone reads.
+/// It is filled through a second, non-blocking open file description of the write end (`/proc/self/fd/N`), so the
+/// description handed to grace-init (and shared with its child) keeps its flags: blocking, as a real stalled pipe
+/// would be. The filler is whole lines of `#`.
+pub fn full_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just created by pipe2 and are owned here.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut filler = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", write.as_raw_fd()))
+        .expect("a second, non-blocking description of the pipe's write end");
+    let line = [b"#".repeat(63), b"\n".to_vec()].concat();
+    let mut filled = 0usize;
+    loop {
+        match filler.write(&line) {
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the pipe: {e}"),
+        }
+        assert!(filled < 64 << 20, "the pipe never filled");
+    }
+    // 64-byte lines fill the 4 KiB pages of a pipe exactly; should any room be left, take it byte by byte (the
+    // first line grace-init writes would then follow a partial filler line).
+    while filler.write(b"#").is_ok() {}
+    let flags = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(
+        flags & libc::O_NONBLOCK,
+        0,
+        "grace-init's description must stay blocking"
+    );
+    (read, write)
+}
+
+impl Run {
+    /// With `StderrTo::Stalled`: the reader wakes up and drains the pipe from now on; the lines (filler first)
+    /// come to `expect_stderr` and `Finished::stderr` as with a piped stderr.
+    pub fn unstall_stderr(&mut self) {
+        let read = self.stalled.take().expect("started with StderrTo::Stalled");
+        self.stderr = pump(std::fs::File::from(read));
+    }
+}
+
+impl Launch {
+    /// The mode's launcher, with `prefix` exec'ing grace-init in place.
+    pub fn prefixed(prefix: &[&str]) -> Launch {
+        Launch {
+            prefix: strings(prefix),
+            ..Launch::default()
+        }
+    }
+
+    /// Subreaper mode in a mount namespace of its own where /proc has been unmounted.
+    pub fn without_proc() -> Launch {
+        Launch::prefixed(&[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            "umount -l /proc && exec \"$0\" \"$@\"",
+        ])
+    }
+
+    /// The mode's launcher in a mount namespace of grace-init's own (PID 1 mode has one already, from
+    /// `--mount-proc`), so a test may mount over its files with `Run::in_mount_namespace`.
+    pub fn own_mount_namespace(mode: Mode) -> Launch {
+        match mode {
+            Mode::Pid1 => Launch::default(),
+            Mode::Subreaper => {
+                Launch::prefixed(&["unshare", "--mount", "--propagation", "private", "--"])
+            }
+        }
+    }
+}
+
+/// A fixture script's path, `tests/fixtures/NAME`.
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Run {
+    /// grace-init's pid as it sees itself (1 as PID 1).
+    pub fn inner_pid(&self) -> i32 {
+        match self.mode {
+            Mode::Pid1 => 1,
+            Mode::Subreaper => self.init_pid,
+        }
+    }
+
+    /// Runs `sh -c SCRIPT` in grace-init's mount namespace (bounded: 10 s), asserting it succeeds. `$GI` in the
+    /// script is grace-init's pid as its /proc shows it.
+    pub fn in_mount_namespace(&self, script: &str) {
+        let target = self.init_pid.to_string();
+        let mut child = Command::new("nsenter")
+            .args(["--mount", "--target", &target, "--", "sh", "-c", script])
+            .env("GI", self.inner_pid().to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("nsenter");
+        let status = wait_for(Duration::from_secs(10), || child.try_wait().ok().flatten());
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("nsenter ... {script:?} did not finish within 10 s");
+        };
+        assert!(
+            status.success(),
+            "in grace-init's mount namespace: {script:?}: {status}"
+        );
+    }
+}
+
+/// What a terminal session driven by `tests/fixtures/pty_script.py` showed.
+#[derive(Debug)]
+pub struct PtySession {
+    /// Every byte the terminal showed, lossily decoded.
+    pub transcript: String,
+    /// Whether every `expect` step matched in time.
+    pub completed: bool,
+    /// The command's exit code (128+N for a signal), if it ended.
+    pub exit: Option<i32>,
+}
+
+/// Runs `command` on a new pseudo-terminal (as its session leader and controlling terminal) and plays `steps`:
+/// `expect:TEXT` waits (at most 5 s each) for TEXT after the previous match, `send:TEXT` types TEXT (Python
+/// escapes: `\n`, `\x1a` for Ctrl-Z, `\x03` for Ctrl-C). Bounded: the whole session is SIGKILLed after a step
+/// times out or 30 s, and the driver itself is given 40 s.
+pub fn pty_session(steps: &[&str], command: &[&str]) -> PtySession {
+    let mut child = Command::new("python3")
+        .arg(fixture("pty_script.py"))
+        .args(steps)
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("pty_script.py");
+    let out = pump(child.stdout.take().expect("stdout"));
+    let status = wait_for(Duration::from_secs(40), || child.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut lines = vec![];
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Ok(line) = out.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        lines.push(line);
+    }
+    let exit = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("PTY EXIT ")?.trim().parse().ok());
+    PtySession {
+        completed: status.is_some_and(|s| s.success()),
+        exit,
+        transcript: lines.join("\n"),
     }
 }

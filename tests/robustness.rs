@@ -1,0 +1,411 @@
+//! Regression tests for issue 9: grace-init never hangs, never dies of a signal sent to it, never signals a
+//! process that is not its own, and finds its leftovers without /proc/<pid>/task/<tid>/children; the terminal goes
+//! back to the caller; a hanging pre-stop command under `--timeout infinity` cannot keep the stop signal back.
+//! (The orphan storm of item 7 is in tests/load.rs; item 9, kernel threads, is a unit test.)
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+
+/// Processes a test started that may outlive a failed grace-init run: SIGKILLed on drop if still a reporter.
+struct Stray(Vec<i32>);
+
+impl Drop for Stray {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains("reporter.py") {
+                send_signal(*pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The pid at the end of a reporter's ready line (its own view: the test's only in subreaper mode).
+fn ready_pid(line: &str) -> i32 {
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Every reporter below grace-init, by outside pid, so a failed run leaves none behind.
+fn strays(run: &Run) -> Stray {
+    Stray(run.descendants())
+}
+
+/// The `leftovers: N sent SIGTERM, M SIGKILLed` counts of the summary line.
+fn leftover_counts(stderr: &str) -> Option<(usize, usize)> {
+    let line = stderr.lines().rev().find(|l| l.contains("leftovers: "))?;
+    let rest = line.split("leftovers: ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    let term = words.next()?.parse().ok()?;
+    let kill = rest
+        .split(", ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((term, kill))
+}
+
+// ---- 1. An inherited ignored SIGCHLD ----
+
+#[test]
+fn an_inherited_ignored_sigchld_does_not_lose_the_childs_exit() {
+    // `trap '' CHLD` survives exec: grace-init starts with SIGCHLD ignored, so unless it resets that, the kernel
+    // reaps the child itself, no SIGCHLD comes and the exit status is lost. Main: hangs (wait bound 5 s).
+    let launch = Launch::prefixed(&["bash", "-c", "trap '' CHLD; exec \"$0\" \"$@\""]);
+    for mode in modes() {
+        let done =
+            Run::launch(mode, &launch, &["-t", "2", "--", "sh", "-c", "exit 3"]).wait(secs(5.0));
+        assert_eq!(done.code, Some(3), "{mode:?}: {}", done.stderr_text());
+        assert!(done.elapsed < secs(5.0), "{mode:?}: {:?}", done.elapsed);
+    }
+}
+
+// ---- 2. Signals whose default action is a core dump, sent with kill ----
+
+#[test]
+fn core_dump_signals_sent_with_kill_are_forwarded_and_grace_init_survives() {
+    // Main: as PID 1 they are dropped (the child never reports them); as a subreaper grace-init dies of the first
+    // one (SIGABRT: 134) and the child is orphaned.
+    let reporter = reporter();
+    let signals = [
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGSYS, "SIGSYS"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGSEGV, "SIGSEGV"),
+    ];
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "5", "--", &reporter, "--exit-on", "TERM=0"]);
+        let line = run.expect_stdout("child ready", secs(10.0));
+        let _stray = match mode {
+            Mode::Subreaper => Stray(vec![ready_pid(&line)]),
+            Mode::Pid1 => Stray(vec![]),
+        };
+        for (signal, name) in signals {
+            assert_eq!(run.try_signal(signal), 0, "{mode:?}: kill -{name}");
+            run.expect_stdout(&format!("child got {name}"), secs(3.0));
+            assert!(
+                matches!(state(run.init_pid()), Some('S' | 'R')),
+                "{mode:?}: grace-init is {:?} after {name}",
+                state(run.init_pid())
+            );
+        }
+        run.signal(libc::SIGUSR1);
+        run.expect_stdout("child got SIGUSR1", secs(3.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.signal, None, "{mode:?}: grace-init died of a signal");
+        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+    }
+}
+
+// ---- 3. A recycled pid ----
+
+#[test]
+fn a_recycled_child_pid_is_never_signalled() {
+    // In a fresh PID namespace whose PID 1 is tests/fixtures/recycle_pid.py, grace-init is an ordinary subreaper.
+    // Its child ignores SIGTERM (as does the setsid `sleep` it leaves behind) and exits; once its pid is free, a
+    // stranger outside grace-init's tree gets the same number as pid, process group and session (via
+    // ns_last_pid). Then SIGTERM, and the 2 s deadline. Main: the stranger is SIGKILLed at the deadline (the
+    // sweep still signals `-child_pid`).
+    if !pid1_available() {
+        return;
+    }
+    let launch = Launch::prefixed(&["python3", &fixture("recycle_pid.py")]);
+    let script = "trap '' TERM; setsid sleep 60 & echo child $$; exit 0";
+    let mut run = Run::launch(Mode::Pid1, &launch, &["-t", "2", "--", "sh", "-c", script]);
+    let child = run.expect_stdout("child ", secs(10.0));
+    let victim = run.expect_stdout("victim ", secs(10.0));
+    let old = child.split_whitespace().nth(1).unwrap();
+    assert_eq!(
+        victim,
+        format!("victim {old} pgid {old}"),
+        "the stranger did not get the old pid"
+    );
+    let exit = run.expect_stdout("grace-init exit", secs(20.0));
+    let fate = run.expect_stdout("victim ", secs(5.0));
+    let done = run.wait(secs(5.0));
+    assert_eq!(
+        fate,
+        "victim alive",
+        "a stranger with the main child's old pid was signalled ({exit})\n{}",
+        done.stderr_text()
+    );
+    assert_eq!(exit, "grace-init exit 0", "{}", done.stderr_text());
+}
+
+// ---- 4. /proc/<pid>/task/<tid>/children unreadable ----
+
+/// Starts grace-init in a mount namespace of its own with a child that leaves a setsid grandchild (the
+/// reporter options in `grandchild`), then hides grace-init's children file under /dev/null.
+fn without_children_file(
+    mode: Mode,
+    timeout: &str,
+    child: &[&str],
+    grandchild: &str,
+) -> (Run, Stray) {
+    let reporter = reporter();
+    let mut args = vec!["-t", timeout, "--", &reporter, "--grandchild", grandchild];
+    args.extend(child);
+    let mut run = Run::launch(mode, &Launch::own_mount_namespace(mode), &args);
+    run.expect_stdout("grandchild ready", secs(10.0));
+    let stray = strays(&run);
+    run.in_mount_namespace("mount --bind /dev/null /proc/$GI/task/$GI/children");
+    (run, stray)
+}
+
+#[test]
+fn without_the_children_file_a_setsid_leftover_ignoring_sigterm_is_killed_at_the_deadline() {
+    // Main, subreaper: the leftover is never found, survives the SIGKILL, and grace-init waits for it (the wait
+    // bound, 6 s, ends the test). As PID 1 kill(-1) reaches it; the test guards that too.
+    for mode in modes() {
+        let (mut run, stray) = without_children_file(
+            mode,
+            "1",
+            &["--exit-on", "TERM=0"],
+            "--tag grandchild --setsid --ignore TERM",
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(6.0));
+        let took = sent.elapsed();
+        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        assert!(
+            took >= secs(1.0) && took < secs(2.5),
+            "{mode:?}: ended {took:?} after SIGTERM; want the 1 s deadline"
+        );
+        let left: Vec<_> = stray.0.iter().filter(|p| state(**p).is_some()).collect();
+        assert!(left.is_empty(), "{mode:?}: still alive: {left:?}");
+    }
+}
+
+#[test]
+fn without_the_children_file_a_setsid_leftover_still_gets_sigterm_when_the_child_exits() {
+    // The child exits 5 and leaves a cooperative setsid grandchild: it must be told (SIGTERM) at once, not
+    // SIGKILLed at the 5 s deadline. Main: no SIGTERM in either mode (the grandchild never reports it within 3 s).
+    for mode in modes() {
+        let (mut run, _stray) = without_children_file(
+            mode,
+            "5",
+            &["--exit-on", "USR1=5"],
+            "--tag grandchild --setsid --exit-on TERM=0",
+        );
+        // The file is hidden only now: let the child go (USR1 reaches its group, not the setsid grandchild).
+        run.expect_stdout("child ready", secs(10.0));
+        run.signal(libc::SIGUSR1);
+        run.expect_stdout("grandchild got SIGTERM", secs(3.0));
+        let done = run.wait(secs(3.0));
+        assert_eq!(done.code, Some(5), "{mode:?}: {}", done.stderr_text());
+    }
+}
+
+// ---- 5. Honest logs and counts, and a subreaper without /proc ----
+
+#[test]
+fn subreaper_without_proc_tells_the_childs_group_when_the_child_exits_and_says_so_truthfully() {
+    // The child exits 5 leaving a member of its process group. Main: the member never gets SIGTERM (it is
+    // SIGKILLed at the 3 s deadline), the log claims "sent SIGTERM to every process (kill -1)", and the
+    // summary says "0 sent SIGTERM, 0 SIGKILLed".
+    let reporter = reporter();
+    let mut run = Run::launch(
+        Mode::Subreaper,
+        &Launch::without_proc(),
+        &[
+            "-t",
+            "3",
+            "--",
+            &reporter,
+            "--grandchild",
+            "--tag grandchild --exit-on TERM=0",
+            "--exit-now",
+            "5",
+        ],
+    );
+    let line = run.expect_stdout("grandchild ready", secs(10.0));
+    let _stray = Stray(vec![ready_pid(&line)]);
+    run.expect_stdout("grandchild got SIGTERM", secs(2.0));
+    let done = run.wait(secs(5.0));
+    let text = done.stderr_text();
+    assert_eq!(done.code, Some(5), "{text}");
+    assert!(
+        !text.contains("kill -1"),
+        "a subreaper never sends kill(-1): {text}"
+    );
+    assert_eq!(leftover_counts(&text), Some((1, 0)), "{text}");
+}
+
+#[test]
+fn subreaper_without_proc_counts_a_group_member_it_sigkills() {
+    // The child exits 5 leaving a member of its group that ignores SIGTERM: SIGKILLed at the 1 s deadline.
+    // Main: the summary says "0 SIGKILLed" (and "0 sent SIGTERM": it was never told).
+    let reporter = reporter();
+    let mut run = Run::launch(
+        Mode::Subreaper,
+        &Launch::without_proc(),
+        &[
+            "-t",
+            "1",
+            "--",
+            &reporter,
+            "--grandchild",
+            "--tag grandchild --ignore TERM",
+            "--exit-now",
+            "5",
+        ],
+    );
+    let line = run.expect_stdout("grandchild ready", secs(10.0));
+    let grandchild = ready_pid(&line);
+    let _stray = Stray(vec![grandchild]);
+    let done = run.wait(secs(5.0));
+    let text = done.stderr_text();
+    assert_eq!(done.code, Some(5), "{text}");
+    assert!(
+        state(grandchild).is_none(),
+        "the group member survived: {text}"
+    );
+    assert_eq!(leftover_counts(&text), Some((1, 1)), "{text}");
+}
+
+#[test]
+fn leftover_counts_never_include_the_main_child() {
+    // A child that ignores SIGTERM and leaves nothing behind is SIGKILLed at the deadline: it is the child, not a
+    // leftover. Main: "leftovers: 0 sent SIGTERM, 1 SIGKILLed".
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(mode, &["-t", "1", "--", &reporter, "--ignore", "TERM"]);
+        run.expect_stdout("child ready", secs(10.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(5.0));
+        let text = done.stderr_text();
+        assert_eq!(done.code, Some(137), "{mode:?}: {text}");
+        assert_eq!(leftover_counts(&text), Some((0, 0)), "{mode:?}: {text}");
+    }
+}
+
+// ---- 6. The terminal ----
+
+/// grace-init's command line in a shell: PID 1 of a new namespace (unshare waits for it) or a subreaper.
+fn shell_words(mode: Mode, args: &str) -> String {
+    match mode {
+        Mode::Pid1 => format!("unshare --pid --fork --mount-proc --kill-child {BIN} {args}"),
+        Mode::Subreaper => format!("{BIN} {args}"),
+    }
+}
+
+#[test]
+fn the_terminal_goes_back_to_the_caller_when_the_child_ends_or_cannot_start() {
+    // On a terminal, `sh -c 'grace-init -- CMD; read x'`: the shell's read must get the typed line. Main: the
+    // foreground stays with the dead child's group, the read fails at once (EIO) and prints "got=".
+    for mode in modes() {
+        for (command, code) in [("-- true", 0), ("-- /nonexistent/command", 127)] {
+            let script = format!(
+                "{}; echo status=$?; read x; echo got=$x",
+                shell_words(mode, command)
+            );
+            let session = pty_session(
+                &[
+                    &format!("expect:status={code}"),
+                    "send:hello\n",
+                    "expect:got=hello",
+                ],
+                &["sh", "-c", &script],
+            );
+            assert!(
+                session.completed && session.exit == Some(0),
+                "{mode:?} {command}: {session:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ctrl_z_stops_the_app_and_gives_the_shell_its_prompt_back_and_fg_resumes_it() {
+    // Subreaper mode only: PID 1 never stops itself. In an interactive bash on a terminal, Ctrl-Z must behave as
+    // if the app ran directly: "Stopped", the prompt, `jobs`, `fg`, then Ctrl-C ends it with the app's status
+    // (130). Main: the app stops but grace-init does not, so bash never prints "Stopped" (times out after 5 s).
+    let run_app = format!("send:{BIN} -- sh -c 'echo app-ready-$((6*7)); exec sleep 30'\n");
+    let session = pty_session(
+        &[
+            "send:PS1='P''S> '\n",
+            "expect:PS> ",
+            &run_app,
+            "expect:app-ready-42",
+            "send:\x1a",
+            "expect:Stopped",
+            "expect:PS> ",
+            "send:jobs\n",
+            "expect:Stopped",
+            "expect:PS> ",
+            "send:fg\n",
+            "expect:sleep 30",
+            "send:\x03",
+            "expect:PS> ",
+            "send:echo status=$?\n",
+            "expect:status=130",
+            "send:exit\n",
+        ],
+        &["bash", "--norc", "--noprofile", "-i"],
+    );
+    assert!(session.completed, "{session:#?}");
+}
+
+// ---- 8. `--timeout infinity` and a pre-stop command that hangs ----
+//
+// The bound assumed here (to be documented with the fix): with an infinite timeout the pre-stop command gets at
+// most 15 s, or the drain delay if that is longer; then the stop signal goes to the app regardless. With
+// `--drain-delay 1s` the app must get SIGTERM 15 s after grace-init did, ± a margin (14–18 s). Each mode takes
+// ~15 s, so each is a test of its own (they run in parallel).
+
+fn hanging_pre_stop_is_cut_off(mode: Mode) {
+    let reporter = reporter();
+    let mut run = Run::start(
+        mode,
+        &[
+            "--timeout",
+            "infinity",
+            "--drain-delay",
+            "1s",
+            "--pre-stop",
+            "sleep 1000",
+            "--",
+            &reporter,
+            "--exit-on",
+            "TERM=0",
+        ],
+    );
+    let line = run.expect_stdout("child ready", secs(10.0));
+    let _stray = match mode {
+        Mode::Subreaper => Stray(vec![ready_pid(&line)]),
+        Mode::Pid1 => Stray(vec![]),
+    };
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    // Main: never (the wait ends at 20 s).
+    run.expect_stdout("child got SIGTERM", secs(20.0));
+    let took = sent.elapsed();
+    let done = run.wait(secs(5.0));
+    assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+    assert!(
+        took >= secs(14.0) && took < secs(18.0),
+        "{mode:?}: the app got SIGTERM {took:?} after grace-init; want the 15 s pre-stop bound"
+    );
+}
+
+#[test]
+fn with_an_infinite_timeout_a_hanging_pre_stop_is_cut_off_at_15s_as_pid1() {
+    if pid1_available() {
+        hanging_pre_stop_is_cut_off(Mode::Pid1);
+    }
+}
+
+#[test]
+fn with_an_infinite_timeout_a_hanging_pre_stop_is_cut_off_at_15s_as_subreaper() {
+    hanging_pre_stop_is_cut_off(Mode::Subreaper);
+}

@@ -1,0 +1,85 @@
+//! Regression tests for issue 10: a stalled stderr (a full pipe nobody reads: a stuck log driver, `| less` never
+//! scrolled) must not delay forwarding, the deadline or the exit; the lines that did not fit are dropped, counted,
+//! and the count is reported once the pipe drains. As PID 1 and as a subreaper, with default and verbose logging.
+//! On main grace-init blocks in write(2) before it forwards or kills: every test here fails by a bounded wait.
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+
+fn stalled() -> Launch {
+    Launch {
+        stderr: StderrTo::Stalled,
+        ..Launch::default()
+    }
+}
+
+fn cases() -> Vec<(Mode, bool)> {
+    modes()
+        .into_iter()
+        .flat_map(|mode| [(mode, false), (mode, true)])
+        .collect()
+}
+
+#[test]
+fn with_stderr_stalled_a_child_ignoring_sigterm_is_killed_on_time_and_grace_init_exits_137() {
+    let reporter = reporter();
+    for (mode, verbose) in cases() {
+        let what = format!("{mode:?} verbose={verbose}");
+        let mut args = vec!["-t", "1"];
+        if verbose {
+            args.push("-v");
+        }
+        args.extend(["--", &reporter, "--ignore", "TERM"]);
+        let mut run = Run::launch(mode, &stalled(), &args);
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        // Main: blocked writing "received SIGTERM..." until the pipe is read: never (bound 5 s).
+        let done = run.wait(secs(5.0));
+        let took = sent.elapsed();
+        assert_eq!(done.code, Some(137), "{what}");
+        assert!(
+            took < secs(1.5),
+            "{what}: exited {took:?} after SIGTERM with --timeout 1"
+        );
+    }
+}
+
+#[test]
+fn with_stderr_stalled_a_cooperative_child_gets_sigterm_at_once_and_dropped_lines_are_counted_later()
+ {
+    let reporter = reporter();
+    for (mode, verbose) in cases() {
+        let what = format!("{mode:?} verbose={verbose}");
+        let mut args = vec!["-t", "10"];
+        if verbose {
+            args.push("-v");
+        }
+        // The child takes 1 s to finish after SIGTERM: grace-init is still running when the pipe drains.
+        args.extend(["--", &reporter, "--exit-on", "TERM=0", "--linger", "1"]);
+        let mut run = Run::launch(mode, &stalled(), &args);
+        run.expect_stdout("child ready", secs(10.0));
+        run.signal(libc::SIGUSR1);
+        // Main: never (grace-init is blocked in write before the forward).
+        run.expect_stdout("child got SIGUSR1", secs(0.5));
+        run.signal(libc::SIGTERM);
+        run.expect_stdout("child got SIGTERM", secs(0.5));
+        run.unstall_stderr();
+        let done = run.wait(secs(5.0));
+        assert_eq!(done.code, Some(0), "{what}");
+        let lines: Vec<&String> = done
+            .stderr
+            .iter()
+            .filter(|l| l.contains("grace-init"))
+            .collect();
+        let dropped = lines.iter().position(|l| l.contains("dropped"));
+        let summary = lines.iter().position(|l| l.contains("exit code 0"));
+        assert!(
+            matches!((dropped, summary), (Some(d), Some(s)) if d < s),
+            "{what}: want a line counting the dropped lines, then the summary: {lines:#?}"
+        );
+    }
+}
