@@ -27,6 +27,8 @@ pub struct Inbox {
     mask: SigSet,
     me: i32,
     batch: Vec<sys::Received>,
+    /// The records one read fills, allocated once.
+    records: Vec<libc::signalfd_siginfo>,
 }
 
 impl Inbox {
@@ -42,6 +44,7 @@ impl Inbox {
             mask,
             me: std::process::id().try_into().unwrap_or(0),
             batch: Vec::with_capacity(sys::SIGNAL_BATCH),
+            records: vec![sys::empty_siginfo(); sys::SIGNAL_BATCH],
         })
     }
 
@@ -55,7 +58,7 @@ impl Inbox {
     pub fn wait(&mut self, deadline: Option<Instant>, received: &mut Vec<i32>) {
         self.batch.clear();
         let outcome = match deadline {
-            None => sys::read_signals(&self.fd, &mut self.batch),
+            None => sys::read_signals(&self.fd, &mut self.records, &mut self.batch),
             Some(at) => {
                 // Rounded up to the microsecond: the kernel's timer never fires early, so the loop never
                 // wakes before the deadline only to sleep again.

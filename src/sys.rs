@@ -85,17 +85,27 @@ pub struct Received {
     pub sender: i32,
 }
 
-/// How many signals one blocking read of the signalfd takes at most.
-pub const SIGNAL_BATCH: usize = 64;
+/// How many signals one blocking read of the signalfd takes at most (the rest stay queued in the kernel and are
+/// read on the next, immediate, turn of the loop).
+pub const SIGNAL_BATCH: usize = 16;
 
-/// Blocks in `read(2)` on a (blocking) signalfd until at least one signal is pending, then takes up to
-/// `SIGNAL_BATCH` in that same call: a burst costs one read, an idle wait no poll.
-pub fn read_signals(fd: &impl AsRawFd, out: &mut Vec<Received>) -> Result<(), Errno> {
+/// Blocks in `read(2)` on a (blocking) signalfd until at least one signal is pending, then takes as many as
+/// `buf` holds in that same call: a burst costs one read, an idle wait no poll. `buf` is the caller's and is
+/// reused: nothing is cleared or allocated per wake-up (the kernel fills only the records it returns).
+pub fn read_signals(
+    fd: &impl AsRawFd,
+    buf: &mut [libc::signalfd_siginfo],
+    out: &mut Vec<Received>,
+) -> Result<(), Errno> {
     const SIZE: usize = std::mem::size_of::<libc::signalfd_siginfo>();
-    // SAFETY: signalfd_siginfo is plain old data; all-zero is a valid value.
-    let mut buf: [libc::signalfd_siginfo; SIGNAL_BATCH] = unsafe { std::mem::zeroed() };
     // SAFETY: the buffer is valid and writable for its whole length, which is what is passed.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), SIZE * SIGNAL_BATCH) };
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            std::mem::size_of_val(buf),
+        )
+    };
     let n = usize::try_from(n).map_err(|_| Errno::last())?;
     for info in buf.iter().take(n / SIZE) {
         out.push(Received {
@@ -106,13 +116,24 @@ pub fn read_signals(fd: &impl AsRawFd, out: &mut Vec<Received>) -> Result<(), Er
     Ok(())
 }
 
+/// An all-zero signalfd record, to size the caller's buffer with.
+pub fn empty_siginfo() -> libc::signalfd_siginfo {
+    // SAFETY: signalfd_siginfo is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
 /// `sigtimedwait(2)`: takes one pending signal of `set`, waiting at most `timeout`. `Ok(None)`: the time
 /// passed. Used while a deadline is armed, so the deadline costs no extra system call per wake-up.
 pub fn wait_signal(set: &SigSet, timeout: Duration) -> Result<Option<Received>, Errno> {
-    let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
-    };
+    // SAFETY: timespec is plain old data; all-zero is a valid value.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // Capped at 68 years, which fits time_t on every target (musl deprecates naming the type itself).
+    ts.tv_sec = timeout
+        .as_secs()
+        .min(i32::MAX.unsigned_abs().into())
+        .try_into()
+        .unwrap_or_default();
+    ts.tv_nsec = libc::c_long::from(timeout.subsec_nanos());
     // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: the set, the siginfo and the timespec are valid for the duration of the call.
