@@ -23,13 +23,6 @@ impl Drop for Stray {
     }
 }
 
-fn with_prefix(prefix: &[&str]) -> Launch {
-    Launch {
-        prefix: strings(prefix),
-        ..Launch::default()
-    }
-}
-
 /// `sh -c 'exec grace-init ARGS 2>&-'`: grace-init starts with fd 2 closed.
 const CLOSE_STDERR: &[&str] = &["sh", "-c", "exec \"$0\" \"$@\" 2>&-"];
 
@@ -76,7 +69,7 @@ fn supervise_and_forward(mode: Mode, launch: &Launch, verbose: bool) {
 fn with_stderr_closed_grace_init_keeps_supervising_and_forwarding() {
     for mode in modes() {
         for verbose in [false, true] {
-            supervise_and_forward(mode, &with_prefix(CLOSE_STDERR), verbose);
+            supervise_and_forward(mode, &Launch::prefixed(CLOSE_STDERR), verbose);
         }
     }
 }
@@ -303,27 +296,13 @@ fn a_child_stopped_before_the_stop_signal_does_not_outlive_the_deadline() {
     }
 }
 
-/// Subreaper mode in a mount namespace of its own where /proc has been unmounted.
-fn without_proc() -> Launch {
-    with_prefix(&[
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "sh",
-        "-c",
-        "umount -l /proc && exec \"$0\" \"$@\"",
-    ])
-}
-
 #[test]
 fn subreaper_without_proc_warns_and_still_supervises() {
     let reporter = reporter();
     // A cooperative child: forwarding works, and SIGTERM ends the run with its code.
     let mut run = Run::launch(
         Mode::Subreaper,
-        &without_proc(),
+        &Launch::without_proc(),
         &["-t", "5", "--", &reporter, "--exit-on", "TERM=4"],
     );
     run.expect_stdout("child ready", secs(10.0));
@@ -338,7 +317,7 @@ fn subreaper_without_proc_warns_and_still_supervises() {
     // A child ignoring SIGTERM: its group is still SIGKILLed at the deadline.
     let mut run = Run::launch(
         Mode::Subreaper,
-        &without_proc(),
+        &Launch::without_proc(),
         &["-t", "1", "--", &reporter, "--ignore", "TERM"],
     );
     run.expect_stdout("child ready", secs(10.0));
@@ -358,7 +337,7 @@ fn subreaper_without_proc_still_ends_at_the_deadline_when_a_leftover_cannot_be_f
     let reporter = reporter();
     let mut run = Run::launch(
         Mode::Subreaper,
-        &without_proc(),
+        &Launch::without_proc(),
         &[
             "-t",
             "1",
@@ -550,7 +529,7 @@ fn fd_exhaustion_at_start_is_a_clear_error_exit_1_and_starts_nothing() {
         for limit in 3..=8 {
             let marker = scratch.path(&format!("{mode:?}-{limit}"));
             let nofile = format!("--nofile={limit}:{limit}");
-            let launch = with_prefix(&["prlimit", &nofile, "--"]);
+            let launch = Launch::prefixed(&["prlimit", &nofile, "--"]);
             let touch = format!("touch {marker}");
             let done = Run::launch(mode, &launch, &["--", "sh", "-c", &touch]).wait(secs(10.0));
             let started = std::path::Path::new(&marker).exists();
