@@ -257,11 +257,7 @@ impl Deliverer {
     fn signal_found(&self, p: &Proc, signals: &[i32]) -> bool {
         if p.ppid == self.me {
             // grace-init's own child: only grace-init can reap it, so its pid is still its own.
-            return signals
-                .iter()
-                .map(|&s| self.send(p.pid, s))
-                .fold(None, |first, sent| first.or(Some(sent)))
-                .unwrap_or(false);
+            return send_each(signals, |s| self.send(p.pid, s));
         }
         let same = || Proc::read(p.pid).is_some_and(|now| now.start == p.start);
         match sys::pidfd_open(p.pid) {
@@ -270,11 +266,9 @@ impl Deliverer {
                 if !same() {
                     return false;
                 }
-                signals
-                    .iter()
-                    .map(|&s| report(sys::pidfd_send_signal(&pidfd, s), p.pid, s))
-                    .fold(None, |first, sent| first.or(Some(sent)))
-                    .unwrap_or(false)
+                send_each(signals, |s| {
+                    report(sys::pidfd_send_signal(&pidfd, s), p.pid, s)
+                })
             }
             Err(Errno::ESRCH) => false,
             Err(_) => {
@@ -282,14 +276,20 @@ impl Deliverer {
                 if !same() {
                     return false;
                 }
-                signals
-                    .iter()
-                    .map(|&s| self.send(p.pid, s))
-                    .fold(None, |first, sent| first.or(Some(sent)))
-                    .unwrap_or(false)
+                send_each(signals, |s| self.send(p.pid, s))
             }
         }
     }
+}
+
+/// Sends each of `signals`, in order, with `send`; returns whether the first one went.
+fn send_each(signals: &[i32], mut send: impl FnMut(i32) -> bool) -> bool {
+    let mut first = None;
+    for &signal in signals {
+        let sent = send(signal);
+        first.get_or_insert(sent);
+    }
+    first.unwrap_or(false)
 }
 
 /// Logs the outcome of one signal: ESRCH is normal (debug), anything else a warning. Returns whether it went.
