@@ -33,8 +33,8 @@ pub struct Deliverer {
     told: RefCell<HashSet<(i32, u64)>>,
     /// Without /proc, as PID 1: whether `kill(-1, SIGTERM)` was already sent.
     blanket_sent: Cell<bool>,
-    /// Without /proc: the main child has exited but is not reaped yet, so its group id is still reserved.
-    group_reserved: Cell<bool>,
+    /// Without /proc, as a subreaper: the group got SIGTERM while the child's zombie still reserved its id.
+    group_told: Cell<bool>,
 }
 
 impl Deliverer {
@@ -58,7 +58,7 @@ impl Deliverer {
             stop_sent: Cell::new(None),
             told: RefCell::new(HashSet::new()),
             blanket_sent: Cell::new(false),
-            group_reserved: Cell::new(false),
+            group_told: Cell::new(false),
         }
     }
 
@@ -78,9 +78,25 @@ impl Deliverer {
         !self.proc_usable && !self.is_pid1()
     }
 
-    /// The main child has exited and is not reaped yet (`true`), or has been reaped (`false`).
-    pub fn set_group_reserved(&self, reserved: bool) {
-        self.group_reserved.set(reserved);
+    /// Without /proc, as a subreaper, the child has exited and is not reaped yet: its zombie still holds the
+    /// group id, so SIGTERM (and SIGCONT) to the group reaches its members and no one else. Not when the stop
+    /// signal already went to the group. The last chance: once the child is reaped the id may be reused.
+    pub fn tell_group_while_reserved(&self) {
+        let told_by_stop = matches!(
+            self.stop_sent.get(),
+            Some((Target::Group(_) | Target::Members(_), _))
+        );
+        if told_by_stop || self.group_told.get() {
+            return;
+        }
+        self.group_told.set(true);
+        if self.send(-self.child, libc::SIGTERM) {
+            self.send(-self.child, libc::SIGCONT);
+        }
+        log::debug!(
+            "sent SIGTERM to what is left of process group {}, if anything (without /proc its members cannot be seen)",
+            self.child
+        );
     }
 
     /// Sends `signal` to `pid` (negative: a process group). ESRCH is normal; anything else is a warning.
@@ -103,15 +119,15 @@ impl Deliverer {
             }
             Target::Members(pgid) => match procs::scan().filter(|_| self.proc_usable) {
                 Some(table) => {
-                    let members = table.iter().filter(|p| p.pgrp == pgid && p.counts());
+                    // Only grace-init's own descendants: once the group is empty its id may be reused by a
+                    // stranger's group (every real member was re-parented below grace-init when the child died).
+                    let below = procs::descendants(&table, self.me);
+                    let members = below.iter().filter(|p| p.pgrp == pgid && p.counts());
                     let count = members.filter(|p| self.signal_found(p, &[signal])).count();
                     log::debug!(
                         "forwarded {} to {count} remaining members of process group {pgid}",
                         name(signal)
                     );
-                }
-                None if self.group_reserved.get() => {
-                    self.send(-pgid, signal);
                 }
                 None => log::debug!(
                     "{} not forwarded: the child is reaped and /proc cannot show its group",
@@ -149,7 +165,7 @@ impl Deliverer {
     /// while processes remain, since a process that exits hands its children over to grace-init.
     pub fn terminate_leftovers(&self, skip_told: bool) -> Reach {
         let Some(table) = procs::scan().filter(|_| self.proc_usable) else {
-            return self.terminate_blind(skip_told);
+            return self.terminate_blind();
         };
         let mut told = self.told.borrow_mut();
         // Forget processes that are gone, so the set stays as small as what is alive and a reused pid (with
@@ -174,7 +190,7 @@ impl Deliverer {
 
     /// Without /proc: as PID 1 everyone gets it once through kill(-1); as a subreaper only the child's group,
     /// and only while its id is known to be the child's.
-    fn terminate_blind(&self, skip_told: bool) -> Reach {
+    fn terminate_blind(&self) -> Reach {
         if self.is_pid1() {
             if self.blanket_sent.replace(true) {
                 return Reach::Counted(0);
@@ -183,17 +199,9 @@ impl Deliverer {
             self.send(-1, libc::SIGCONT);
             return Reach::Everyone;
         }
-        let group_told = skip_told
-            && matches!(
-                self.stop_sent.get(),
-                Some((Target::Group(_) | Target::Members(_), _))
-            );
-        if !self.group_reserved.get() || group_told || self.blanket_sent.replace(true) {
-            return Reach::Nobody;
-        }
-        // Told once: the group is still reserved, so this reaches its members and no one else.
-        if self.send(-self.child, libc::SIGTERM) {
-            self.send(-self.child, libc::SIGCONT);
+        // A subreaper can only have told the group while the child's zombie reserved its id (see
+        // `tell_group_while_reserved`): that is reported once, now that processes are known to remain.
+        if self.group_told.get() && !self.blanket_sent.replace(true) {
             return Reach::Group(self.child);
         }
         Reach::Nobody
@@ -225,7 +233,7 @@ impl Deliverer {
                 None => Reach::Everyone,
             };
         }
-        if child_alive || self.group_reserved.get() {
+        if child_alive {
             self.send(-self.child, libc::SIGKILL);
         }
         if child_alive {
@@ -242,7 +250,7 @@ impl Deliverer {
                     .count();
                 Reach::Counted(count)
             }
-            None if child_alive || self.group_reserved.get() => Reach::Group(self.child),
+            None if child_alive => Reach::Group(self.child),
             None => Reach::Nobody,
         }
     }

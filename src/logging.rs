@@ -77,6 +77,9 @@ struct Pending {
     dropped: usize,
 }
 
+/// The longest log line, newline included: what a pipe takes in one atomic write.
+const LINE_LIMIT: usize = libc::PIPE_BUF;
+
 /// At most this much text waits for one flush; more is dropped and counted (a trace-level storm between
 /// two flushes cannot grow memory).
 const PENDING_LIMIT: usize = 64 * 1024;
@@ -99,7 +102,7 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format_line(self.format, record.level(), &record.args().to_string());
+        let line = fitted_line(self.format, record.level(), record.args().to_string());
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
@@ -112,6 +115,23 @@ impl Log for StderrLogger {
     }
 
     fn flush(&self) {}
+}
+
+/// The line for `message`, cut (with "…") so that it reaches a pipe in one atomic write, whole or not at all;
+/// the message is cut, not the line, so a JSON line stays valid JSON. A pre-stop command line can be long.
+fn fitted_line(format: LogFormat, level: Level, mut message: String) -> String {
+    loop {
+        let line = format_line(format, level, &message);
+        if line.len() <= LINE_LIMIT || message.is_empty() {
+            return line;
+        }
+        let mut cut = message.len().saturating_sub(line.len() - LINE_LIMIT + 8);
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
 }
 
 /// One log line, newline included.
@@ -201,7 +221,7 @@ pub fn flush() {
             logger.format,
             Level::Warn,
             &format!(
-                "{} dropped: stderr was not writable",
+                "{} dropped: stderr was not writable (or too much was logged at once)",
                 count_lines(pending.dropped)
             ),
         );
@@ -298,6 +318,22 @@ mod tests {
         assert_eq!(bad, vec!["grace_init=noisy".to_string()]);
         let (_, bad) = parse_filter("wa-rn");
         assert_eq!(bad, vec!["wa-rn".to_string()]);
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_one_atomic_write_and_json_stays_json() {
+        for format in [LogFormat::Text, LogFormat::Json] {
+            let line = fitted_line(format, Level::Info, "é\"".repeat(5000));
+            assert!(line.len() <= LINE_LIMIT, "{}", line.len());
+            assert!(line.ends_with('\n') && line.contains('…'));
+            if format == LogFormat::Json {
+                assert!(line.ends_with("…\"}\n"), "{line}");
+            }
+        }
+        assert_eq!(
+            fitted_line(LogFormat::Text, Level::Info, "short".into()),
+            "grace-init: short\n"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, tcgetpgrp, tcsetpgrp};
+use nix::unistd::{Pid, getpgid, getpgrp, getpid, getppid, getsid, isatty, tcgetpgrp, tcsetpgrp};
 
 use crate::cli::Config;
 use crate::deliver::Deliverer;
@@ -116,6 +116,8 @@ impl Shell {
         // Reap on the first turn (the child may already be gone), then only when a SIGCHLD came, a wait timed
         // out or strangers are watched: a wake-up for a forwarded signal then costs a read and a kill.
         let mut must_reap = true;
+        // What start-up had to say (a missing /proc, a refused subreaper) goes out now, not at the first event.
+        logging::flush();
         loop {
             if received.is_empty() {
                 let mut deadline = self.supervisor.next_wakeup();
@@ -158,53 +160,42 @@ impl Shell {
         now: Instant,
     ) -> bool {
         // Without /proc, a subreaper looks at the child's exit before reaping it: while the zombie is there its
-        // group id cannot be reused, so what is left of the group can still be told with one kill(-pgid).
-        let mut peeked = false;
-        if self.deliverer.needs_peek() && self.supervisor.child_alive() {
-            if let Some(status) = reap::peek(child) {
-                peeked = true;
-                self.deliverer.set_group_reserved(true);
-                self.feed(
-                    Event::Reaped {
-                        pid: child,
-                        status,
-                        name: None,
-                    },
-                    now,
-                );
-                self.feed(
-                    Event::Settled {
-                        children_left: true,
-                    },
-                    now,
-                );
-            }
+        // group id cannot be reused, so what is left of the group can be told with one kill(-pgid). Whether
+        // anyone was left to hear it is known only from waitpid below.
+        if self.deliverer.needs_peek()
+            && self.supervisor.child_alive()
+            && reap::peek(child).is_some()
+        {
+            self.deliverer.tell_group_while_reserved();
         }
         let on_exit = |shell: &mut Shell, pid, status, name| {
             if pid == child {
                 if let Some(terminal) = terminal {
                     terminal.take_back();
                 }
-                if peeked {
-                    return;
-                }
             }
             shell.feed(Event::Reaped { pid, status, name }, now);
         };
+        let on_change = |shell: &mut Shell, pid, change| match change {
+            Change::Ended(status) => on_exit(shell, pid, status, None),
+            Change::Stopped(signal) => {
+                if let (true, Some(terminal)) = (pid == child && job_control, terminal) {
+                    terminal.suspend_with(child, signal);
+                }
+            }
+        };
         let children_left = if self.config.policy.warn_reap {
             // --warn-reap names each process before reaping it; the default path does not pay for it.
-            reap_all_named(|pid, status, name| on_exit(self, pid, status, name))
+            let left = reap_all_named(|pid, status, name| on_exit(self, pid, status, name));
+            // It reports exits only: under job control, a second pass picks up a child stopped from the terminal.
+            if left && job_control {
+                reap_all(true, |pid, change| on_change(self, pid, change))
+            } else {
+                left
+            }
         } else {
-            reap_all(job_control, |pid, change| match change {
-                Change::Ended(status) => on_exit(self, pid, status, None),
-                Change::Stopped(signal) => {
-                    if let (true, Some(terminal)) = (pid == child && job_control, terminal) {
-                        terminal.suspend_with(child, signal);
-                    }
-                }
-            })
+            reap_all(job_control, |pid, change| on_change(self, pid, change))
         };
-        self.deliverer.set_group_reserved(false);
         // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
         let strangers_left = !children_left && self.deliverer.others_in_namespace();
         self.supervisor.note_only_strangers(strangers_left);
@@ -361,11 +352,34 @@ impl Terminal {
         }
     }
 
+    /// Whether grace-init's process group is orphaned (POSIX): no parent in the same session but another
+    /// group, which is how a job-control shell would hold it (`ssh -t host grace-init ...`, `setsid -c` make
+    /// grace-init lead its own session, and then nobody would send it SIGCONT).
+    fn orphaned(&self) -> bool {
+        let parent = getppid();
+        let same_session = match (getsid(Some(parent)), getsid(None)) {
+            (Ok(theirs), Ok(ours)) => theirs == ours,
+            _ => false,
+        };
+        let other_group = getpgid(Some(parent)).is_ok_and(|group| group != self.ours);
+        !(same_session && other_group)
+    }
+
     /// The child was stopped from the terminal (Ctrl-Z): stop grace-init too, so the calling shell sees its
     /// job stopped and gets its prompt back; when continued in the foreground (`fg`), give the terminal back
     /// to the child and continue it.
     fn suspend_with(&self, child: i32, signal: i32) {
         if ![libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signal) {
+            return;
+        }
+        if self.orphaned() {
+            // As if the app ran directly: the kernel does not stop an orphaned process group for the terminal's
+            // TSTP, and no shell would ever continue grace-init. Undo the stop instead.
+            log::debug!(
+                "child {child} stopped by {}, but no job-control shell can continue grace-init: continuing it",
+                name(signal)
+            );
+            let _ = sys::kill(-child, libc::SIGCONT);
             return;
         }
         log::debug!("child {child} stopped by {}: stopping too", name(signal));

@@ -29,7 +29,11 @@ pub enum Sink {
     Private(OwnedFd),
     /// fd 2 is a socket: send with MSG_DONTWAIT.
     Socket,
-    /// fd 2 is a pipe or terminal that could not be reopened: poll for room before each write.
+    /// fd 2 is a pipe that could not be reopened (no /proc, or another user's pipe): write only what the
+    /// pipe has room for right now, measured with FIONREAD and F_GETPIPE_SZ.
+    Measured,
+    /// fd 2 is a terminal that could not be reopened: poll for room before each write. A terminal that has
+    /// some room but less than a line can still hold the write up; lines are short, and this is the last resort.
     Polled,
     /// fd 2 is a file: write to it.
     Plain,
@@ -54,7 +58,8 @@ impl Sink {
         let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
         match open("/proc/self/fd/2", flags, Mode::empty()) {
             Ok(fd) => Sink::Private(fd),
-            // No /proc, or a pipe whose reader is gone (ENXIO).
+            // No /proc, a pipe or terminal of another user (EACCES), or a pipe whose reader is gone (ENXIO).
+            Err(_) if kind == SFlag::S_IFIFO => Sink::Measured,
             Err(_) => Sink::Polled,
         }
     }
@@ -92,6 +97,12 @@ impl Sink {
         match self {
             Sink::Private(fd) => nix::unistd::write(fd, chunk),
             Sink::Socket => sys::send_nonblocking(stderr.as_fd(), chunk),
+            Sink::Measured => {
+                if sys::pipe_room(stderr.as_fd()).is_none_or(|room| room < chunk.len()) {
+                    return Err(Errno::EAGAIN);
+                }
+                nix::unistd::write(stderr.as_fd(), chunk)
+            }
             Sink::Polled => {
                 if !writable(stderr.as_fd()) {
                     return Err(Errno::EAGAIN);

@@ -136,8 +136,20 @@ pub fn wait_signal(set: &SigSet, timeout: Duration) -> Result<Option<Received>, 
     ts.tv_nsec = libc::c_long::from(timeout.subsec_nanos());
     // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // The raw system call, not the C library's wrapper: musl's retries EINTR itself with the original relative
+    // timeout (a ptrace attach, a cgroup freeze), which would push the deadline back; the caller recomputes
+    // the time left instead. The kernel reads only the first 8 bytes of the set (signals 1 to 64).
     // SAFETY: the set, the siginfo and the timespec are valid for the duration of the call.
-    let signal = unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &ts) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            set.as_ref() as *const libc::sigset_t,
+            &mut info as *mut libc::siginfo_t,
+            &ts as *const libc::timespec,
+            8usize,
+        )
+    };
+    let signal = i32::try_from(rc).unwrap_or(-1);
     if signal < 0 {
         return match Errno::last() {
             Errno::EAGAIN => Ok(None),
@@ -355,20 +367,20 @@ pub fn set_listen_pid_in_child(command: &mut Command) {
 }
 
 /// Sets a variable in grace-init's own environment (inherited by what it starts afterwards).
-pub fn set_env(name: &str, value: &str) {
+pub(crate) fn set_env(name: &str, value: &str) {
     // SAFETY: called only on grace-init's single thread before it starts processes; no other thread reads
     // or writes the environment concurrently.
     unsafe { std::env::set_var(name, value) };
 }
 
 /// Removes a variable from grace-init's own environment.
-pub fn remove_env(name: &str) {
+pub(crate) fn remove_env(name: &str) {
     // SAFETY: as in `set_env`: grace-init has a single thread.
     unsafe { std::env::remove_var(name) };
 }
 
 /// `close_range(first, last, 0)`: closes every descriptor in the range. ENOSYS on kernels before 5.9.
-pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+pub(crate) fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     // SAFETY: close_range takes integers only; closing descriptors touches no memory of ours. Callers pass
     // only descriptors grace-init itself does not use (Rust objects owning one are excluded by the caller).
     let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
@@ -376,7 +388,7 @@ pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
 }
 
 /// `close(fd)`, errors ignored (EBADF for a descriptor that was not open is the expected one).
-pub fn close_fd(fd: i32) {
+pub(crate) fn close_fd(fd: i32) {
     // SAFETY: close takes an integer; as with close_range, only descriptors nothing of ours owns are passed.
     unsafe { libc::close(fd) };
 }
@@ -414,3 +426,24 @@ pub fn wait_pid_nohang(pid: i32) -> Result<Option<i32>, Errno> {
         _ => Ok(Some(status)),
     }
 }
+
+/// How many bytes the pipe behind `fd` can take right now without blocking: its capacity (F_GETPIPE_SZ) less
+/// what is in it (FIONREAD). `None` when either cannot be read (then nothing is known to fit).
+pub fn pipe_room(fd: std::os::fd::BorrowedFd) -> Option<usize> {
+    // SAFETY: F_GETPIPE_SZ takes no argument and returns an integer.
+    let size = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int into `queued`, which is valid and writable for the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut queued) };
+    if size < 0 || rc < 0 {
+        return None;
+    }
+    let free = usize::try_from(size)
+        .ok()?
+        .checked_sub(usize::try_from(queued).ok()?)?;
+    // A pipe fills in whole pages: a write can need a fresh page even when bytes are free in a partial one.
+    Some(free.saturating_sub(PAGE_SLACK))
+}
+
+/// One page: the most a partly filled pipe buffer can keep from the next write.
+const PAGE_SLACK: usize = 4096;

@@ -107,19 +107,17 @@ fn core_dump_signals_sent_with_kill_are_forwarded_and_grace_init_survives() {
 
 // ---- 3. A recycled pid ----
 
-#[test]
-fn a_recycled_child_pid_is_never_signalled() {
-    // In a fresh PID namespace whose PID 1 is tests/fixtures/recycle_pid.py, grace-init is an ordinary subreaper.
-    // Its child ignores SIGTERM (as does the setsid `sleep` it leaves behind) and exits; once its pid is free, a
-    // stranger outside grace-init's tree gets the same number as pid, process group and session (via
-    // ns_last_pid). Then SIGTERM, and the 2 s deadline. Main: the stranger is SIGKILLed at the deadline (the
-    // sweep still signals `-child_pid`).
-    if !pid1_available() {
-        return;
-    }
-    let launch = Launch::prefixed(&["python3", &fixture("recycle_pid.py")]);
+/// Runs recycle_pid.py's scenario (see `a_recycled_child_pid_is_never_signalled`), with `first` forwarded before
+/// the SIGTERM; returns the stranger's fate line, grace-init's exit line and its log.
+fn recycled_pid_scenario(first: &str) -> (String, String, String) {
+    let mut launch = Launch::prefixed(&["python3", &fixture("recycle_pid.py")]);
+    launch.env = vec![("RECYCLE_FIRST".to_string(), first.to_string())];
     let script = "trap '' TERM; setsid sleep 60 & echo child $$; exit 0";
-    let mut run = Run::launch(Mode::Pid1, &launch, &["-t", "2", "--", "sh", "-c", script]);
+    let mut run = Run::launch(
+        Mode::Pid1,
+        &launch,
+        &["-v", "-t", "2", "--", "sh", "-c", script],
+    );
     let child = run.expect_stdout("child ", secs(10.0));
     let victim = run.expect_stdout("victim ", secs(10.0));
     let old = child.split_whitespace().nth(1).unwrap();
@@ -131,13 +129,46 @@ fn a_recycled_child_pid_is_never_signalled() {
     let exit = run.expect_stdout("grace-init exit", secs(20.0));
     let fate = run.expect_stdout("victim ", secs(5.0));
     let done = run.wait(secs(5.0));
+    (fate, exit, done.stderr_text())
+}
+
+#[test]
+fn a_recycled_child_pid_is_never_signalled() {
+    // In a fresh PID namespace whose PID 1 is tests/fixtures/recycle_pid.py, grace-init is an ordinary subreaper.
+    // Its child ignores SIGTERM (as does the setsid `sleep` it leaves behind) and exits; once its pid is free, a
+    // stranger outside grace-init's tree gets the same number as pid, process group and session (via
+    // ns_last_pid). Then SIGTERM, and the 2 s deadline. Main: the stranger is SIGKILLed at the deadline (the
+    // sweep still signals `-child_pid`).
+    if !pid1_available() {
+        return;
+    }
+    let (fate, exit, log) = recycled_pid_scenario("");
     assert_eq!(
-        fate,
-        "victim alive",
-        "a stranger with the main child's old pid was signalled ({exit})\n{}",
-        done.stderr_text()
+        fate, "victim alive",
+        "a stranger with the main child's old pid was signalled ({exit})\n{log}"
     );
-    assert_eq!(exit, "grace-init exit 0", "{}", done.stderr_text());
+    assert_eq!(exit, "grace-init exit 0", "{log}");
+}
+
+#[test]
+fn a_signal_forwarded_after_the_child_is_reaped_never_reaches_a_stranger_with_its_group_id() {
+    // The same scenario, with USR1 and HUP forwarded to grace-init before the SIGTERM: once the child is reaped
+    // they go to what is left of its process group, member by member. The stranger's group has the child's old
+    // number; it is not grace-init's. Found by review after the first fix: every process in /proc whose group
+    // matched was signalled, and the stranger died of SIGUSR1.
+    if !pid1_available() {
+        return;
+    }
+    let (fate, exit, log) = recycled_pid_scenario("USR1,HUP");
+    assert!(
+        log.contains("forwarded SIGUSR1 to 0 remaining members"),
+        "{log}"
+    );
+    assert_eq!(
+        fate, "victim alive",
+        "a forwarded signal reached a stranger ({exit})\n{log}"
+    );
+    assert_eq!(exit, "grace-init exit 0", "{log}");
 }
 
 // ---- 4. /proc/<pid>/task/<tid>/children unreadable ----
