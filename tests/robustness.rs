@@ -240,6 +240,42 @@ fn without_the_children_file_a_setsid_leftover_still_gets_sigterm_when_the_child
 // ---- 5. Honest logs and counts, and a subreaper without /proc ----
 
 #[test]
+fn subreaper_without_proc_claims_no_leftovers_when_there_are_none() {
+    // The child exits 3 and leaves nothing. Found by review: the peek at the child's exit fed "processes remain"
+    // to the supervisor every time, so every such run logged a leftover SIGTERM that went to nobody.
+    let done = Run::launch(
+        Mode::Subreaper,
+        &Launch::without_proc(),
+        &["--", "sh", "-c", "exit 3"],
+    )
+    .wait(secs(10.0));
+    let text = done.stderr_text();
+    assert_eq!(done.code, Some(3), "{text}");
+    assert!(!text.contains("processes remain"), "{text}");
+    assert!(
+        text.contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn start_up_warnings_are_written_at_once_not_at_the_first_event() {
+    // A bad GRACE_INIT_LOG directive is warned about at start-up. Found by review: the line waited in the queue
+    // until the first signal or exit, here 30 s away.
+    for mode in modes() {
+        let mut run = Run::start_env(
+            mode,
+            &["-t", "1", "--", "sleep", "30"],
+            &[("GRACE_INIT_LOG", "info,bogus-x")],
+        );
+        run.expect_stderr("ignoring 'bogus-x'", secs(3.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(5.0));
+        assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+    }
+}
+
+#[test]
 fn subreaper_without_proc_tells_the_childs_group_when_the_child_exits_and_says_so_truthfully() {
     // The child exits 5 leaving a member of its process group. Main: the member never gets SIGTERM (it is
     // SIGKILLed at the 3 s deadline), the log claims "sent SIGTERM to every process (kill -1)", and the
@@ -390,13 +426,11 @@ fn the_terminal_goes_back_to_the_caller_when_the_child_ends_or_cannot_start() {
     }
 }
 
-#[test]
-fn ctrl_z_stops_the_app_and_gives_the_shell_its_prompt_back_and_fg_resumes_it() {
-    // Subreaper mode only: PID 1 never stops itself. In an interactive bash on a terminal, Ctrl-Z must behave as
-    // if the app ran directly: "Stopped", the prompt, `jobs`, `fg`, then Ctrl-C ends it with the app's status
-    // (130). Main: the app stops but grace-init does not, so bash never prints "Stopped" (times out after 5 s).
-    let run_app = format!("send:{BIN} -- sh -c 'echo app-ready-$((6*7)); exec sleep 30'\n");
-    let session = pty_session(
+/// Ctrl-Z in an interactive bash on a terminal, with grace-init's extra `flags`: "Stopped", the prompt, `jobs`,
+/// `fg`, then Ctrl-C ends it with the app's status (130).
+fn ctrl_z_session(flags: &str) -> PtySession {
+    let run_app = format!("send:{BIN} {flags} -- sh -c 'echo app-ready-$((6*7)); exec sleep 30'\n");
+    pty_session(
         &[
             "send:PS1='P''S> '\n",
             "expect:PS> ",
@@ -417,7 +451,28 @@ fn ctrl_z_stops_the_app_and_gives_the_shell_its_prompt_back_and_fg_resumes_it() 
             "send:exit\n",
         ],
         &["bash", "--norc", "--noprofile", "-i"],
-    );
+    )
+}
+
+#[test]
+fn ctrl_z_stops_the_app_and_gives_the_shell_its_prompt_back_and_fg_resumes_it() {
+    // Subreaper mode only: PID 1 never stops itself. In an interactive bash on a terminal, Ctrl-Z must behave as
+    // if the app ran directly. Main: the app stops but grace-init does not, so bash never prints "Stopped" (times
+    // out after 5 s). With --warn-reap too (found by review: that reaping path did not see stopped children).
+    for flags in ["", "--warn-reap"] {
+        let session = ctrl_z_session(flags);
+        assert!(session.completed, "{flags}: {session:#?}");
+    }
+}
+
+#[test]
+fn ctrl_z_in_a_session_grace_init_leads_does_not_hang_it() {
+    // `setsid -c grace-init ...` (likewise `ssh -t host grace-init ...`): grace-init leads the session, so its
+    // process group is orphaned and no shell would ever continue it. Run directly, an app there is not stopped by
+    // the terminal's TSTP at all; under grace-init the app stops (its group is not orphaned) and grace-init must
+    // continue it rather than stop itself. Found by review: the session hung.
+    let line = format!("setsid -c -w {BIN} -- sh -c 'kill -TSTP $$; echo resumed'; echo status=$?");
+    let session = pty_session(&["expect:resumed", "expect:status=0"], &["sh", "-c", &line]);
     assert!(session.completed, "{session:#?}");
 }
 
