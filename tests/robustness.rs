@@ -427,9 +427,17 @@ fn the_terminal_goes_back_to_the_caller_when_the_child_ends_or_cannot_start() {
 }
 
 /// Ctrl-Z in an interactive bash on a terminal, with grace-init's extra `flags`: "Stopped", the prompt, `jobs`,
-/// `fg`, then Ctrl-C ends it with the app's status (130).
+/// `fg`, then Ctrl-C ends it with the app's status (130). The app says when it is continued, and Ctrl-C is typed
+/// only then: bash prints the job's command line before it hands the terminal over, and a Ctrl-C typed in
+/// between would go to bash itself.
 fn ctrl_z_session(flags: &str) -> PtySession {
-    let run_app = format!("send:{BIN} {flags} -- sh -c 'echo app-ready-$((6*7)); exec sleep 30'\n");
+    // One process that never forks: a shell loop forking `sleep` can be caught by the stop inside fork(2).
+    let run_app = format!(
+        "send:{BIN} {flags} -- python3 -c 'import signal, time; \
+         signal.signal(signal.SIGINT, signal.SIG_DFL); \
+         signal.signal(signal.SIGCONT, lambda *a: print(\"cont-%d\" % 42, flush=True)); \
+         print(\"app-ready-%d\" % 42, flush=True); time.sleep(30)'\n"
+    );
     pty_session(
         &[
             "send:PS1='P''S> '\n",
@@ -443,7 +451,7 @@ fn ctrl_z_session(flags: &str) -> PtySession {
             "expect:Stopped",
             "expect:PS> ",
             "send:fg\n",
-            "expect:sleep 30",
+            "expect:cont-42",
             "send:\x03",
             "expect:PS> ",
             "send:echo status=$?\n",
