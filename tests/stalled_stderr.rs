@@ -67,6 +67,18 @@ fn with_stderr_stalled_a_cooperative_child_gets_sigterm_at_once_and_dropped_line
         run.expect_stdout("child got SIGUSR1", secs(0.5));
         run.signal(libc::SIGTERM);
         run.expect_stdout("child got SIGTERM", secs(0.5));
+        // The child can report its SIGTERM before grace-init has tried to write that wake-up's lines: wait until
+        // grace-init is asleep again in its timed wait (the write attempt is then over, and failed), so that
+        // something was dropped for certain before the pipe drains.
+        let init = run.init_pid();
+        let asleep = wait_for(secs(2.0), || {
+            let wchan = std::fs::read_to_string(format!("/proc/{init}/wchan")).unwrap_or_default();
+            wchan.contains("sigtimedwait").then_some(())
+        });
+        assert!(
+            asleep.is_some(),
+            "{what}: grace-init never went back to its timed wait"
+        );
         run.unstall_stderr();
         let done = run.wait(secs(5.0));
         assert_eq!(done.code, Some(0), "{what}");
