@@ -95,3 +95,42 @@ fn with_stderr_stalled_a_cooperative_child_gets_sigterm_at_once_and_dropped_line
         );
     }
 }
+
+#[test]
+fn a_pipe_that_cannot_be_reopened_never_takes_a_write_it_has_no_room_for() {
+    // Without /proc grace-init cannot open a private non-blocking description of its stderr pipe. Found by review:
+    // it then polled for room and wrote with the shared, blocking description, and a pipe with some room (8 KiB
+    // here) but less than a long line (a 12 KB pre-stop command line is logged) held it in write(2): the app never
+    // got its SIGTERM and the deadline's SIGKILL never came. Now the pipe's free room is measured and lines are cut
+    // to one atomic write. Subreaper mode: /proc is unmounted in a mount namespace of its own.
+    let reporter = reporter();
+    let long = format!(": {}", "x".repeat(12_000));
+    let launch = Launch {
+        stderr: StderrTo::StalledWithRoom(8192),
+        ..Launch::without_proc()
+    };
+    let mut run = Run::launch(
+        Mode::Subreaper,
+        &launch,
+        &[
+            "-t",
+            "1",
+            "--pre-stop",
+            &long,
+            "--",
+            &reporter,
+            "--ignore",
+            "TERM",
+        ],
+    );
+    run.expect_stdout("child ready", secs(10.0));
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    let done = run.wait(secs(5.0));
+    let took = sent.elapsed();
+    assert_eq!(done.code, Some(137));
+    assert!(
+        took < secs(1.5),
+        "SIGKILL {took:?} after SIGTERM; want the 1 s deadline"
+    );
+}

@@ -407,6 +407,9 @@ pub enum StderrTo {
     /// (a stuck log driver, `| less` never scrolled). The read end stays open and unread until
     /// `Run::unstall_stderr`, which starts reading it (the filler lines come first).
     Stalled,
+    /// The same pipe with this many bytes read back out of it, so a write up to that size fits and a longer
+    /// one would block (a slow reader that is a little behind).
+    StalledWithRoom(usize),
 }
 
 /// How to start grace-init when `Run::start_env` is not enough.
@@ -526,6 +529,15 @@ impl Run {
                 let (read, write) = full_pipe();
                 command.stderr(Stdio::from(write));
                 stalled = Some(read);
+            }
+            StderrTo::StalledWithRoom(room) => {
+                use std::io::Read;
+                let (read, write) = full_pipe();
+                let mut read = std::fs::File::from(read);
+                let mut taken = vec![0u8; *room];
+                read.read_exact(&mut taken).expect("make room in the pipe");
+                command.stderr(Stdio::from(write));
+                stalled = Some(read.into());
             }
         }
         let inherit = launch.inherit.clone();
