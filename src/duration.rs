@@ -110,14 +110,46 @@ pub fn format_duration(duration: Duration) -> String {
     format!("{secs}.{}s", fraction.trim_end_matches('0'))
 }
 
-/// Prints an elapsed time for the log, to the millisecond: `0.352s`.
-pub fn seconds(duration: Duration) -> String {
-    format!("{:.3}s", duration.as_secs_f64())
+/// An elapsed time for the log, to the millisecond (rounded): `0.352s`.
+pub fn seconds(duration: Duration) -> Seconds {
+    Seconds(duration)
+}
+
+/// How `seconds` prints: whole milliseconds in integer arithmetic, written straight into the line (a float's
+/// `{:.3}` goes through the slow exact-decimal path and the log line is on the way to the exit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rounded = (self.0.subsec_nanos() + 500_000) / 1_000_000;
+        let millis = self
+            .0
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(rounded));
+        write!(f, "{}.{:03}s", millis / 1000, millis % 1000)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elapsed_times_print_to_the_rounded_millisecond() {
+        let table = [
+            (Duration::ZERO, "0.000s"),
+            (Duration::from_micros(352_400), "0.352s"),
+            (Duration::from_micros(352_500), "0.353s"),
+            (Duration::from_nanos(999_999_999), "1.000s"),
+            (Duration::from_secs(30), "30.000s"),
+            (Duration::from_secs(86_400 * 400), "34560000.000s"),
+        ];
+        for (duration, want) in table {
+            assert_eq!(seconds(duration).to_string(), want, "{duration:?}");
+        }
+    }
 
     #[test]
     fn accepts_the_documented_forms() {

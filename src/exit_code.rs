@@ -29,13 +29,15 @@ impl ChildStatus {
             ChildStatus::Killed(signal) => 128 + signal,
         }
     }
+}
 
-    /// For the log: "exited with code 3" / "was killed by SIGKILL".
-    pub fn describe(self) -> String {
-        match self {
-            ChildStatus::Exited(code) => format!("exited with code {code}"),
+/// For the log: "exited with code 3" / "was killed by SIGKILL".
+impl std::fmt::Display for ChildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ChildStatus::Exited(code) => write!(f, "exited with code {code}"),
             ChildStatus::Killed(signal) => {
-                format!("was killed by {}", crate::signals::name(signal))
+                write!(f, "was killed by {}", crate::signals::name(signal))
             }
         }
     }

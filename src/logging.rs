@@ -6,6 +6,8 @@
 //! never a forwarded signal, a reap or a deadline. Lines that do not fit are dropped and counted, and the
 //! count is reported once output flows again.
 
+use std::fmt;
+use std::io::Write;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -102,63 +104,188 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = fitted_line(self.format, record.level(), record.args().to_string());
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
-        if pending.text.len() + line.len() > PENDING_LIMIT {
+        // Formatted straight into the queue: a line allocates nothing once the queue has its capacity.
+        let start = pending.text.len();
+        append_line(
+            &mut pending.text,
+            self.format,
+            record.level(),
+            *record.args(),
+        );
+        if pending.text.len() > PENDING_LIMIT {
+            pending.text.truncate(start);
             pending.dropped += 1;
             return;
         }
-        pending.text.extend_from_slice(line.as_bytes());
         pending.lines += 1;
     }
 
     fn flush(&self) {}
 }
 
-/// The line for `message`, cut (with "…") so that it reaches a pipe in one atomic write, whole or not at all;
-/// the message is cut, not the line, so a JSON line stays valid JSON. A pre-stop command line can be long.
-fn fitted_line(format: LogFormat, level: Level, mut message: String) -> String {
-    loop {
-        let line = format_line(format, level, &message);
-        if line.len() <= LINE_LIMIT || message.is_empty() {
-            return line;
+/// Appends one log line, newline included, to `buf`. The message is cut (with "…") so that the line reaches a
+/// pipe in one atomic write, whole or not at all; the message is cut, not the line, so a JSON line stays valid
+/// JSON (an escape is never split). A pre-stop command line can be long.
+fn append_line(buf: &mut Vec<u8>, format: LogFormat, level: Level, message: fmt::Arguments) {
+    let start = buf.len();
+    let json = format == LogFormat::Json;
+    let suffix: &[u8] = if json { b"\"}\n" } else { b"\n" };
+    if json {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            buf,
+            "{{\"ts\":{}.{:06},\"severity\":\"{}\",\"level\":\"{}\",\"source\":\"grace-init\",\"msg\":\"",
+            ts.as_secs(),
+            ts.subsec_micros(),
+            severity(level),
+            lower_case(level)
+        );
+    } else {
+        buf.extend_from_slice(b"grace-init: ");
+        if level != Level::Info {
+            let tag = if level == Level::Warn {
+                "warning"
+            } else {
+                lower_case(level)
+            };
+            buf.extend_from_slice(tag.as_bytes());
+            buf.extend_from_slice(b": ");
         }
-        let mut cut = message.len().saturating_sub(line.len() - LINE_LIMIT + 8);
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
+    }
+    let mut message_out = Message {
+        last_fit: buf.len(),
+        end: start + LINE_LIMIT - suffix.len(),
+        buf,
+        json,
+        cut: false,
+    };
+    let _ = fmt::Write::write_fmt(&mut message_out, message);
+    buf.extend_from_slice(suffix);
+}
+
+/// What ends a message that was cut.
+const ELLIPSIS: &str = "…";
+
+/// Writes a message into a log line: escaped for JSON, and cut, with the ellipsis, once the line would grow
+/// past `end`. Text goes in by runs, not character by character.
+struct Message<'a> {
+    buf: &'a mut Vec<u8>,
+    json: bool,
+    /// Where the message must end at the latest (the line's suffix follows). The prefix is far shorter than
+    /// a line, so there is always room for the ellipsis after it.
+    end: usize,
+    /// The last length at which the message could be cut with room left for the ellipsis.
+    last_fit: usize,
+    cut: bool,
+}
+
+impl Message<'_> {
+    /// Appends `piece`: plain text, which may be cut between characters, or one JSON escape (`atomic`), which
+    /// goes in whole or not at all.
+    fn append(&mut self, piece: &str, atomic: bool) {
+        let before = self.buf.len();
+        let room_before_ellipsis = self.end.saturating_sub(before + ELLIPSIS.len());
+        let fits_ellipsis = before + ELLIPSIS.len() <= self.end;
+        if before + piece.len() <= self.end {
+            self.buf.extend_from_slice(piece.as_bytes());
+            if self.buf.len() + ELLIPSIS.len() <= self.end {
+                self.last_fit = self.buf.len();
+            } else if !atomic && fits_ellipsis {
+                self.last_fit = before + floor_boundary(piece, room_before_ellipsis);
+            }
+            return;
         }
-        message.truncate(cut);
-        message.push('…');
+        if !atomic && fits_ellipsis {
+            let keep = floor_boundary(piece, room_before_ellipsis);
+            self.buf
+                .extend_from_slice(piece.get(..keep).unwrap_or_default().as_bytes());
+        } else {
+            self.buf.truncate(self.last_fit);
+        }
+        self.buf.extend_from_slice(ELLIPSIS.as_bytes());
+        self.cut = true;
     }
 }
 
-/// One log line, newline included.
-pub fn format_line(format: LogFormat, level: Level, message: &str) -> String {
-    match format {
-        LogFormat::Text => match level {
-            Level::Info => format!("grace-init: {message}\n"),
-            Level::Warn => format!("grace-init: warning: {message}\n"),
-            other => format!(
-                "grace-init: {}: {message}\n",
-                other.as_str().to_ascii_lowercase()
-            ),
-        },
-        LogFormat::Json => {
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            format!(
-                "{{\"ts\":{}.{:06},\"severity\":\"{}\",\"level\":\"{}\",\"source\":\"grace-init\",\"msg\":\"{}\"}}\n",
-                ts.as_secs(),
-                ts.subsec_micros(),
-                severity(level),
-                level.as_str().to_ascii_lowercase(),
-                json_escape(message)
-            )
+impl fmt::Write for Message<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while !rest.is_empty() && !self.cut {
+            // The longest run that needs no escaping goes in at once (all of it, for text).
+            let run = if self.json {
+                rest.bytes()
+                    .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+                    .unwrap_or(rest.len())
+            } else {
+                rest.len()
+            };
+            if run > 0 {
+                // `run` ends at an ASCII byte or at the end: a character boundary.
+                let (plain, tail) = rest.split_at(run);
+                self.append(plain, false);
+                rest = tail;
+                continue;
+            }
+            let mut chars = rest.chars();
+            if let Some(c) = chars.next() {
+                let mut encoded = [0u8; 6];
+                self.append(json_escaped(c, &mut encoded), true);
+            }
+            rest = chars.as_str();
+        }
+        Ok(())
+    }
+}
+
+/// The largest character boundary of `text` at or below `at`.
+fn floor_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// `c`, one of the characters JSON must escape (a quote, a backslash, a control character), as it stands
+/// inside a JSON string.
+fn json_escaped(c: char, out: &mut [u8; 6]) -> &str {
+    match c {
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        _ => {
+            let code = u32::from(c);
+            let hex = |n: u32| char::from_digit(n & 15, 16).map_or(b'0', |d| d as u8);
+            *out = [b'\\', b'u', b'0', b'0', hex(code >> 4), hex(code)];
+            std::str::from_utf8(out).unwrap_or_default()
         }
     }
+}
+
+/// "info", "debug", ... without allocating.
+fn lower_case(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error",
+        Level::Warn => "warn",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    }
+}
+
+/// One log line, newline included, cut to fit one atomic write.
+pub fn format_line(format: LogFormat, level: Level, message: &str) -> String {
+    let mut buf = Vec::new();
+    append_line(&mut buf, format, level, format_args!("{message}"));
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 /// The severity names Cloud Logging and most collectors read from a JSON payload.
@@ -272,30 +399,22 @@ pub fn print_error(message: &str) {
     crate::sink::Sink::open().write_lines(line.as_bytes());
 }
 
-fn json_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn json_strings_are_escaped() {
-        assert_eq!(json_escape("a\"b\\c\nd\u{1}"), "a\\\"b\\\\c\\nd\\u0001");
-        assert_eq!(json_escape("plain 'text'"), "plain 'text'");
+        let msg = |text: &str| {
+            let line = format_line(LogFormat::Json, Level::Info, text);
+            let at = line.find("\"msg\":\"").expect("msg field") + 7;
+            line[at..line.len() - 3].to_string()
+        };
+        assert_eq!(
+            msg("a\"b\\c\nd\u{1}\u{1f}"),
+            "a\\\"b\\\\c\\nd\\u0001\\u001f"
+        );
+        assert_eq!(msg("plain 'text'"), "plain 'text'");
     }
 
     #[test]
@@ -323,16 +442,31 @@ mod tests {
     #[test]
     fn long_messages_are_cut_to_one_atomic_write_and_json_stays_json() {
         for format in [LogFormat::Text, LogFormat::Json] {
-            let line = fitted_line(format, Level::Info, "é\"".repeat(5000));
+            let line = format_line(format, Level::Info, &"é\"".repeat(5000));
             assert!(line.len() <= LINE_LIMIT, "{}", line.len());
+            assert!(
+                line.len() >= LINE_LIMIT - 8,
+                "cut no shorter than needed: {}",
+                line.len()
+            );
             assert!(line.ends_with('\n') && line.contains('…'));
             if format == LogFormat::Json {
-                assert!(line.ends_with("…\"}\n"), "{line}");
+                assert!(
+                    line.ends_with("\"…\"}\n") || line.ends_with("é…\"}\n"),
+                    "{line}"
+                );
+                assert!(!line.contains("\\…"), "an escape is never split: {line}");
             }
         }
         assert_eq!(
-            fitted_line(LogFormat::Text, Level::Info, "short".into()),
+            format_line(LogFormat::Text, Level::Info, "short"),
             "grace-init: short\n"
+        );
+        // A message that fits exactly is not cut.
+        let exact = "x".repeat(LINE_LIMIT - "grace-init: \n".len());
+        assert_eq!(
+            format_line(LogFormat::Text, Level::Info, &exact),
+            format!("grace-init: {exact}\n")
         );
     }
 

@@ -47,12 +47,12 @@ fn reap(warn: bool) {
     if warn {
         reap_all_named(|pid, status, comm| {
             let comm = comm.map_or_else(|| "name unknown".to_string(), |c| c.to_string());
-            log::warn!("reaped process {pid} ({comm}): it {}", status.describe());
+            log::warn!("reaped process {pid} ({comm}): it {}", status);
         });
     } else {
         reap_all(false, |pid, change| {
             if let Change::Ended(status) = change {
-                log::debug!("reaped process {pid}: {}", status.describe());
+                log::debug!("reaped process {pid}: {}", status);
             }
         });
     }

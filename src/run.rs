@@ -215,9 +215,10 @@ impl Shell {
         }
         self.supervisor.step(event, now, &mut self.out);
         // Queued, not written: they go out with the wake-up's flush, after every action below is done.
-        for (level, text) in self.out.lines.drain(..) {
+        for (level, text) in self.out.lines() {
             log::log!(target: "grace_init::supervisor", level, "{text}");
         }
+        self.out.clear_lines();
         let mut actions = std::mem::take(&mut self.out.actions);
         for action in actions.drain(..) {
             if self.exit.is_none() {

@@ -1,6 +1,7 @@
 //! Signal names and numbers, `FROM:TO` rewrite rules and signal lists: parsing and printing, no syscalls.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Standard Linux signals by number, without the `SIG` prefix (aliases come after the canonical name).
 const NAMES: &[(i32, &str)] = &[
@@ -76,19 +77,32 @@ pub fn is_receivable(signal: i32) -> bool {
 }
 
 /// The conventional name of a signal: `SIGTERM`, `SIGRTMIN+3`, or the bare number when it has no name.
-pub fn name(signal: i32) -> String {
-    if let Some((_, n)) = NAMES.iter().find(|(number, _)| *number == signal) {
-        return format!("SIG{n}");
-    }
-    let (min, max) = (rt_min(), rt_max());
-    if signal == min {
-        "SIGRTMIN".to_string()
-    } else if signal == max {
-        "SIGRTMAX".to_string()
-    } else if signal > min && signal < max {
-        format!("SIGRTMIN+{}", signal - min)
-    } else {
-        format!("signal {signal}")
+/// It is written straight into the line that uses it (`to_string()` for a `String`): a log line allocates
+/// nothing for it.
+pub fn name(signal: i32) -> Name {
+    Name(signal)
+}
+
+/// A signal's name, as `name` prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Name(i32);
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let signal = self.0;
+        if let Some((_, n)) = NAMES.iter().find(|(number, _)| *number == signal) {
+            return write!(f, "SIG{n}");
+        }
+        let (min, max) = (rt_min(), rt_max());
+        if signal == min {
+            f.write_str("SIGRTMIN")
+        } else if signal == max {
+            f.write_str("SIGRTMAX")
+        } else if signal > min && signal < max {
+            write!(f, "SIGRTMIN+{}", signal - min)
+        } else {
+            write!(f, "signal {signal}")
+        }
     }
 }
 
@@ -291,7 +305,12 @@ mod tests {
             if signal > 31 && signal < rt_min() {
                 continue;
             }
-            assert_eq!(parse(&name(signal)), Ok(signal), "{}", name(signal));
+            assert_eq!(
+                parse(&name(signal).to_string()),
+                Ok(signal),
+                "{}",
+                name(signal)
+            );
         }
     }
 

@@ -28,7 +28,10 @@ pub const PRE_STOP_LIMIT_WITHOUT_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug)]
 pub struct Output {
     pub actions: Vec<Action>,
-    pub lines: Vec<(Level, String)>,
+    /// The lines, back to back in one buffer that is reused (saying something allocates nothing), and where
+    /// each ends, with its level.
+    text: String,
+    ends: Vec<(Level, usize)>,
     /// Lines above this level are not even formatted.
     level: LevelFilter,
 }
@@ -38,22 +41,48 @@ impl Output {
     pub fn new(level: LevelFilter) -> Output {
         Output {
             actions: Vec::with_capacity(8),
-            lines: Vec::with_capacity(8),
+            text: String::with_capacity(512),
+            ends: Vec::with_capacity(8),
             level,
         }
     }
 
+    /// Whether lines at `level` are kept: checked before a line's arguments are even evaluated.
+    fn wants(&self, level: Level) -> bool {
+        level <= self.level
+    }
+
     fn say(&mut self, level: Level, text: fmt::Arguments) {
-        if level <= self.level {
-            self.lines.push((level, text.to_string()));
-        }
+        // Writing into a String cannot fail.
+        let _ = fmt::Write::write_fmt(&mut self.text, text);
+        self.ends.push((level, self.text.len()));
+    }
+
+    /// The lines said since the last `clear_lines`, in order.
+    pub fn lines(&self) -> impl Iterator<Item = (Level, &str)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(level, end)| {
+            let line = self.text.get(start..end).unwrap_or_default();
+            start = end;
+            (level, line)
+        })
+    }
+
+    /// Forgets the lines (once the shell has queued them), keeping the buffers.
+    pub fn clear_lines(&mut self) {
+        self.text.clear();
+        self.ends.clear();
     }
 }
 
-/// `say!(out, Info, "format", args)`: a log line for the shell to write after it has acted.
+/// `say!(out, Info, "format", args)`: a log line for the shell to write after it has acted. Its arguments are
+/// evaluated only when the line is kept: a signal's name is a `String`, and formatting it for a debug line
+/// nobody reads cost a malloc and a free on every forwarded signal, which is most of a wake-up's memory traffic.
 macro_rules! say {
     ($out:expr, $level:ident, $($arg:tt)+) => {
-        $out.say(Level::$level, format_args!($($arg)+))
+        if $out.wants(Level::$level) {
+            $out.say(Level::$level, format_args!($($arg)+))
+        }
     };
 }
 
@@ -87,16 +116,19 @@ impl Tally {
             Reach::Nobody => {}
         }
     }
+}
 
-    /// "2", "0 (and every process, kill -1, uncounted)", "1 (and process group 7, uncounted)".
-    fn render(&self) -> String {
-        let mut text = self.counted.to_string();
+/// "2", "0 (and every process with kill -1, uncounted)", "1 (and process group 7, uncounted)".
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.counted)?;
         if self.everyone {
-            text.push_str(" (and every process with kill -1, uncounted)");
+            f.write_str(" (and every process with kill -1, uncounted)")
         } else if let Some(g) = self.group {
-            text.push_str(&format!(" (and process group {g}, uncounted)"));
+            write!(f, " (and process group {g}, uncounted)")
+        } else {
+            Ok(())
         }
-        text
     }
 }
 
@@ -316,7 +348,7 @@ impl Supervisor {
     }
 
     /// Turns one event at time `now` into the actions to perform, in order, appended to `out.actions`, and
-    /// what is to be said about it, appended to `out.lines`. The shell acts first and writes the lines after.
+    /// what is to be said about it, appended to `out` (see `Output::lines`). The shell acts first and writes the lines after.
     pub fn step(&mut self, event: Event, now: Instant, out: &mut Output) {
         if self.done {
             return;
@@ -394,16 +426,21 @@ impl Supervisor {
                     delivered: false,
                     hurried: false,
                 });
-                let budget = match self.policy.timeout {
-                    Some(t) => format!("grace period {}", seconds(t)),
-                    None => "no time limit".to_string(),
-                };
-                say!(
-                    out,
-                    Info,
-                    "received {}: shutting down, {budget}",
-                    name(signal)
-                );
+                match self.policy.timeout {
+                    Some(t) => say!(
+                        out,
+                        Info,
+                        "received {}: shutting down, grace period {}",
+                        name(signal),
+                        seconds(t)
+                    ),
+                    None => say!(
+                        out,
+                        Info,
+                        "received {}: shutting down, no time limit",
+                        name(signal)
+                    ),
+                }
                 if !self.policy.drain_delay.is_zero() && self.child_exit.is_none() {
                     say!(
                         out,
@@ -481,11 +518,19 @@ impl Supervisor {
         stop.forwarded_at = Some(now);
         match self.policy.rewrites.apply(stop.signal) {
             Some(signal) => {
-                let whom = match self.target() {
-                    Target::Group(pgid) | Target::Members(pgid) => format!("process group {pgid}"),
-                    Target::Child(pid) => format!("child {pid}"),
-                };
-                say!(out, Info, "forwarding {} to {whom}", name(signal));
+                match self.target() {
+                    Target::Group(pgid) | Target::Members(pgid) => {
+                        say!(
+                            out,
+                            Info,
+                            "forwarding {} to process group {pgid}",
+                            name(signal)
+                        )
+                    }
+                    Target::Child(pid) => {
+                        say!(out, Info, "forwarding {} to child {pid}", name(signal))
+                    }
+                }
                 let target = self.target();
                 out.actions.push(Action::ForwardStop { signal, target });
                 // A stopped app (Ctrl-Z, SIGSTOP) cannot act on the signal until it runs again.
@@ -533,7 +578,7 @@ impl Supervisor {
                         out,
                         Warn,
                         "pre-stop command {} after {}",
-                        other.describe(),
+                        other,
                         seconds(took)
                     ),
                 }
@@ -549,10 +594,10 @@ impl Supervisor {
                     out,
                     Warn,
                     "reaped process {pid} ({name}), left behind by the app: it {}",
-                    status.describe()
+                    status
                 );
             } else {
-                say!(out, Debug, "reaped process {pid}: {}", status.describe());
+                say!(out, Debug, "reaped process {pid}: {}", status);
             }
             return;
         }
@@ -565,14 +610,14 @@ impl Supervisor {
                 out,
                 Info,
                 "child {pid} {} {} after the stop signal was forwarded",
-                status.describe(),
+                status,
                 seconds(now.saturating_duration_since(forwarded))
             ),
             Some(stop) => say!(
                 out,
                 Info,
                 "child {pid} {} {} after the stop signal, before it was forwarded",
-                status.describe(),
+                status,
                 seconds(now.saturating_duration_since(stop.at))
             ),
             // The summary line says it at info; this one is for debugging.
@@ -580,7 +625,7 @@ impl Supervisor {
                 out,
                 Debug,
                 "child {pid} {} after running {}",
-                status.describe(),
+                status,
                 seconds(now.saturating_duration_since(self.started))
             ),
         }
@@ -625,15 +670,19 @@ impl Supervisor {
             self.reaped_since_pass = false;
             // Processes the stop signal reached are not told again: a second signal can mean "hurry".
             self.deadline = self.earliest_deadline(now);
-            let budget = match self.deadline {
-                Some(d) => format!("SIGKILL in {}", seconds(d.saturating_duration_since(now))),
-                None => "no time limit".to_string(),
-            };
-            say!(
-                out,
-                Info,
-                "the child is gone but processes remain: sending them SIGTERM, {budget}"
-            );
+            match self.deadline {
+                Some(d) => say!(
+                    out,
+                    Info,
+                    "the child is gone but processes remain: sending them SIGTERM, SIGKILL in {}",
+                    seconds(d.saturating_duration_since(now))
+                ),
+                None => say!(
+                    out,
+                    Info,
+                    "the child is gone but processes remain: sending them SIGTERM, no time limit"
+                ),
+            }
             out.actions.push(Action::TerminateLeftovers { skip_told });
             self.kill_if_due(now, out);
         }
@@ -711,42 +760,63 @@ impl Supervisor {
     }
 
     /// The one line that says why grace-init is exiting and how long each step took.
-    fn summary(&self, status: ChildStatus, code: i32, now: Instant) -> String {
-        let mut parts = Vec::new();
-        match self.stop {
+    fn summary(&self, status: ChildStatus, code: i32, now: Instant) -> Summary<'_> {
+        Summary {
+            supervisor: self,
+            status,
+            code,
+            now,
+        }
+    }
+}
+
+/// The exit summary, written straight into its log line: it is formatted on the way to the exit, after the
+/// child is gone, so it allocates nothing.
+struct Summary<'a> {
+    supervisor: &'a Supervisor,
+    status: ChildStatus,
+    code: i32,
+    now: Instant,
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Summary {
+            supervisor: sup,
+            status,
+            code,
+            now,
+        } = *self;
+        match sup.stop {
             Some(stop) => {
-                parts.push(format!("exiting after stop signal {}", name(stop.signal)));
-                if !self.policy.drain_delay.is_zero() {
+                write!(f, "exiting after stop signal {}", name(stop.signal))?;
+                if !sup.policy.drain_delay.is_zero() {
                     let drained = stop
                         .forwarded_at
                         .unwrap_or(now)
                         .saturating_duration_since(stop.at);
-                    parts.push(format!("drain {}", seconds(drained)));
+                    write!(f, "; drain {}", seconds(drained))?;
                 }
-                if let PreStop::Finished { took } = self.pre_stop {
-                    parts.push(format!("pre-stop {}", seconds(took)));
+                if let PreStop::Finished { took } = sup.pre_stop {
+                    write!(f, "; pre-stop {}", seconds(took))?;
                 }
-                if let (Some(forwarded), Some((_, exited))) = (stop.forwarded_at, self.child_exit) {
-                    parts.push(format!(
-                        "child exit {}",
-                        seconds(exited.saturating_duration_since(forwarded))
-                    ));
+                if let (Some(forwarded), Some((_, exited))) = (stop.forwarded_at, sup.child_exit) {
+                    let took = exited.saturating_duration_since(forwarded);
+                    write!(f, "; child exit {}", seconds(took))?;
                 }
-                parts.push(format!(
-                    "total {}",
+                write!(
+                    f,
+                    "; total {}",
                     seconds(now.saturating_duration_since(stop.at))
-                ));
+                )?;
             }
-            None => parts.push("exiting: the child ended without a stop signal".to_string()),
+            None => f.write_str("exiting: the child ended without a stop signal")?,
         }
-        parts.push(format!("child {}", status.describe()));
-        parts.push(format!(
-            "leftovers: {} sent SIGTERM, {} SIGKILLed",
-            self.terminated.render(),
-            self.killed.render()
-        ));
-        parts.push(format!("exit code {code}"));
-        parts.join("; ")
+        write!(
+            f,
+            "; child {status}; leftovers: {} sent SIGTERM, {} SIGKILLed; exit code {code}",
+            sup.terminated, sup.killed
+        )
     }
 }
 
@@ -1318,11 +1388,10 @@ mod tests {
         sup.step(NONE_LEFT, t0, &mut out);
         assert_eq!(out.actions, vec![Action::Exit(STATUS_LOST)]);
         assert!(
-            out.lines
-                .iter()
-                .any(|(l, t)| *l == Level::Error && t.contains("exit status was lost")),
+            out.lines()
+                .any(|(l, t)| l == Level::Error && t.contains("exit status was lost")),
             "{:?}",
-            out.lines
+            out.lines().collect::<Vec<_>>()
         );
         assert_eq!(sup.next_wakeup(), None);
     }
@@ -1366,11 +1435,14 @@ mod tests {
         let mut out = Output::new(LevelFilter::Info);
         sup.step(Event::Signal(libc::SIGUSR1), t0, &mut out);
         assert_eq!(out.actions, vec![group(libc::SIGUSR1)]);
-        assert!(out.lines.is_empty(), "debug lines are not even formatted");
+        assert!(
+            out.lines().next().is_none(),
+            "debug lines are not even formatted"
+        );
         out.actions.clear();
         sup.step(Event::Signal(TERM), t0, &mut out);
         assert_eq!(out.actions, stop(TERM));
-        let said: Vec<&str> = out.lines.iter().map(|(_, t)| t.as_str()).collect();
+        let said: Vec<&str> = out.lines().map(|(_, t)| t).collect();
         assert_eq!(
             said,
             vec![
@@ -1387,7 +1459,7 @@ mod tests {
         sup.note_terminated(Reach::Group(CHILD));
         sup.note_killed(Reach::Counted(2));
         sup.note_killed(Reach::Everyone);
-        let line = sup.summary(ChildStatus::Exited(0), 0, t0);
+        let line = sup.summary(ChildStatus::Exited(0), 0, t0).to_string();
         assert!(
             line.contains(&format!(
                 "leftovers: 0 (and process group {CHILD}, uncounted) sent SIGTERM, 2 (and every process with kill -1, uncounted) SIGKILLed"

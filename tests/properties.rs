@@ -141,7 +141,7 @@ proptest! {
     ) {
         let all = named_signals();
         let signal = all[index % all.len()];
-        let mut text = name(signal);
+        let mut text = name(signal).to_string();
         if strip {
             text = text.trim_start_matches("SIG").to_string();
         }
@@ -159,7 +159,8 @@ proptest! {
         let all = named_signals();
         let (from, to) = (all[a % all.len()], all[b % all.len()]);
         let rule = format!("{}:{}", name(from), name(to));
-        let want_ok = parse_receivable(&name(from)).is_ok() && parse_sendable(&name(to)).is_ok();
+        let want_ok = parse_receivable(&name(from).to_string()).is_ok()
+            && parse_sendable(&name(to).to_string()).is_ok();
         match parse_rewrite(&rule) {
             Ok(r) => {
                 prop_assert!(want_ok, "{} accepted", rule);
@@ -220,13 +221,13 @@ fn realtime_offsets_at_the_limits_of_i32_are_refused_without_panic() {
 #[test]
 fn every_named_signal_parses_back_from_its_name() {
     for signal in named_signals() {
-        let text = name(signal);
+        let text = name(signal).to_string();
         assert_eq!(signals::parse(&text), Ok(signal), "{text}");
         assert_eq!(signals::parse(&signal.to_string()), Ok(signal));
     }
     // Numbers without a name print as a number, and never as something else that parses.
     for signal in (32..signals::rt_min()).chain([0, -1, 65, i32::MAX, i32::MIN]) {
-        let text = name(signal);
+        let text = name(signal).to_string();
         assert!(
             signals::parse(&text).is_err() || signals::parse(&text) == Ok(signal),
             "{signal}: {text}"
