@@ -77,6 +77,8 @@ struct Pending {
     text: Vec<u8>,
     lines: usize,
     dropped: usize,
+    /// How many times the queue was written out: a `Mark` from before a flush no longer points into it.
+    flushes: u64,
 }
 
 /// The longest log line, newline included: what a pipe takes in one atomic write.
@@ -317,6 +319,7 @@ pub fn init(verbosity: Verbosity, format: LogFormat) {
             text: Vec::with_capacity(1024),
             lines: 0,
             dropped: 0,
+            flushes: 0,
         }),
         sink: crate::sink::Sink::open(),
     });
@@ -368,6 +371,41 @@ pub fn flush() {
     };
     pending.text.clear();
     pending.lines = 0;
+    pending.flushes += 1;
+}
+
+/// A place in the queue of lines not yet written.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    at: usize,
+    flushes: u64,
+}
+
+/// Where the queue ends now.
+pub fn mark() -> Mark {
+    let pending = LOGGER.get().and_then(|l| l.pending.lock().ok());
+    Mark {
+        at: pending.as_ref().map_or(0, |p| p.text.len()),
+        flushes: pending.as_ref().map_or(0, |p| p.flushes),
+    }
+}
+
+/// Runs `log`, whose lines go into the queue at `mark`, ahead of what was queued since: the event loop formats
+/// what the supervisor said only after carrying out its actions (signals sent first), yet the lines keep the
+/// order in which things happened. A queue written out since `mark` just gets them at its end.
+pub fn queue_at(at: Mark, log: impl FnOnce()) {
+    let end = mark();
+    log();
+    let Some(mut pending) = LOGGER.get().and_then(|l| l.pending.lock().ok()) else {
+        return;
+    };
+    if pending.flushes != at.flushes || end.flushes != at.flushes {
+        return;
+    }
+    let added = pending.text.len().saturating_sub(end.at);
+    if let Some(moved) = pending.text.get_mut(at.at..) {
+        moved.rotate_right(added.min(moved.len()));
+    }
 }
 
 /// The logger's private stderr descriptor, if it opened one: grace-init keeps it when it closes what it

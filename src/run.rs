@@ -214,11 +214,12 @@ impl Shell {
             return;
         }
         self.supervisor.step(event, now, &mut self.out);
-        // Queued, not written: they go out with the wake-up's flush, after every action below is done.
-        for (level, text) in self.out.lines() {
-            log::log!(target: "grace_init::supervisor", level, "{text}");
-        }
-        self.out.clear_lines();
+        // Most events (a forwarded signal, a reaped orphan) say nothing at the default level: then there is
+        // nothing to take aside and no place in the queue to mark.
+        let said = self
+            .out
+            .has_lines()
+            .then(|| (self.out.take_lines(), logging::mark()));
         let mut actions = std::mem::take(&mut self.out.actions);
         for action in actions.drain(..) {
             if self.exit.is_none() {
@@ -228,6 +229,17 @@ impl Shell {
         // Give the (now empty) buffer back unless a nested event put one in its place.
         if self.out.actions.is_empty() {
             self.out.actions = actions;
+        }
+        // Only now, with the signals sent, are the lines formatted into the logger's queue, ahead of what the
+        // actions logged: the order is that of events, the cost comes after the work. They are written with the
+        // wake-up's flush.
+        if let Some((said, mark)) = said {
+            logging::queue_at(mark, || {
+                for (level, text) in said.iter() {
+                    log::log!(target: "grace_init::supervisor", level, "{text}");
+                }
+            });
+            self.out.reuse_lines(said);
         }
     }
 

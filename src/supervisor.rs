@@ -28,12 +28,34 @@ pub const PRE_STOP_LIMIT_WITHOUT_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug)]
 pub struct Output {
     pub actions: Vec<Action>,
-    /// The lines, back to back in one buffer that is reused (saying something allocates nothing), and where
-    /// each ends, with its level.
-    text: String,
-    ends: Vec<(Level, usize)>,
+    said: Lines,
     /// Lines above this level are not even formatted.
     level: LevelFilter,
+}
+
+/// Log lines, back to back in one buffer that is reused (saying something allocates nothing), and where each
+/// ends, with its level.
+#[derive(Debug, Default)]
+pub struct Lines {
+    text: String,
+    ends: Vec<(Level, usize)>,
+}
+
+impl Lines {
+    /// The lines, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (Level, &str)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(level, end)| {
+            let line = self.text.get(start..end).unwrap_or_default();
+            start = end;
+            (level, line)
+        })
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
 }
 
 impl Output {
@@ -41,8 +63,10 @@ impl Output {
     pub fn new(level: LevelFilter) -> Output {
         Output {
             actions: Vec::with_capacity(8),
-            text: String::with_capacity(512),
-            ends: Vec::with_capacity(8),
+            said: Lines {
+                text: String::with_capacity(512),
+                ends: Vec::with_capacity(8),
+            },
             level,
         }
     }
@@ -54,24 +78,37 @@ impl Output {
 
     fn say(&mut self, level: Level, text: fmt::Arguments) {
         // Writing into a String cannot fail.
-        let _ = fmt::Write::write_fmt(&mut self.text, text);
-        self.ends.push((level, self.text.len()));
+        let _ = fmt::Write::write_fmt(&mut self.said.text, text);
+        self.said.ends.push((level, self.said.text.len()));
     }
 
     /// The lines said since the last `clear_lines`, in order.
     pub fn lines(&self) -> impl Iterator<Item = (Level, &str)> + '_ {
-        let mut start = 0;
-        self.ends.iter().map(move |&(level, end)| {
-            let line = self.text.get(start..end).unwrap_or_default();
-            start = end;
-            (level, line)
-        })
+        self.said.iter()
+    }
+
+    /// Whether anything was said since the last `clear_lines` or `take_lines`.
+    pub fn has_lines(&self) -> bool {
+        !self.said.ends.is_empty()
     }
 
     /// Forgets the lines (once the shell has queued them), keeping the buffers.
     pub fn clear_lines(&mut self) {
-        self.text.clear();
-        self.ends.clear();
+        self.said.clear();
+    }
+
+    /// Takes the lines said so far, so the shell can act before it writes them; an event the actions lead to
+    /// (a pre-stop command started) says its own lines meanwhile.
+    pub fn take_lines(&mut self) -> Lines {
+        std::mem::take(&mut self.said)
+    }
+
+    /// Gives taken lines' buffers back, emptied, for the next event (unless lines were said since).
+    pub fn reuse_lines(&mut self, mut lines: Lines) {
+        if self.said.ends.is_empty() {
+            lines.clear();
+            self.said = lines;
+        }
     }
 }
 

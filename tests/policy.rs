@@ -213,6 +213,50 @@ fn the_pre_stop_command_runs_before_the_app_gets_the_signal() {
 }
 
 #[test]
+fn log_lines_keep_the_order_of_events_though_written_after_the_actions() {
+    // The supervisor's lines are formatted only after its actions are carried out (the signal is sent first),
+    // while an action logs its own lines as it runs: the log must still read in the order things happened.
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-v",
+                "-t",
+                "5",
+                "--pre-stop",
+                "true",
+                "--",
+                &reporter,
+                "--exit-on",
+                "TERM=0",
+            ],
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}");
+        let err = done.stderr_text();
+        let expected = [
+            "received SIGTERM: shutting down",
+            "running pre-stop command: true",
+            "pre-stop command finished",
+            "forwarding SIGTERM to process group",
+            "debug: forwarded SIGTERM to process group",
+            "after the stop signal was forwarded",
+            "exiting after stop signal SIGTERM",
+        ];
+        let mut from = 0;
+        for needle in expected {
+            let at = err[from..].find(needle).unwrap_or_else(|| {
+                panic!("{mode:?}: '{needle}' missing or out of order in:\n{err}")
+            });
+            from += at + needle.len();
+        }
+    }
+}
+
+#[test]
 fn a_hanging_pre_stop_command_is_cut_off_by_the_budget() {
     let reporter = reporter();
     for mode in modes() {
