@@ -303,3 +303,91 @@ proptest! {
         let _ = cli::parse(argv);
     }
 }
+
+/// Reads back the `msg` of a JSON log line: its unescaped text, or `None` if the string is not valid JSON.
+fn json_message(line: &str) -> Option<String> {
+    let body = line.split_once("\"msg\":\"")?.1.strip_suffix("\"}\n")?;
+    let mut out = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return None,
+            c if u32::from(c) < 0x20 => return None,
+            '\\' => match chars.next()? {
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                _ => return None,
+            },
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A log message: any text, control characters, quotes and multi-byte characters included, up to twice what
+/// fits in one line.
+fn message() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just('"'),
+            Just('\\'),
+            Just('\n'),
+            Just('\u{1}'),
+            Just('é'),
+            Just('😀'),
+            any::<char>(),
+            "[a-z ]".prop_map(|s| s.chars().next().unwrap_or('a')),
+        ],
+        0..6000,
+    )
+    .prop_map(|chars| chars.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    /// Every log line goes out in one atomic write, whole: at most PIPE_BUF bytes, one newline at its end, and
+    /// JSON lines stay valid JSON. The message is kept, or cut to a prefix that ends with "…", and cut only when
+    /// it does not fit.
+    #[test]
+    fn log_lines_fit_one_atomic_write_and_keep_a_prefix_of_the_message(text in message(), json in any::<bool>()) {
+        use grace_init::cli::LogFormat;
+        use grace_init::logging::format_line;
+        let format = if json { LogFormat::Json } else { LogFormat::Text };
+        let line = format_line(format, log::Level::Warn, &text);
+        prop_assert!(line.len() <= libc::PIPE_BUF, "{} bytes", line.len());
+        prop_assert!(line.ends_with('\n'));
+        let said = if json {
+            json_message(&line).ok_or_else(|| TestCaseError::fail(format!("not valid JSON: {line}")))?
+        } else {
+            let body = line.strip_prefix("grace-init: warning: ").and_then(|l| l.strip_suffix('\n'));
+            body.ok_or_else(|| TestCaseError::fail(format!("prefix or newline missing: {line:?}")))?.to_string()
+        };
+        if said == text {
+            return Ok(());
+        }
+        let kept = said.strip_suffix('…').ok_or_else(|| TestCaseError::fail("changed but not cut".to_string()))?;
+        prop_assert!(text.starts_with(kept), "not a prefix");
+        // Cut only when needed: the line with the whole message would not have fitted.
+        let in_line = |t: &str| -> usize {
+            if !json {
+                return t.len();
+            }
+            t.chars()
+                .map(|c| match c {
+                    '"' | '\\' | '\n' | '\r' | '\t' => 2,
+                    c if u32::from(c) < 0x20 => 6,
+                    c => c.len_utf8(),
+                })
+                .sum()
+        };
+        prop_assert!(line.len() - in_line(&said) + in_line(&text) > libc::PIPE_BUF, "cut though it fitted");
+    }
+}
