@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use crate::procs::{self, Proc};
 use crate::signals::name;
 use crate::supervisor::{Reach, Target};
-use crate::sys;
+use crate::sys::{self, Sent};
 
 /// Knows who grace-init is (PID 1 or a subreaper), its main child, and whether /proc shows its processes.
 pub struct Deliverer {
@@ -104,19 +104,32 @@ impl Deliverer {
         report(sys::kill(pid, signal), pid, signal)
     }
 
+    /// Says how a forward to the child or its group went: the event loop's own (`forward`), or one sent as the
+    /// signal was read, along the supervisor's standing route (see `sys::read_signals`).
+    pub fn report_sent(&self, sent: Sent) {
+        let Sent { signal, to, result } = sent;
+        if report(result, to, signal) {
+            if to < 0 {
+                log::debug!("forwarded {} to process group {}", name(signal), -to);
+            } else {
+                log::debug!("forwarded {} to child {to}", name(signal));
+            }
+        }
+    }
+
     /// Forwards a signal to the child, its process group, or what is left of the group.
     pub fn forward(&self, signal: i32, target: Target) {
         match target {
-            Target::Group(pgid) => {
-                if self.send(-pgid, signal) {
-                    log::debug!("forwarded {} to process group {pgid}", name(signal));
-                }
-            }
-            Target::Child(pid) => {
-                if self.send(pid, signal) {
-                    log::debug!("forwarded {} to child {pid}", name(signal));
-                }
-            }
+            Target::Group(pgid) => self.report_sent(Sent {
+                signal,
+                to: -pgid,
+                result: sys::kill(-pgid, signal),
+            }),
+            Target::Child(pid) => self.report_sent(Sent {
+                signal,
+                to: pid,
+                result: sys::kill(pid, signal),
+            }),
             Target::Members(pgid) => match procs::scan().filter(|_| self.proc_usable) {
                 Some(table) => {
                     // Only grace-init's own descendants: once the group is empty its id may be reused by a

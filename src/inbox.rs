@@ -9,6 +9,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::supervisor::Route;
 use crate::sys;
 
 /// Blocks every signal that can be blocked, the fault signals (SEGV, ABRT, ...) included, so that one sent
@@ -54,11 +55,24 @@ impl Inbox {
     }
 
     /// Sleeps until a signal arrives or `deadline` passes (`None`: no deadline), then appends what arrived to
-    /// `received` (nothing when the deadline passed first).
-    pub fn wait(&mut self, deadline: Option<Instant>, received: &mut Vec<i32>) {
+    /// `received` (nothing when the deadline passed first). Signals `route` covers are forwarded as they are
+    /// read, and come back marked as sent (only in the wait without a deadline, the app's steady state).
+    pub fn wait(
+        &mut self,
+        deadline: Option<Instant>,
+        route: Option<&Route>,
+        received: &mut Vec<sys::Received>,
+    ) {
         self.batch.clear();
         let outcome = match deadline {
-            None => sys::read_signals(&self.fd, &mut self.records, &mut self.batch),
+            None => {
+                let routing = route.map(|r| sys::Routing {
+                    to: r.to,
+                    table: r.table(),
+                    me: self.me,
+                });
+                sys::read_signals(&self.fd, &mut self.records, routing, &mut self.batch)
+            }
             Some(at) => {
                 // Rounded up to the microsecond: the kernel's timer never fires early, so the loop never
                 // wakes before the deadline only to sleep again.
@@ -79,7 +93,7 @@ impl Inbox {
             if got.sender == self.me && got.signal != libc::SIGCHLD {
                 continue;
             }
-            received.push(got.signal);
+            received.push(*got);
         }
     }
 }

@@ -18,8 +18,9 @@ pub fn pause(config: &Config, early: Early) -> i32 {
             return SETUP_FAILED;
         }
     };
-    let mut received: Vec<i32> = register_as_reaper(config, early.parent)
+    let mut received: Vec<crate::sys::Received> = register_as_reaper(config, early.parent)
         .into_iter()
+        .map(crate::sys::Received::unsent)
         .collect();
     let mut keep = vec![inbox.as_raw_fd()];
     keep.extend(crate::logging::private_fd());
@@ -29,16 +30,19 @@ pub fn pause(config: &Config, early: Early) -> i32 {
     loop {
         // Whatever exited before the first wait (or between two) is reaped on the first turn too.
         reap(config.policy.warn_reap);
-        if let Some(&signal) = received.iter().find(|s| stop_signals.contains(s)) {
-            log::info!("received {}: leaving pause", name(signal));
+        if let Some(got) = received
+            .iter()
+            .find(|got| stop_signals.contains(&got.signal))
+        {
+            log::info!("received {}: leaving pause", name(got.signal));
             return 0;
         }
-        for signal in received.drain(..).filter(|&s| s != libc::SIGCHLD) {
-            log::debug!("pause mode: ignoring {}", name(signal));
+        for got in received.drain(..).filter(|got| got.signal != libc::SIGCHLD) {
+            log::debug!("pause mode: ignoring {}", name(got.signal));
         }
         // Lines are written when there is nothing else to do, never blocking (see logging).
         crate::logging::flush();
-        inbox.wait(None, &mut received);
+        inbox.wait(None, None, &mut received);
     }
 }
 

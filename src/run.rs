@@ -110,7 +110,8 @@ impl Shell {
         job_control: bool,
     ) -> i32 {
         let child = self.supervisor.child();
-        let mut received: Vec<i32> = orphaned.into_iter().collect();
+        let mut received: Vec<sys::Received> =
+            orphaned.into_iter().map(sys::Received::unsent).collect();
         received.reserve(crate::sys::SIGNAL_BATCH);
         let mut strangers_left = false;
         // Reap on the first turn (the child may already be gone), then only when a SIGCHLD came, a wait timed
@@ -125,17 +126,23 @@ impl Shell {
                     let poll_at = Instant::now() + STRANGER_POLL;
                     deadline = Some(deadline.map_or(poll_at, |d| d.min(poll_at)));
                 }
-                inbox.wait(deadline, &mut received);
+                // Signals the supervisor only forwards go out as they are read (see `Route`).
+                let route = self.supervisor.route();
+                inbox.wait(deadline, route.as_ref(), &mut received);
                 must_reap |= received.is_empty();
             }
             must_reap |= strangers_left;
             log::trace!("woke up: signals {received:?}");
             let now = Instant::now();
-            for signal in received.drain(..) {
-                if signal == libc::SIGCHLD {
+            for got in received.drain(..) {
+                if got.signal == libc::SIGCHLD {
                     must_reap = true;
+                } else if let Some(sent) = got.sent {
+                    // "received", then "forwarded": the log reads as for any other signal.
+                    self.feed(Event::Forwarded(got.signal), now);
+                    self.deliverer.report_sent(sent);
                 } else {
-                    self.feed(Event::Signal(signal), now);
+                    self.feed(Event::Signal(got.signal), now);
                 }
             }
             if std::mem::take(&mut must_reap) {

@@ -209,6 +209,37 @@ pub enum Event {
     PreStopFailed,
     /// The wait ended: time may have reached a deadline.
     Tick,
+    /// A signal arrived and the shell already forwarded it, as `Supervisor::route` said to.
+    Forwarded(i32),
+}
+
+/// The supervisor's decision for the signals it only forwards, taken in advance. While the app runs and no stop
+/// has begun, a signal that is not a stop signal goes, rewritten, to the child's process group (the child alone
+/// with `--single-child`), and nothing else happens. The shell sends such a signal the moment it is read, before
+/// the clock is read or any other code runs (a forward's latency is mostly the memory touched between `read` and
+/// `kill`), then tells the supervisor with `Event::Forwarded`. Every other signal waits for `step`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The `kill(2)` target: minus the process group id, or the child's pid.
+    pub to: i32,
+    /// What each signal, by number, is sent as; 0 for a signal that must go through `step`.
+    as_signal: [u8; ROUTED_SIGNALS],
+}
+
+/// Signal numbers 0 to 64.
+const ROUTED_SIGNALS: usize = 65;
+
+impl Route {
+    /// What `signal` is forwarded as, if it is routed.
+    pub fn forward_as(&self, signal: i32) -> Option<i32> {
+        let slot = self.as_signal.get(usize::try_from(signal).ok()?)?;
+        (*slot != 0).then_some(i32::from(*slot))
+    }
+
+    /// The table, by signal number, for the loop that reads signals (0: not routed).
+    pub fn table(&self) -> &[u8; ROUTED_SIGNALS] {
+        &self.as_signal
+    }
 }
 
 /// Who a forwarded signal goes to.
@@ -273,6 +304,8 @@ struct Stop {
 #[derive(Debug)]
 pub struct Supervisor {
     policy: Policy,
+    /// What `route` hands out: each signal's forwarded number, worked out once from the policy.
+    routes: [u8; ROUTED_SIGNALS],
     child: i32,
     started: Instant,
     stop: Option<Stop>,
@@ -299,8 +332,10 @@ impl Supervisor {
         } else {
             PreStop::NotConfigured
         };
+        let routes = standing_routes(&policy);
         Supervisor {
             policy,
+            routes,
             child,
             started: now,
             stop: None,
@@ -318,6 +353,22 @@ impl Supervisor {
             killed: Tally::default(),
             done: false,
         }
+    }
+
+    /// The signals that may be forwarded the moment they are read (see `Route`): only while the app runs and no
+    /// stop has begun; `None` otherwise.
+    pub fn route(&self) -> Option<Route> {
+        if self.done || self.stop.is_some() || self.child_exit.is_some() {
+            return None;
+        }
+        let to = match self.target() {
+            Target::Group(pgid) | Target::Members(pgid) => -pgid,
+            Target::Child(pid) => pid,
+        };
+        Some(Route {
+            to,
+            as_signal: self.routes,
+        })
     }
 
     /// The earliest instant at which a `Tick` has something to do; `None` means sleep until a signal.
@@ -408,6 +459,8 @@ impl Supervisor {
                 self.forward_stop_when_ready(now, out);
             }
             Event::Tick => self.on_tick(now, out),
+            // What `route` promised: the signal went out as `step` would have sent it; only the line is left.
+            Event::Forwarded(signal) => say!(out, Debug, "received {}", name(signal)),
         }
     }
 
@@ -807,6 +860,26 @@ impl Supervisor {
     }
 }
 
+/// Each signal's number when forwarded, or 0 where `step` must decide: the stop signals (they start the grace
+/// period), SIGCHLD (a reap), the uncatchable ones, and those rewritten to `none` (the drop is logged).
+fn standing_routes(policy: &Policy) -> [u8; ROUTED_SIGNALS] {
+    let mut routes = [0u8; ROUTED_SIGNALS];
+    for (signal, slot) in (0i32..).zip(routes.iter_mut()) {
+        let decided_later = signal == 0
+            || signal == libc::SIGCHLD
+            || crate::signals::is_uncatchable(signal)
+            || policy.stop_signals.contains(&signal);
+        if !decided_later {
+            *slot = policy
+                .rewrites
+                .apply(signal)
+                .and_then(|to| u8::try_from(to).ok())
+                .unwrap_or(0);
+        }
+    }
+    routes
+}
+
 /// The exit summary, written straight into its log line: it is formatted on the way to the exit, after the
 /// child is gone, so it allocates nothing.
 struct Summary<'a> {
@@ -860,7 +933,7 @@ impl fmt::Display for Summary<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signals::{Rewrites, parse_rewrite};
+    use crate::signals::{self, Rewrites, parse_rewrite};
 
     const CHILD: i32 = 100;
     const TERM: i32 = libc::SIGTERM;
@@ -1463,6 +1536,79 @@ mod tests {
         sup.handle(Event::Signal(TERM), t0);
         sup.handle(Event::PreStopStarted(200), t0);
         assert_eq!(sup.next_wakeup(), Some(t0 + Duration::from_secs(40)));
+    }
+
+    #[test]
+    fn the_standing_route_sends_exactly_what_step_would_and_only_while_the_app_runs() {
+        let rewritten = Policy {
+            rewrites: Rewrites::from_rules(&[
+                parse_rewrite("USR1:USR2").unwrap(),
+                parse_rewrite("HUP:none").unwrap(),
+                parse_rewrite("RTMIN+1:WINCH").unwrap(),
+            ])
+            .unwrap(),
+            stop_signals: vec![libc::SIGQUIT, libc::SIGTERM],
+            ..policy()
+        };
+        let single = Policy {
+            single_child: true,
+            ..policy()
+        };
+        for policy in [policy(), rewritten, single] {
+            let t0 = Instant::now();
+            let sup = Supervisor::new(policy.clone(), CHILD, t0);
+            let route = sup.route().expect("routed while the app runs");
+            for signal in 1..=64 {
+                // What step decides for the same signal, in the same state.
+                let mut fresh = Supervisor::new(policy.clone(), CHILD, t0);
+                let decided = fresh.handle(Event::Signal(signal), t0);
+                match route.forward_as(signal) {
+                    Some(sent) => {
+                        let target = if policy.single_child {
+                            assert_eq!(route.to, CHILD);
+                            Target::Child(CHILD)
+                        } else {
+                            assert_eq!(route.to, -CHILD);
+                            Target::Group(CHILD)
+                        };
+                        assert_eq!(
+                            decided,
+                            vec![Action::Forward {
+                                signal: sent,
+                                target
+                            }],
+                            "signal {signal}"
+                        );
+                        // Told afterwards, the supervisor only says it: nothing is sent twice.
+                        let mut told = Supervisor::new(policy.clone(), CHILD, t0);
+                        assert_eq!(told.handle(Event::Forwarded(signal), t0), vec![]);
+                        assert_eq!(told.route(), Some(route));
+                    }
+                    None => assert!(
+                        signal == libc::SIGCHLD
+                            || signals::is_uncatchable(signal)
+                            || policy.stop_signals.contains(&signal)
+                            || decided.is_empty(),
+                        "signal {signal} is not routed, yet step only forwards it: {decided:?}"
+                    ),
+                }
+            }
+        }
+        // Once a stop begins or the child is gone, every signal goes through step again.
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        assert_eq!(sup.route(), None);
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(
+            Event::Reaped {
+                pid: CHILD,
+                status: ChildStatus::Exited(0),
+                name: None,
+            },
+            t0,
+        );
+        assert_eq!(sup.route(), None);
     }
 
     #[test]
