@@ -235,37 +235,51 @@ impl Deliverer {
     }
 
     /// SIGKILL to everything left: as PID 1 every process in the namespace, as a subreaper the child's group
-    /// (while the child is not reaped) and every descendant. The count leaves out the main child and zombies.
+    /// (while the child is not reaped) and every descendant. The count leaves out the main child.
+    ///
+    /// The deadline is now, so what needs no search is killed first: the child's group (while the child's
+    /// zombie-to-be keeps its id reserved), then, as PID 1, everyone. Then grace-init yields its CPU to the
+    /// processes it just killed, which would otherwise wait for it to finish on the CPU they were woken on,
+    /// and only then walks /proc: a subreaper to find the descendants outside the group, PID 1 only to count
+    /// (milliseconds, when its pages went cold during the grace period). A killed process stays listed, a
+    /// zombie, until grace-init reaps it, so the walk still finds it; only one reaped at once by its parent
+    /// (outside the namespace, or ignoring SIGCHLD) may be gone by then, and is not counted.
     pub fn kill_all(&self, child_alive: bool) -> Reach {
-        let table = procs::scan().filter(|_| self.proc_usable);
-        let others = |p: &&Proc| p.counts() && p.pid != self.me && p.pid != self.child;
-        if self.is_pid1() {
-            self.send(-1, libc::SIGKILL);
-            return match table {
-                Some(table) => Reach::Counted(table.iter().filter(others).count()),
-                None => Reach::Everyone,
-            };
-        }
         if child_alive {
             self.send(-self.child, libc::SIGKILL);
+        }
+        if self.is_pid1() {
+            self.send(-1, libc::SIGKILL);
+            sys::yield_cpu();
+            // A zombie was sent the SIGKILL too: every process found counts.
+            let sent = |p: &&Proc| !p.kernel && p.pid != self.me && p.pid != self.child;
+            return match procs::scan().filter(|_| self.proc_usable) {
+                Some(table) => Reach::Counted(table.iter().filter(sent).count()),
+                None => Reach::Everyone,
+            };
         }
         if child_alive {
             // It may have left its group with setsid; its pid is its own until it is reaped.
             self.send(self.child, libc::SIGKILL);
         }
-        match table {
-            Some(table) => {
-                let below = procs::descendants(&table, self.me);
-                let count = below
-                    .iter()
-                    .filter(others)
-                    .filter(|p| self.signal_found(p, &[libc::SIGKILL]))
-                    .count();
-                Reach::Counted(count)
-            }
-            None if child_alive => Reach::Group(self.child),
-            None => Reach::Nobody,
-        }
+        sys::yield_cpu();
+        let Some(table) = procs::scan().filter(|_| self.proc_usable) else {
+            return if child_alive {
+                Reach::Group(self.child)
+            } else {
+                Reach::Nobody
+            };
+        };
+        let in_killed_group = |p: &Proc| child_alive && p.pgrp == self.child;
+        let count = procs::descendants(&table, self.me)
+            .iter()
+            .filter(|p| !p.kernel && p.pid != self.me && p.pid != self.child)
+            .filter(|p| {
+                // The group's kill reached its members, dead by now or not; anyone else is signalled here.
+                in_killed_group(p) || (!p.zombie && self.signal_found(p, &[libc::SIGKILL]))
+            })
+            .count();
+        Reach::Counted(count)
     }
 
     /// SIGKILL to the pre-stop command's process group (it is not reaped yet, so the id is its own).

@@ -3,7 +3,7 @@
 //! wake-up costs one system call, and a deadline costs none of its own.
 
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -20,6 +20,27 @@ pub fn block_signals() -> Result<SigSet, Errno> {
     let mask = SigSet::all();
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
     Ok(mask)
+}
+
+/// A wait shorter than this sleeps to the deadline in one go.
+const ONE_LEG: Duration = Duration::from_millis(100);
+/// The least a long wait stops short of its deadline.
+const LAST_LEG: Duration = Duration::from_millis(4);
+
+/// How long to sleep towards a deadline `left` away. A long wait stops short, by 1/128 of it and at least
+/// `LAST_LEG`, and the loop sleeps the rest anew: two things a long sleep meets on virtual machines made the
+/// SIGKILL land milliseconds after the deadline. The timer fires late in proportion to the sleep (1 ms per
+/// second measured here, 30 ms for `--timeout 30`), and the first steps after a long sleep run on memory the
+/// host let go cold (here 1.3 ms before the first system call). The short last leg is neither. One more
+/// wake-up per deadline, and none while nothing is timed (an idle app). Rounded up to the microsecond, so
+/// the last leg never ends before the deadline only to sleep again.
+fn first_leg(left: Duration) -> Duration {
+    let leg = if left > ONE_LEG {
+        left - (left / 128).max(LAST_LEG)
+    } else {
+        left
+    };
+    Duration::from_micros(u64::try_from(leg.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX))
 }
 
 /// The signal queue of grace-init.
@@ -74,13 +95,8 @@ impl Inbox {
                 sys::read_signals(&self.fd, &mut self.records, routing, &mut self.batch)
             }
             Some(at) => {
-                // Rounded up to the microsecond: the kernel's timer never fires early, so the loop never
-                // wakes before the deadline only to sleep again.
                 let left = at.saturating_duration_since(Instant::now());
-                let left = std::time::Duration::from_micros(
-                    u64::try_from(left.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX),
-                );
-                sys::wait_signal(&self.mask, left).map(|got| self.batch.extend(got))
+                sys::wait_signal(&self.mask, first_leg(left)).map(|got| self.batch.extend(got))
             }
         };
         match outcome {
@@ -95,5 +111,34 @@ impl Inbox {
             }
             received.push(*got);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_wait_stops_short_and_the_last_leg_goes_to_the_deadline() {
+        let ms = Duration::from_millis;
+        // Short waits, the last legs: to the deadline, rounded up to the microsecond.
+        assert_eq!(first_leg(Duration::ZERO), Duration::ZERO);
+        assert_eq!(first_leg(Duration::from_nanos(1)), Duration::from_micros(1));
+        assert_eq!(first_leg(ms(5)), ms(5));
+        assert_eq!(first_leg(ONE_LEG), ONE_LEG);
+        // Long ones stop at least LAST_LEG short, and 1/128 short once that is more.
+        assert_eq!(first_leg(ms(101)), ms(97));
+        assert_eq!(first_leg(ms(1000)), Duration::from_micros(992_188));
+        assert_eq!(first_leg(ms(30_000)), Duration::from_micros(29_765_625));
+        // A chain of legs ends at the deadline, even with the timer firing 0.1 % late: a 30 s wait takes three.
+        let mut left = ms(30_000);
+        let mut legs = 1;
+        while first_leg(left) < left {
+            let leg = first_leg(left);
+            left -= leg + leg / 1000;
+            legs += 1;
+            assert!(legs < 10, "the legs do not converge: {left:?} left");
+        }
+        assert_eq!(legs, 3);
     }
 }
