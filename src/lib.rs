@@ -14,6 +14,7 @@ pub mod exit_code;
 pub mod hygiene;
 pub mod inbox;
 pub mod logging;
+pub mod note;
 pub mod pause;
 pub mod procs;
 pub mod reap;

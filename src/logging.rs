@@ -217,12 +217,22 @@ impl Message<'_> {
 
 impl fmt::Write for Message<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
+        // Nearly always: a piece of a line that fits with room for the ellipsis, and nothing to escape. A
+        // line is written by its `Display` in many small pieces, so this path is the one that counts.
+        if !self.cut
+            && self.buf.len() + text.len() + ELLIPSIS.len() <= self.end
+            && (!self.json || !text.bytes().any(needs_json_escape))
+        {
+            self.buf.extend_from_slice(text.as_bytes());
+            self.last_fit = self.buf.len();
+            return Ok(());
+        }
         let mut rest = text;
         while !rest.is_empty() && !self.cut {
             // The longest run that needs no escaping goes in at once (all of it, for text).
             let run = if self.json {
                 rest.bytes()
-                    .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+                    .position(needs_json_escape)
                     .unwrap_or(rest.len())
             } else {
                 rest.len()
@@ -243,6 +253,11 @@ impl fmt::Write for Message<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a byte must be escaped inside a JSON string: a quote, a backslash, a control character.
+fn needs_json_escape(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
 }
 
 /// The largest character boundary of `text` at or below `at`.

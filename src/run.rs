@@ -225,8 +225,8 @@ impl Shell {
         // nothing to take aside and no place in the queue to mark.
         let said = self
             .out
-            .has_lines()
-            .then(|| (self.out.take_lines(), logging::mark()));
+            .has_notes()
+            .then(|| (self.out.take_notes(), logging::mark()));
         let mut actions = std::mem::take(&mut self.out.actions);
         for action in actions.drain(..) {
             if self.exit.is_none() {
@@ -237,16 +237,16 @@ impl Shell {
         if self.out.actions.is_empty() {
             self.out.actions = actions;
         }
-        // Only now, with the signals sent, are the lines formatted into the logger's queue, ahead of what the
-        // actions logged: the order is that of events, the cost comes after the work. They are written with the
-        // wake-up's flush.
+        // Only now, with the signals sent, are the notes formatted, straight into the logger's queue, ahead of
+        // what the actions logged: the order is that of events, the cost comes after the work. They are
+        // written with the wake-up's flush.
         if let Some((said, mark)) = said {
             logging::queue_at(mark, || {
-                for (level, text) in said.iter() {
-                    log::log!(target: "grace_init::supervisor", level, "{text}");
+                for &(level, note) in &said {
+                    log::log!(target: "grace_init::supervisor", level, "{note}");
                 }
             });
-            self.out.reuse_lines(said);
+            self.out.reuse_notes(said);
         }
     }
 

@@ -6,15 +6,14 @@
 //! → `Killing` (deadline passed, SIGKILL sent) → exit once no process is left. When the main child exits first,
 //! its leftovers get SIGTERM and the same bounded wait.
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use log::{Level, LevelFilter};
 
 use crate::comm::Comm;
-use crate::duration::seconds;
 use crate::exit_code::{ChildStatus, STATUS_LOST, exit_code};
-use crate::signals::{Rewrites, name};
+use crate::note::{Note, Stage, StopTimes, Summary, Tally};
+use crate::signals::Rewrites;
 
 /// After SIGKILL, how often to sweep again while processes remain: a process that forked between the walk
 /// of the tree and the kill, and whose orphan was re-parented to us silently, would otherwise never be killed.
@@ -24,101 +23,66 @@ pub const RESWEEP: Duration = Duration::from_millis(100);
 /// the drain delay, if longer) before it is killed and the stop signal goes through regardless.
 pub const PRE_STOP_LIMIT_WITHOUT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// What one event came to: the actions to perform, in order, and the lines to log once they are done.
+/// What one event came to: the actions to perform, in order, and what to log once they are done.
 #[derive(Debug)]
 pub struct Output {
     pub actions: Vec<Action>,
-    said: Lines,
-    /// Lines above this level are not even formatted.
+    notes: Vec<(Level, Note)>,
+    /// Notes above this level are not even made.
     level: LevelFilter,
 }
 
-/// Log lines, back to back in one buffer that is reused (saying something allocates nothing), and where each
-/// ends, with its level.
-#[derive(Debug, Default)]
-pub struct Lines {
-    text: String,
-    ends: Vec<(Level, usize)>,
-}
-
-impl Lines {
-    /// The lines, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (Level, &str)> + '_ {
-        let mut start = 0;
-        self.ends.iter().map(move |&(level, end)| {
-            let line = self.text.get(start..end).unwrap_or_default();
-            start = end;
-            (level, line)
-        })
-    }
-
-    fn clear(&mut self) {
-        self.text.clear();
-        self.ends.clear();
-    }
-}
-
 impl Output {
-    /// An empty output keeping lines up to `level`. Reused across events, so steady state allocates nothing.
+    /// An empty output keeping notes up to `level`. Reused across events, so steady state allocates nothing.
     pub fn new(level: LevelFilter) -> Output {
         Output {
             actions: Vec::with_capacity(8),
-            said: Lines {
-                text: String::with_capacity(512),
-                ends: Vec::with_capacity(8),
-            },
+            notes: Vec::with_capacity(8),
             level,
         }
     }
 
-    /// Whether lines at `level` are kept: checked before a line's arguments are even evaluated.
+    /// Whether notes at `level` are kept: checked before a note is even made.
     fn wants(&self, level: Level) -> bool {
         level <= self.level
     }
 
-    fn say(&mut self, level: Level, text: fmt::Arguments) {
-        // Writing into a String cannot fail.
-        let _ = fmt::Write::write_fmt(&mut self.said.text, text);
-        self.said.ends.push((level, self.said.text.len()));
+    /// What was said since the last `clear_notes`, in order: each note prints as its log line.
+    pub fn notes(&self) -> impl Iterator<Item = (Level, &Note)> + '_ {
+        self.notes.iter().map(|(level, note)| (*level, note))
     }
 
-    /// The lines said since the last `clear_lines`, in order.
-    pub fn lines(&self) -> impl Iterator<Item = (Level, &str)> + '_ {
-        self.said.iter()
+    /// Whether anything was said since the last `clear_notes` or `take_notes`.
+    pub fn has_notes(&self) -> bool {
+        !self.notes.is_empty()
     }
 
-    /// Whether anything was said since the last `clear_lines` or `take_lines`.
-    pub fn has_lines(&self) -> bool {
-        !self.said.ends.is_empty()
+    /// Forgets the notes (once the shell has logged them), keeping the buffer.
+    pub fn clear_notes(&mut self) {
+        self.notes.clear();
     }
 
-    /// Forgets the lines (once the shell has queued them), keeping the buffers.
-    pub fn clear_lines(&mut self) {
-        self.said.clear();
+    /// Takes the notes made so far, so the shell can act before it logs them; an event the actions lead to
+    /// (a pre-stop command started) makes its own notes meanwhile.
+    pub fn take_notes(&mut self) -> Vec<(Level, Note)> {
+        std::mem::take(&mut self.notes)
     }
 
-    /// Takes the lines said so far, so the shell can act before it writes them; an event the actions lead to
-    /// (a pre-stop command started) says its own lines meanwhile.
-    pub fn take_lines(&mut self) -> Lines {
-        std::mem::take(&mut self.said)
-    }
-
-    /// Gives taken lines' buffers back, emptied, for the next event (unless lines were said since).
-    pub fn reuse_lines(&mut self, mut lines: Lines) {
-        if self.said.ends.is_empty() {
-            lines.clear();
-            self.said = lines;
+    /// Gives a taken buffer back, emptied, for the next event (unless notes were made since).
+    pub fn reuse_notes(&mut self, mut notes: Vec<(Level, Note)>) {
+        if self.notes.is_empty() {
+            notes.clear();
+            self.notes = notes;
         }
     }
 }
 
-/// `say!(out, Info, "format", args)`: a log line for the shell to write after it has acted. Its arguments are
-/// evaluated only when the line is kept: a signal's name is a `String`, and formatting it for a debug line
-/// nobody reads cost a malloc and a free on every forwarded signal, which is most of a wake-up's memory traffic.
+/// `say!(out, Info, note)`: a log line for the shell to format and write after it has acted. The note is made
+/// only when its level is kept, and is never formatted here: the stop signal goes out before its lines are.
 macro_rules! say {
-    ($out:expr, $level:ident, $($arg:tt)+) => {
+    ($out:expr, $level:ident, $note:expr) => {
         if $out.wants(Level::$level) {
-            $out.say(Level::$level, format_args!($($arg)+))
+            $out.notes.push((Level::$level, $note))
         }
     };
 }
@@ -134,39 +98,6 @@ pub enum Reach {
     Everyone,
     /// Nobody could be reached (a subreaper without /proc, once the child's group id may be reused).
     Nobody,
-}
-
-/// How many leftovers got a signal, and who else got it without being counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Tally {
-    counted: usize,
-    group: Option<i32>,
-    everyone: bool,
-}
-
-impl Tally {
-    fn add(&mut self, reach: Reach) {
-        match reach {
-            Reach::Counted(n) => self.counted += n,
-            Reach::Group(g) => self.group = Some(g),
-            Reach::Everyone => self.everyone = true,
-            Reach::Nobody => {}
-        }
-    }
-}
-
-/// "2", "0 (and every process with kill -1, uncounted)", "1 (and process group 7, uncounted)".
-impl fmt::Display for Tally {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.counted)?;
-        if self.everyone {
-            f.write_str(" (and every process with kill -1, uncounted)")
-        } else if let Some(g) = self.group {
-            write!(f, " (and process group {g}, uncounted)")
-        } else {
-            Ok(())
-        }
-    }
 }
 
 /// What the supervisor was told to do by the command line.
@@ -460,7 +391,7 @@ impl Supervisor {
             }
             Event::Tick => self.on_tick(now, out),
             // What `route` promised: the signal went out as `step` would have sent it; only the line is left.
-            Event::Forwarded(signal) => say!(out, Debug, "received {}", name(signal)),
+            Event::Forwarded(signal) => say!(out, Debug, Note::Received(signal)),
         }
     }
 
@@ -482,7 +413,7 @@ impl Supervisor {
 
     fn forward(&self, received: i32, out: &mut Output) {
         let Some(signal) = self.policy.rewrites.apply(received) else {
-            say!(out, Debug, "{} dropped (rewritten to none)", name(received));
+            say!(out, Debug, Note::Dropped(received));
             return;
         };
         let target = match (self.child_exit, self.target()) {
@@ -490,12 +421,7 @@ impl Supervisor {
             (Some(_), Target::Group(pgid) | Target::Members(pgid)) => Target::Members(pgid),
             (Some(_), Target::Child(_)) => {
                 // The child's pid may already belong to another process: do not signal it.
-                say!(
-                    out,
-                    Debug,
-                    "{} not forwarded: the child has exited",
-                    name(received)
-                );
+                say!(out, Debug, Note::NotForwardedChildGone(received));
                 return;
             }
         };
@@ -516,28 +442,10 @@ impl Supervisor {
                     delivered: false,
                     hurried: false,
                 });
-                match self.policy.timeout {
-                    Some(t) => say!(
-                        out,
-                        Info,
-                        "received {}: shutting down, grace period {}",
-                        name(signal),
-                        seconds(t)
-                    ),
-                    None => say!(
-                        out,
-                        Info,
-                        "received {}: shutting down, no time limit",
-                        name(signal)
-                    ),
-                }
+                let grace = self.policy.timeout;
+                say!(out, Info, Note::ShuttingDown { signal, grace });
                 if !self.policy.drain_delay.is_zero() && self.child_exit.is_none() {
-                    say!(
-                        out,
-                        Info,
-                        "draining for {} before forwarding",
-                        seconds(self.policy.drain_delay)
-                    );
+                    say!(out, Info, Note::Draining(self.policy.drain_delay));
                 }
                 if self.pre_stop == PreStop::Idle && self.child_exit.is_none() {
                     self.pre_stop = PreStop::Starting { since: now };
@@ -546,27 +454,17 @@ impl Supervisor {
                 self.forward_stop_when_ready(now, out);
             }
             (true, Some(mut stop)) if stop.forwarded_at.is_none() && self.child_exit.is_none() => {
-                say!(
-                    out,
-                    Info,
-                    "received {} again during the drain: forwarding now",
-                    name(signal)
-                );
+                say!(out, Info, Note::Hurried(signal));
                 stop.hurried = true;
                 self.stop = Some(stop);
                 self.forward_stop_when_ready(now, out);
             }
             (true, Some(_)) => {
-                say!(
-                    out,
-                    Info,
-                    "received {} again: forwarding it, deadline unchanged",
-                    name(signal)
-                );
+                say!(out, Info, Note::ReceivedAgain(signal));
                 self.forward(signal, out);
             }
             (false, _) => {
-                say!(out, Debug, "received {}", name(signal));
+                say!(out, Debug, Note::Received(signal));
                 self.forward(signal, out);
             }
         }
@@ -608,20 +506,8 @@ impl Supervisor {
         stop.forwarded_at = Some(now);
         match self.policy.rewrites.apply(stop.signal) {
             Some(signal) => {
-                match self.target() {
-                    Target::Group(pgid) | Target::Members(pgid) => {
-                        say!(
-                            out,
-                            Info,
-                            "forwarding {} to process group {pgid}",
-                            name(signal)
-                        )
-                    }
-                    Target::Child(pid) => {
-                        say!(out, Info, "forwarding {} to child {pid}", name(signal))
-                    }
-                }
                 let target = self.target();
+                say!(out, Info, Note::ForwardingStop { signal, target });
                 out.actions.push(Action::ForwardStop { signal, target });
                 // A stopped app (Ctrl-Z, SIGSTOP) cannot act on the signal until it runs again.
                 if signal != libc::SIGCONT {
@@ -632,12 +518,7 @@ impl Supervisor {
                 }
                 stop.delivered = true;
             }
-            None => say!(
-                out,
-                Info,
-                "{} rewritten to none: not forwarded",
-                name(stop.signal)
-            ),
+            None => say!(out, Info, Note::StopDropped(stop.signal)),
         }
         self.stop = Some(stop);
         self.kill_if_due(now, out);
@@ -660,17 +541,10 @@ impl Supervisor {
             if pid == pre_pid {
                 let took = now.saturating_duration_since(since);
                 self.pre_stop = PreStop::Finished { took };
+                let ended = Note::PreStopEnded { status, took };
                 match status {
-                    ChildStatus::Exited(0) => {
-                        say!(out, Info, "pre-stop command finished in {}", seconds(took))
-                    }
-                    other => say!(
-                        out,
-                        Warn,
-                        "pre-stop command {} after {}",
-                        other,
-                        seconds(took)
-                    ),
+                    ChildStatus::Exited(0) => say!(out, Info, ended),
+                    _ => say!(out, Warn, ended),
                 }
                 self.forward_stop_when_ready(now, out);
                 return;
@@ -678,46 +552,35 @@ impl Supervisor {
         }
         if pid != self.child {
             // --warn-reap (issue 12): a zombie the app left behind, named.
-            if self.policy.warn_reap {
-                let name = name.map_or_else(|| "name unknown".to_string(), |n| n.to_string());
-                say!(
-                    out,
-                    Warn,
-                    "reaped process {pid} ({name}), left behind by the app: it {}",
-                    status
-                );
+            let warn = self.policy.warn_reap;
+            let reaped = Note::Reaped {
+                pid,
+                status,
+                warn,
+                name,
+            };
+            if warn {
+                say!(out, Warn, reaped);
             } else {
-                say!(out, Debug, "reaped process {pid}: {}", status);
+                say!(out, Debug, reaped);
             }
             return;
         }
         self.child_exit = Some((status, now));
+        let ended = |when, since: Instant| Note::ChildEnded {
+            pid,
+            status,
+            when,
+            after: now.saturating_duration_since(since),
+        };
         match self.stop {
             Some(Stop {
                 forwarded_at: Some(forwarded),
                 ..
-            }) => say!(
-                out,
-                Info,
-                "child {pid} {} {} after the stop signal was forwarded",
-                status,
-                seconds(now.saturating_duration_since(forwarded))
-            ),
-            Some(stop) => say!(
-                out,
-                Info,
-                "child {pid} {} {} after the stop signal, before it was forwarded",
-                status,
-                seconds(now.saturating_duration_since(stop.at))
-            ),
+            }) => say!(out, Info, ended(Stage::AfterForward, forwarded)),
+            Some(stop) => say!(out, Info, ended(Stage::BeforeForward, stop.at)),
             // The summary line says it at info; this one is for debugging.
-            None => say!(
-                out,
-                Debug,
-                "child {pid} {} after running {}",
-                status,
-                seconds(now.saturating_duration_since(self.started))
-            ),
+            None => say!(out, Debug, ended(Stage::Running, self.started)),
         }
     }
 
@@ -728,12 +591,7 @@ impl Supervisor {
                 // No child is left, yet the main child was never reaped: someone else reaped it (SIGCHLD was
                 // ignored when grace-init started, or another reaper took it). Its status is lost; waiting on
                 // would be waiting forever.
-                say!(
-                    out,
-                    Error,
-                    "child {} is gone and its exit status was lost (no child is left to wait for): exiting",
-                    self.child
-                );
+                say!(out, Error, Note::StatusLost(self.child));
                 self.done = true;
                 out.actions.push(Action::Exit(STATUS_LOST));
             }
@@ -760,19 +618,8 @@ impl Supervisor {
             self.reaped_since_pass = false;
             // Processes the stop signal reached are not told again: a second signal can mean "hurry".
             self.deadline = self.earliest_deadline(now);
-            match self.deadline {
-                Some(d) => say!(
-                    out,
-                    Info,
-                    "the child is gone but processes remain: sending them SIGTERM, SIGKILL in {}",
-                    seconds(d.saturating_duration_since(now))
-                ),
-                None => say!(
-                    out,
-                    Info,
-                    "the child is gone but processes remain: sending them SIGTERM, no time limit"
-                ),
-            }
+            let kill_in = self.deadline.map(|d| d.saturating_duration_since(now));
+            say!(out, Info, Note::LeftoversRemain(kill_in));
             out.actions.push(Action::TerminateLeftovers { skip_told });
             self.kill_if_due(now, out);
         }
@@ -786,11 +633,7 @@ impl Supervisor {
         };
         if let Some((pid, since)) = busy {
             if self.pre_stop_cutoff().is_some_and(|cutoff| now >= cutoff) {
-                say!(
-                    out,
-                    Warn,
-                    "pre-stop command overran its share of the grace period: killing it"
-                );
+                say!(out, Warn, Note::PreStopOverran);
                 self.pre_stop = PreStop::Finished {
                     took: now.saturating_duration_since(since),
                 };
@@ -809,16 +652,7 @@ impl Supervisor {
                 self.last_kill = Some(now);
                 match self.child_exit {
                     Some((status, _)) if self.blind || self.only_strangers => {
-                        say!(
-                            out,
-                            Warn,
-                            "processes remain that grace-init cannot wait for ({}): exiting without them",
-                            if self.blind {
-                                "not visible without /proc"
-                            } else {
-                                "not its children"
-                            }
-                        );
+                        say!(out, Warn, Note::CannotWait { blind: self.blind });
                         self.finish(status, now, out);
                     }
                     _ => out.actions.push(Action::KillAgain),
@@ -834,28 +668,44 @@ impl Supervisor {
         }
         self.killed_at = Some(now);
         self.last_kill = Some(now);
-        say!(
-            out,
-            Info,
-            "grace period over: sending SIGKILL to every process left"
-        );
+        say!(out, Info, Note::GracePeriodOver);
         out.actions.push(Action::KillAll);
     }
 
     fn finish(&mut self, status: ChildStatus, now: Instant, out: &mut Output) {
         self.done = true;
         let code = exit_code(status, &self.policy.expect_exit);
-        say!(out, Info, "{}", self.summary(status, code, now));
+        say!(out, Info, Note::Summary(self.summary(status, code, now)));
         out.actions.push(Action::Exit(code));
     }
 
     /// The one line that says why grace-init is exiting and how long each step took.
-    fn summary(&self, status: ChildStatus, code: i32, now: Instant) -> Summary<'_> {
+    fn summary(&self, status: ChildStatus, code: i32, now: Instant) -> Summary {
+        let stop = self.stop.map(|stop| StopTimes {
+            signal: stop.signal,
+            drain: (!self.policy.drain_delay.is_zero()).then(|| {
+                stop.forwarded_at
+                    .unwrap_or(now)
+                    .saturating_duration_since(stop.at)
+            }),
+            pre_stop: match self.pre_stop {
+                PreStop::Finished { took } => Some(took),
+                _ => None,
+            },
+            child_exit: match (stop.forwarded_at, self.child_exit) {
+                (Some(forwarded), Some((_, exited))) => {
+                    Some(exited.saturating_duration_since(forwarded))
+                }
+                _ => None,
+            },
+            total: now.saturating_duration_since(stop.at),
+        });
         Summary {
-            supervisor: self,
+            stop,
             status,
             code,
-            now,
+            terminated: self.terminated,
+            killed: self.killed,
         }
     }
 }
@@ -878,56 +728,6 @@ fn standing_routes(policy: &Policy) -> [u8; ROUTED_SIGNALS] {
         }
     }
     routes
-}
-
-/// The exit summary, written straight into its log line: it is formatted on the way to the exit, after the
-/// child is gone, so it allocates nothing.
-struct Summary<'a> {
-    supervisor: &'a Supervisor,
-    status: ChildStatus,
-    code: i32,
-    now: Instant,
-}
-
-impl fmt::Display for Summary<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Summary {
-            supervisor: sup,
-            status,
-            code,
-            now,
-        } = *self;
-        match sup.stop {
-            Some(stop) => {
-                write!(f, "exiting after stop signal {}", name(stop.signal))?;
-                if !sup.policy.drain_delay.is_zero() {
-                    let drained = stop
-                        .forwarded_at
-                        .unwrap_or(now)
-                        .saturating_duration_since(stop.at);
-                    write!(f, "; drain {}", seconds(drained))?;
-                }
-                if let PreStop::Finished { took } = sup.pre_stop {
-                    write!(f, "; pre-stop {}", seconds(took))?;
-                }
-                if let (Some(forwarded), Some((_, exited))) = (stop.forwarded_at, sup.child_exit) {
-                    let took = exited.saturating_duration_since(forwarded);
-                    write!(f, "; child exit {}", seconds(took))?;
-                }
-                write!(
-                    f,
-                    "; total {}",
-                    seconds(now.saturating_duration_since(stop.at))
-                )?;
-            }
-            None => f.write_str("exiting: the child ended without a stop signal")?,
-        }
-        write!(
-            f,
-            "; child {status}; leftovers: {} sent SIGTERM, {} SIGKILLed; exit code {code}",
-            sup.terminated, sup.killed
-        )
-    }
 }
 
 #[cfg(test)]
@@ -1497,11 +1297,14 @@ mod tests {
         let mut out = Output::new(LevelFilter::Info);
         sup.step(NONE_LEFT, t0, &mut out);
         assert_eq!(out.actions, vec![Action::Exit(STATUS_LOST)]);
+        assert_eq!(
+            out.notes().collect::<Vec<_>>(),
+            vec![(Level::Error, &Note::StatusLost(CHILD))]
+        );
         assert!(
-            out.lines()
-                .any(|(l, t)| l == Level::Error && t.contains("exit status was lost")),
-            "{:?}",
-            out.lines().collect::<Vec<_>>()
+            Note::StatusLost(CHILD)
+                .to_string()
+                .contains("exit status was lost")
         );
         assert_eq!(sup.next_wakeup(), None);
     }
@@ -1618,19 +1421,16 @@ mod tests {
         let mut out = Output::new(LevelFilter::Info);
         sup.step(Event::Signal(libc::SIGUSR1), t0, &mut out);
         assert_eq!(out.actions, vec![group(libc::SIGUSR1)]);
-        assert!(
-            out.lines().next().is_none(),
-            "debug lines are not even formatted"
-        );
+        assert!(!out.has_notes(), "debug lines are not even made");
         out.actions.clear();
         sup.step(Event::Signal(TERM), t0, &mut out);
         assert_eq!(out.actions, stop(TERM));
-        let said: Vec<&str> = out.lines().map(|(_, t)| t).collect();
+        let said: Vec<String> = out.notes().map(|(_, n)| n.to_string()).collect();
         assert_eq!(
             said,
             vec![
-                "received SIGTERM: shutting down, grace period 10.000s",
-                &format!("forwarding SIGTERM to process group {CHILD}"),
+                "received SIGTERM: shutting down, grace period 10.000s".to_string(),
+                format!("forwarding SIGTERM to process group {CHILD}"),
             ]
         );
     }

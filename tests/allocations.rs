@@ -12,6 +12,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use grace_init::exit_code::ChildStatus;
@@ -75,8 +76,14 @@ fn policy() -> Policy {
 /// What the shell does with one event: step, then take the lines and the actions.
 fn feed(sup: &mut Supervisor, out: &mut Output, event: Event, now: Instant) -> usize {
     sup.step(event, now, out);
-    let said = out.lines().count();
-    out.clear_lines();
+    // Formatted as the shell formats them, into a writer that keeps nothing: what is measured is the
+    // formatting itself.
+    let mut said = 0;
+    for (_, note) in out.notes() {
+        let _ = write!(std::io::sink(), "{note}");
+        said += 1;
+    }
+    out.clear_notes();
     out.actions.clear();
     said
 }

@@ -1,0 +1,469 @@
+//! What the supervisor has to say, as plain values: the pure state machine decides what is said, and the shell
+//! turns it into text only after it has acted. So a stop signal is forwarded before its two log lines are
+//! formatted, and the supervisor never formats at all (issue 10: log after acting).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::comm::Comm;
+use crate::duration::seconds;
+use crate::exit_code::ChildStatus;
+use crate::signals::name;
+use crate::supervisor::{Reach, Target};
+
+/// One log line of the supervisor, not yet formatted. Each variant prints as the line it stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A signal that is only forwarded.
+    Received(i32),
+    /// A signal rewritten to `none`.
+    Dropped(i32),
+    /// A signal for the child alone (`--single-child`) after the child was reaped.
+    NotForwardedChildGone(i32),
+    /// The first stop signal: the grace period (`None`: no time limit) starts.
+    ShuttingDown {
+        signal: i32,
+        grace: Option<Duration>,
+    },
+    /// The drain delay before the stop signal is forwarded.
+    Draining(Duration),
+    /// A second stop signal during the drain: forward now.
+    Hurried(i32),
+    /// A stop signal once the stop was forwarded: forwarded again, same deadline.
+    ReceivedAgain(i32),
+    /// The stop signal, as rewritten, goes to the child or its group.
+    ForwardingStop { signal: i32, target: Target },
+    /// The stop signal is rewritten to `none`.
+    StopDropped(i32),
+    /// The pre-stop command ended (exit 0 is "finished").
+    PreStopEnded { status: ChildStatus, took: Duration },
+    /// The pre-stop command was still running at the end of its share of the grace period.
+    PreStopOverran,
+    /// A process other than the main child was reaped; with `--warn-reap`, named.
+    Reaped {
+        pid: i32,
+        status: ChildStatus,
+        warn: bool,
+        name: Option<Comm>,
+    },
+    /// The main child ended, `after` the stop signal was forwarded, before, or without one.
+    ChildEnded {
+        pid: i32,
+        status: ChildStatus,
+        when: Stage,
+        after: Duration,
+    },
+    /// The main child is gone and no status will come.
+    StatusLost(i32),
+    /// The child is gone, other processes remain: SIGTERM to them, SIGKILL in this long (`None`: never).
+    LeftoversRemain(Option<Duration>),
+    /// The grace period is over.
+    GracePeriodOver,
+    /// Processes remain that grace-init cannot wait for: `blind` without /proc, else not its children.
+    CannotWait { blind: bool },
+    /// The last line.
+    Summary(Summary),
+}
+
+/// When the main child ended, relative to the stop signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// No stop signal came: `after` is how long it ran.
+    Running,
+    /// A stop signal came but was not forwarded yet: `after` counts from its arrival.
+    BeforeForward,
+    /// `after` counts from the forward.
+    AfterForward,
+}
+
+/// How many leftovers got a signal, and who else got it without being counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    counted: usize,
+    group: Option<i32>,
+    everyone: bool,
+}
+
+impl Tally {
+    pub fn add(&mut self, reach: Reach) {
+        match reach {
+            Reach::Counted(n) => self.counted += n,
+            Reach::Group(g) => self.group = Some(g),
+            Reach::Everyone => self.everyone = true,
+            Reach::Nobody => {}
+        }
+    }
+}
+
+/// "2", "0 (and every process with kill -1, uncounted)", "1 (and process group 7, uncounted)".
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.counted)?;
+        if self.everyone {
+            f.write_str(" (and every process with kill -1, uncounted)")
+        } else if let Some(g) = self.group {
+            write!(f, " (and process group {g}, uncounted)")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The one line that says why grace-init is exiting and how long each step took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub stop: Option<StopTimes>,
+    pub status: ChildStatus,
+    pub code: i32,
+    pub terminated: Tally,
+    pub killed: Tally,
+}
+
+/// The steps of a stop, each present only when it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopTimes {
+    pub signal: i32,
+    /// Stop signal to forward, with a drain delay configured.
+    pub drain: Option<Duration>,
+    pub pre_stop: Option<Duration>,
+    /// Forward to the child's exit.
+    pub child_exit: Option<Duration>,
+    /// Stop signal to exit.
+    pub total: Duration,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.stop {
+            Some(stop) => {
+                write!(f, "exiting after stop signal {}", name(stop.signal))?;
+                if let Some(drain) = stop.drain {
+                    write!(f, "; drain {}", seconds(drain))?;
+                }
+                if let Some(took) = stop.pre_stop {
+                    write!(f, "; pre-stop {}", seconds(took))?;
+                }
+                if let Some(took) = stop.child_exit {
+                    write!(f, "; child exit {}", seconds(took))?;
+                }
+                write!(f, "; total {}", seconds(stop.total))?;
+            }
+            None => f.write_str("exiting: the child ended without a stop signal")?,
+        }
+        write!(
+            f,
+            "; child {}; leftovers: {} sent SIGTERM, {} SIGKILLed; exit code {}",
+            self.status, self.terminated, self.killed, self.code
+        )
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Note::Received(s) => write!(f, "received {}", name(s)),
+            Note::Dropped(s) => write!(f, "{} dropped (rewritten to none)", name(s)),
+            Note::NotForwardedChildGone(s) => {
+                write!(f, "{} not forwarded: the child has exited", name(s))
+            }
+            Note::ShuttingDown {
+                signal,
+                grace: Some(t),
+            } => write!(
+                f,
+                "received {}: shutting down, grace period {}",
+                name(signal),
+                seconds(t)
+            ),
+            Note::ShuttingDown {
+                signal,
+                grace: None,
+            } => {
+                write!(f, "received {}: shutting down, no time limit", name(signal))
+            }
+            Note::Draining(d) => write!(f, "draining for {} before forwarding", seconds(d)),
+            Note::Hurried(s) => write!(
+                f,
+                "received {} again during the drain: forwarding now",
+                name(s)
+            ),
+            Note::ReceivedAgain(s) => write!(
+                f,
+                "received {} again: forwarding it, deadline unchanged",
+                name(s)
+            ),
+            Note::ForwardingStop { signal, target } => match target {
+                Target::Group(pgid) | Target::Members(pgid) => {
+                    write!(f, "forwarding {} to process group {pgid}", name(signal))
+                }
+                Target::Child(pid) => write!(f, "forwarding {} to child {pid}", name(signal)),
+            },
+            Note::StopDropped(s) => write!(f, "{} rewritten to none: not forwarded", name(s)),
+            Note::PreStopEnded {
+                status: ChildStatus::Exited(0),
+                took,
+            } => write!(f, "pre-stop command finished in {}", seconds(took)),
+            Note::PreStopEnded { status, took } => {
+                write!(f, "pre-stop command {status} after {}", seconds(took))
+            }
+            Note::PreStopOverran => {
+                f.write_str("pre-stop command overran its share of the grace period: killing it")
+            }
+            Note::Reaped {
+                pid,
+                status,
+                warn: true,
+                name,
+            } => {
+                write!(f, "reaped process {pid} (")?;
+                match name {
+                    Some(n) => write!(f, "{n}")?,
+                    None => f.write_str("name unknown")?,
+                }
+                write!(f, "), left behind by the app: it {status}")
+            }
+            Note::Reaped { pid, status, .. } => write!(f, "reaped process {pid}: {status}"),
+            Note::ChildEnded {
+                pid,
+                status,
+                when,
+                after,
+            } => {
+                let after = seconds(after);
+                match when {
+                    Stage::AfterForward => write!(
+                        f,
+                        "child {pid} {status} {after} after the stop signal was forwarded"
+                    ),
+                    Stage::BeforeForward => write!(
+                        f,
+                        "child {pid} {status} {after} after the stop signal, before it was forwarded"
+                    ),
+                    Stage::Running => write!(f, "child {pid} {status} after running {after}"),
+                }
+            }
+            Note::StatusLost(child) => write!(
+                f,
+                "child {child} is gone and its exit status was lost (no child is left to wait for): exiting"
+            ),
+            Note::LeftoversRemain(Some(kill_in)) => write!(
+                f,
+                "the child is gone but processes remain: sending them SIGTERM, SIGKILL in {}",
+                seconds(kill_in)
+            ),
+            Note::LeftoversRemain(None) => f.write_str(
+                "the child is gone but processes remain: sending them SIGTERM, no time limit",
+            ),
+            Note::GracePeriodOver => {
+                f.write_str("grace period over: sending SIGKILL to every process left")
+            }
+            Note::CannotWait { blind } => write!(
+                f,
+                "processes remain that grace-init cannot wait for ({}): exiting without them",
+                if blind {
+                    "not visible without /proc"
+                } else {
+                    "not its children"
+                }
+            ),
+            Note::Summary(summary) => summary.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TERM: i32 = libc::SIGTERM;
+
+    /// Every note prints the line the supervisor used to format itself, word for word: users and their log
+    /// queries match on these.
+    #[test]
+    fn each_note_prints_its_line() {
+        let ms = Duration::from_millis;
+        let killed = ChildStatus::Killed(TERM);
+        let rows: Vec<(Note, &str)> = vec![
+            (Note::Received(libc::SIGUSR1), "received SIGUSR1"),
+            (
+                Note::Dropped(libc::SIGHUP),
+                "SIGHUP dropped (rewritten to none)",
+            ),
+            (
+                Note::NotForwardedChildGone(libc::SIGUSR2),
+                "SIGUSR2 not forwarded: the child has exited",
+            ),
+            (
+                Note::ShuttingDown {
+                    signal: TERM,
+                    grace: Some(ms(2500)),
+                },
+                "received SIGTERM: shutting down, grace period 2.500s",
+            ),
+            (
+                Note::ShuttingDown {
+                    signal: libc::SIGINT,
+                    grace: None,
+                },
+                "received SIGINT: shutting down, no time limit",
+            ),
+            (
+                Note::Draining(ms(5000)),
+                "draining for 5.000s before forwarding",
+            ),
+            (
+                Note::Hurried(TERM),
+                "received SIGTERM again during the drain: forwarding now",
+            ),
+            (
+                Note::ReceivedAgain(TERM),
+                "received SIGTERM again: forwarding it, deadline unchanged",
+            ),
+            (
+                Note::ForwardingStop {
+                    signal: libc::SIGQUIT,
+                    target: Target::Group(7),
+                },
+                "forwarding SIGQUIT to process group 7",
+            ),
+            (
+                Note::ForwardingStop {
+                    signal: TERM,
+                    target: Target::Child(7),
+                },
+                "forwarding SIGTERM to child 7",
+            ),
+            (
+                Note::StopDropped(TERM),
+                "SIGTERM rewritten to none: not forwarded",
+            ),
+            (
+                Note::PreStopEnded {
+                    status: ChildStatus::Exited(0),
+                    took: ms(120),
+                },
+                "pre-stop command finished in 0.120s",
+            ),
+            (
+                Note::PreStopEnded {
+                    status: ChildStatus::Exited(3),
+                    took: ms(1),
+                },
+                "pre-stop command exited with code 3 after 0.001s",
+            ),
+            (
+                Note::PreStopOverran,
+                "pre-stop command overran its share of the grace period: killing it",
+            ),
+            (
+                Note::Reaped {
+                    pid: 42,
+                    status: ChildStatus::Exited(0),
+                    warn: false,
+                    name: None,
+                },
+                "reaped process 42: exited with code 0",
+            ),
+            (
+                Note::Reaped {
+                    pid: 42,
+                    status: killed,
+                    warn: true,
+                    name: None,
+                },
+                "reaped process 42 (name unknown), left behind by the app: it was killed by SIGTERM",
+            ),
+            (
+                Note::ChildEnded {
+                    pid: 9,
+                    status: killed,
+                    when: Stage::AfterForward,
+                    after: ms(30),
+                },
+                "child 9 was killed by SIGTERM 0.030s after the stop signal was forwarded",
+            ),
+            (
+                Note::ChildEnded {
+                    pid: 9,
+                    status: ChildStatus::Exited(1),
+                    when: Stage::BeforeForward,
+                    after: ms(30),
+                },
+                "child 9 exited with code 1 0.030s after the stop signal, before it was forwarded",
+            ),
+            (
+                Note::ChildEnded {
+                    pid: 9,
+                    status: ChildStatus::Exited(0),
+                    when: Stage::Running,
+                    after: ms(61_000),
+                },
+                "child 9 exited with code 0 after running 61.000s",
+            ),
+            (
+                Note::StatusLost(9),
+                "child 9 is gone and its exit status was lost (no child is left to wait for): exiting",
+            ),
+            (
+                Note::LeftoversRemain(Some(ms(10_000))),
+                "the child is gone but processes remain: sending them SIGTERM, SIGKILL in 10.000s",
+            ),
+            (
+                Note::LeftoversRemain(None),
+                "the child is gone but processes remain: sending them SIGTERM, no time limit",
+            ),
+            (
+                Note::GracePeriodOver,
+                "grace period over: sending SIGKILL to every process left",
+            ),
+            (
+                Note::CannotWait { blind: true },
+                "processes remain that grace-init cannot wait for (not visible without /proc): exiting without them",
+            ),
+            (
+                Note::CannotWait { blind: false },
+                "processes remain that grace-init cannot wait for (not its children): exiting without them",
+            ),
+        ];
+        for (note, want) in rows {
+            assert_eq!(note.to_string(), want, "{note:?}");
+        }
+    }
+
+    #[test]
+    fn the_summary_lists_only_the_steps_that_happened() {
+        let ms = Duration::from_millis;
+        let mut killed = Tally::default();
+        killed.add(Reach::Counted(2));
+        let full = Summary {
+            stop: Some(StopTimes {
+                signal: TERM,
+                drain: Some(ms(5000)),
+                pre_stop: Some(ms(250)),
+                child_exit: Some(ms(40)),
+                total: ms(5300),
+            }),
+            status: ChildStatus::Exited(0),
+            code: 0,
+            terminated: Tally::default(),
+            killed,
+        };
+        assert_eq!(
+            Note::Summary(full).to_string(),
+            "exiting after stop signal SIGTERM; drain 5.000s; pre-stop 0.250s; child exit 0.040s; total 5.300s; \
+             child exited with code 0; leftovers: 0 sent SIGTERM, 2 SIGKILLed; exit code 0"
+        );
+        let bare = Summary {
+            stop: None,
+            status: ChildStatus::Exited(3),
+            code: 3,
+            terminated: Tally::default(),
+            killed: Tally::default(),
+        };
+        assert_eq!(
+            bare.to_string(),
+            "exiting: the child ended without a stop signal; child exited with code 3; leftovers: 0 sent SIGTERM, \
+             0 SIGKILLed; exit code 3"
+        );
+    }
+}
