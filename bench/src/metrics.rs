@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::model::{Init, Metric, Row};
 use crate::stats::Rng;
-use crate::sys::{self, Launcher, Started, now_ns, sleep_ms, sleep_us, wait_readable};
+use crate::sys::{self, Launcher, Started, now_ns, sleep_ms, sleep_ns, sleep_us, wait_readable};
 
 /// How much of everything to do.
 #[derive(Clone, Debug)]
@@ -771,6 +771,11 @@ pub fn escalation(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
             let t0 = now_ns();
             let deadline = t0 + 1_000_000_000;
             sys::kill(s.pid, libc::SIGTERM);
+            // The harness itself must not be late: on a VM a 1 s sleep ends ~1 ms late and wakes on cold
+            // memory, which would be counted against the init. So it sleeps to 20 ms before the deadline
+            // (the child cannot die before it: it ignores SIGTERM) and waits on the pidfd only from there.
+            let early = deadline.saturating_sub(20_000_000);
+            sleep_ns(early.saturating_sub(now_ns()));
             if !wait_readable(child_fd.as_raw_fd(), 5_000) {
                 kill_rows[i].fail("the child was not killed within 5 s");
                 continue;
@@ -806,7 +811,9 @@ pub fn escalation(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     );
     m_kill.method = format!(
         "`grace-init --timeout 1 -- CHILD` where CHILD ignores SIGTERM: the deadline is kill(init, SIGTERM) + 1 s; \
-         the SIGKILL is dated by the child's pidfd turning readable (it died); {total} rounds. grace-init only \
+         the SIGKILL is dated by the child's pidfd turning readable (it died), which the harness waits for from 20 ms \
+         before the deadline (a 1 s sleep of its own would end late and on cold memory; a kill more than 20 ms early \
+         would show as -20 ms); {total} rounds. grace-init only \
          (the peers have no grace period)."
     );
     m_kill.decimals = 2;

@@ -277,9 +277,9 @@ pub fn verdicts(metrics: &[Metric], inits: &[Init], grace: &str, reference: &str
     }
     v.push(reap);
     v.push(cmp(
-        "escalation: SIGKILL within 10 ms of the deadline".into(),
+        "escalation: SIGKILL within 2 ms of the deadline (issue 10)".into(),
         g("escalation_kill"),
-        Some(10.0),
+        Some(2.0),
         "ms",
         2,
         true,

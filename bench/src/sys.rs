@@ -22,6 +22,10 @@ pub fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }
 
+pub fn sleep_ns(ns: u64) {
+    std::thread::sleep(Duration::from_nanos(ns));
+}
+
 pub fn sleep_us(us: u64) {
     std::thread::sleep(Duration::from_micros(us));
 }
