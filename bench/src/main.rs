@@ -7,6 +7,7 @@
 //! It installs nothing: a peer that is not installed is reported as missing and skipped. It builds grace-init's
 //! static binary with scripts/build-static.sh (or `cargo build` with +crt-static when the script is absent).
 
+mod ktrace;
 mod metrics;
 mod model;
 mod report;

@@ -277,9 +277,17 @@ pub fn verdicts(metrics: &[Metric], inits: &[Init], grace: &str, reference: &str
     }
     v.push(reap);
     v.push(cmp(
-        "escalation: SIGKILL within 2 ms of the deadline (issue 10)".into(),
-        g("escalation_kill"),
+        "escalation: SIGKILL sent within 2 ms of the deadline (issue 10)".into(),
+        g("escalation_sent"),
         Some(2.0),
+        "ms",
+        2,
+        true,
+    ));
+    v.push(cmp(
+        "escalation: child dead within 10 ms of the deadline".into(),
+        g("escalation_kill"),
+        Some(10.0),
         "ms",
         2,
         true,
