@@ -241,28 +241,29 @@ impl Deliverer {
     /// zombie-to-be keeps its id reserved), then, as PID 1, everyone. Then grace-init yields its CPU to the
     /// processes it just killed, which would otherwise wait for it to finish on the CPU they were woken on,
     /// and only then walks /proc: a subreaper to find the descendants outside the group, PID 1 only to count
-    /// (milliseconds, when its pages went cold during the grace period). A killed process stays listed, a
-    /// zombie, until grace-init reaps it, so the walk still finds it; only one reaped at once by its parent
-    /// (outside the namespace, or ignoring SIGCHLD) may be gone by then, and is not counted.
+    /// (milliseconds, when its pages went cold during the grace period). A process killed by these kills is a
+    /// zombie by then, or will be, and is counted as reached; one that was dead before is not. Only one reaped
+    /// at once by its parent (outside the namespace, or ignoring SIGCHLD) may be gone, and is not counted.
     pub fn kill_all(&self, child_alive: bool) -> Reach {
         if child_alive {
             self.send(-self.child, libc::SIGKILL);
         }
+        let reached = |p: &&Proc| {
+            !p.kernel && p.pid != self.me && p.pid != self.child && (!p.zombie || p.killed)
+        };
         if self.is_pid1() {
             self.send(-1, libc::SIGKILL);
             sys::yield_cpu();
-            // A zombie was sent the SIGKILL too: every process found counts.
-            let sent = |p: &&Proc| !p.kernel && p.pid != self.me && p.pid != self.child;
             return match procs::scan().filter(|_| self.proc_usable) {
-                Some(table) => Reach::Counted(table.iter().filter(sent).count()),
+                Some(table) => Reach::Counted(table.iter().filter(reached).count()),
                 None => Reach::Everyone,
             };
         }
         if child_alive {
             // It may have left its group with setsid; its pid is its own until it is reaped.
             self.send(self.child, libc::SIGKILL);
+            sys::yield_cpu();
         }
-        sys::yield_cpu();
         let Some(table) = procs::scan().filter(|_| self.proc_usable) else {
             return if child_alive {
                 Reach::Group(self.child)
@@ -273,10 +274,15 @@ impl Deliverer {
         let in_killed_group = |p: &Proc| child_alive && p.pgrp == self.child;
         let count = procs::descendants(&table, self.me)
             .iter()
-            .filter(|p| !p.kernel && p.pid != self.me && p.pid != self.child)
+            .filter(reached)
             .filter(|p| {
-                // The group's kill reached its members, dead by now or not; anyone else is signalled here.
-                in_killed_group(p) || (!p.zombie && self.signal_found(p, &[libc::SIGKILL]))
+                if p.zombie {
+                    // Died of a SIGKILL: the group's, if it was in the group.
+                    in_killed_group(p)
+                } else {
+                    // Alive: signalled by itself too, in case it joined the group after the group's kill.
+                    self.signal_found(p, &[libc::SIGKILL]) || in_killed_group(p)
+                }
             })
             .count();
         Reach::Counted(count)

@@ -19,8 +19,11 @@ pub struct Proc {
     pub pgrp: i32,
     /// Start time in clock ticks since boot: with the pid, it names one process for good.
     pub start: u64,
-    /// Exited, not yet reaped: it runs nothing and cannot be signalled.
+    /// Exited, not yet reaped: it runs nothing and cannot be signalled. Not a process whose main thread
+    /// exited while other threads run: /proc shows it as `Z` too, yet it lives and must be signalled.
     pub zombie: bool,
+    /// A zombie that died of SIGKILL (so the count of an escalation can tell it from one that was dead before).
+    pub killed: bool,
     /// A kernel thread: never grace-init's to signal or wait for.
     pub kernel: bool,
 }
@@ -36,14 +39,19 @@ impl Proc {
         let pgrp: i32 = fields.next()?.parse().ok()?;
         // session, tty_nr, tpgid, then flags.
         let flags: u64 = fields.nth(3)?.parse().ok()?;
-        // minflt .. starttime: starttime is the 13th field after flags.
-        let start: u64 = fields.nth(12)?.parse().ok()?;
+        // minflt .. num_threads: num_threads is the 11th field after flags, starttime the 2nd after that.
+        let threads: u64 = fields.nth(10)?.parse().ok()?;
+        let start: u64 = fields.nth(1)?.parse().ok()?;
+        // exit_code, the 52nd field (Linux 3.5+; 0 when we may not see it): the wait status of a zombie.
+        let exit_code: i32 = fields.nth(29).and_then(|f| f.parse().ok()).unwrap_or(0);
+        let zombie = matches!(state, "Z" | "X") && threads <= 1;
         Some(Proc {
             pid,
             ppid,
             pgrp,
             start,
-            zombie: matches!(state, "Z" | "X"),
+            zombie,
+            killed: zombie && exit_code & 0x7f == libc::SIGKILL,
             kernel: flags & PF_KTHREAD != 0,
         })
     }
@@ -100,8 +108,41 @@ mod tests {
         assert_eq!((p.ppid, p.pgrp, p.start), (7, 42, 123456));
         assert!(p.counts());
         let zombie = "43 (x) Z 1 43 43 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
-        assert!(!Proc::parse(43, zombie).expect("parsed").counts());
+        let dead = Proc::parse(43, zombie).expect("parsed");
+        assert!(!dead.counts() && !dead.killed);
         assert_eq!(Proc::parse(1, "garbage"), None);
+    }
+
+    /// A whole stat line of a zombie leader: 52 fields, `threads` at 20 and `exit_code` at 52.
+    fn zombie_line(threads: u32, exit_code: i32) -> String {
+        let mut fields = vec!["0".to_string(); 52];
+        fields[0] = "50".into();
+        fields[1] = "(app)".into();
+        fields[2] = "Z".into();
+        fields[3] = "1".into();
+        fields[4] = "50".into();
+        fields[19] = threads.to_string();
+        fields[21] = "777".into();
+        fields[51] = exit_code.to_string();
+        fields.join(" ")
+    }
+
+    #[test]
+    fn a_leader_whose_threads_live_on_is_no_zombie_and_a_zombie_knows_it_was_killed() {
+        // Main thread gone (pthread_exit), another running: /proc says Z, but it lives.
+        let living = Proc::parse(50, &zombie_line(2, 0)).expect("parsed");
+        assert!(
+            living.counts() && !living.zombie && !living.killed,
+            "{living:?}"
+        );
+        assert_eq!(living.start, 777);
+        let killed = Proc::parse(50, &zombie_line(1, libc::SIGKILL)).expect("parsed");
+        assert!(killed.zombie && killed.killed, "{killed:?}");
+        // Exited 0 (status 0), or killed by SIGTERM with a core dump flag: dead, but not by a SIGKILL.
+        for status in [0, 3 << 8, libc::SIGTERM | 0x80] {
+            let dead = Proc::parse(50, &zombie_line(1, status)).expect("parsed");
+            assert!(dead.zombie && !dead.killed, "{status}: {dead:?}");
+        }
     }
 
     #[test]
@@ -123,6 +164,7 @@ mod tests {
             pgrp: pid,
             start: 0,
             zombie: false,
+            killed: false,
             kernel: false,
         };
         let table = [p(1, 0), p(5, 1), p(6, 5), p(7, 6), p(9, 8)];

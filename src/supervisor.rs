@@ -367,7 +367,7 @@ impl Supervisor {
     }
 
     /// Turns one event at time `now` into the actions to perform, in order, appended to `out.actions`, and
-    /// what is to be said about it, appended to `out` (see `Output::lines`). The shell acts first and writes the lines after.
+    /// what is to be said about it, appended to `out` (see `Output::notes`). The shell acts first and writes the lines after.
     pub fn step(&mut self, event: Event, now: Instant, out: &mut Output) {
         if self.done {
             return;

@@ -537,3 +537,70 @@ fn with_an_infinite_timeout_a_hanging_pre_stop_is_cut_off_at_15s_as_pid1() {
 fn with_an_infinite_timeout_a_hanging_pre_stop_is_cut_off_at_15s_as_subreaper() {
     hanging_pre_stop_is_cut_off(Mode::Subreaper);
 }
+
+// ---- Found in review of issue 10's escalation (kill first, count after) ----
+
+#[test]
+fn a_leftover_whose_main_thread_exited_is_still_told_to_stop() {
+    // A leftover whose main thread has exited while another thread runs (a C program whose main() ends in
+    // pthread_exit) shows state Z in /proc. Main: taken for a zombie, it is never sent SIGTERM; a subreaper then
+    // waits on it until it ends by itself (the fixture gives up after 120 s; bound 8 s here), and PID 1 SIGKILLs
+    // it at the 5 s deadline. Now it is told SIGTERM like any leftover, and exits 0 on it.
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "5",
+                "--",
+                &reporter,
+                "--grandchild",
+                "--tag leftover --main-thread-exits --exit-on TERM=0",
+                "--exit-now",
+                "0",
+            ],
+        );
+        run.expect_stdout("leftover ready", secs(10.0));
+        let _strays = strays(&run);
+        run.expect_stdout("leftover got SIGTERM", secs(3.0));
+        let done = run.wait(secs(8.0));
+        let text = done.stderr_text();
+        assert_eq!(done.code, Some(0), "{mode:?}: {text}");
+        assert_eq!(leftover_counts(&text), Some((1, 0)), "{mode:?}: {text}");
+    }
+}
+
+#[test]
+fn an_escalation_counts_only_the_processes_its_sigkill_reached() {
+    // The app ignores SIGTERM and never reaps a child that exited at once: a zombie in the app's group, dead
+    // long before the deadline. At the deadline the app is SIGKILLed; the zombie got nothing it could feel.
+    // Today's main (the count taken after the kill) says "1 SIGKILLed"; the count must stay 0, as it was.
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "1",
+                "--",
+                &reporter,
+                "--ignore",
+                "TERM",
+                "--grandchild",
+                "--tag grandchild --exit-now 0",
+            ],
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        let _strays = strays(&run);
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(5.0));
+        let text = done.stderr_text();
+        assert_eq!(done.code, Some(137), "{mode:?}: {text}");
+        assert!(
+            text.contains("escalated: SIGKILL to 0 processes"),
+            "{mode:?}: {text}"
+        );
+        assert_eq!(leftover_counts(&text), Some((0, 0)), "{mode:?}: {text}");
+    }
+}
