@@ -35,6 +35,8 @@ pub struct Deliverer {
     blanket_sent: Cell<bool>,
     /// Without /proc, as a subreaper: the group got SIGTERM while the child's zombie still reserved its id.
     group_told: Cell<bool>,
+    /// Whether /proc shows every zombie's exit code (CAP_SYS_PTRACE), so a killed one can be told apart.
+    sees_exit_codes: bool,
 }
 
 impl Deliverer {
@@ -59,6 +61,7 @@ impl Deliverer {
             told: RefCell::new(HashSet::new()),
             blanket_sent: Cell::new(false),
             group_told: Cell::new(false),
+            sees_exit_codes: proc_usable && procs::sees_every_exit_code(),
         }
     }
 
@@ -241,15 +244,20 @@ impl Deliverer {
     /// zombie-to-be keeps its id reserved), then, as PID 1, everyone. Then grace-init yields its CPU to the
     /// processes it just killed, which would otherwise wait for it to finish on the CPU they were woken on,
     /// and only then walks /proc: a subreaper to find the descendants outside the group, PID 1 only to count
-    /// (milliseconds, when its pages went cold during the grace period). A process killed by these kills is a
-    /// zombie by then, or will be, and is counted as reached; one that was dead before is not. Only one reaped
-    /// at once by its parent (outside the namespace, or ignoring SIGCHLD) may be gone, and is not counted.
+    /// (milliseconds, when its pages went cold during the grace period). A process these kills reached is a
+    /// zombie by then, or soon, and still listed (grace-init reaps it later). So the count is approximate: a
+    /// zombie counts when its exit code says SIGKILL, or when /proc hides the code (another user's process,
+    /// without CAP_SYS_PTRACE); one that exited before does not. One reaped at once by its parent (outside the
+    /// namespace, or ignoring SIGCHLD) is gone and not counted.
     pub fn kill_all(&self, child_alive: bool) -> Reach {
         if child_alive {
             self.send(-self.child, libc::SIGKILL);
         }
         let reached = |p: &&Proc| {
-            !p.kernel && p.pid != self.me && p.pid != self.child && (!p.zombie || p.killed)
+            !p.kernel
+                && p.pid != self.me
+                && p.pid != self.child
+                && (!p.zombie || p.killed || self.exit_code_hidden(p.pid))
         };
         if self.is_pid1() {
             self.send(-1, libc::SIGKILL);
@@ -286,6 +294,15 @@ impl Deliverer {
             })
             .count();
         Reach::Counted(count)
+    }
+
+    /// Whether /proc shows grace-init a 0 for `pid`'s exit code whatever it was (see `procs::exit_code_visible`).
+    fn exit_code_hidden(&self, pid: i32) -> bool {
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        !self.sees_exit_codes && !procs::exit_code_visible(pid, uid, gid)
     }
 
     /// SIGKILL to the pre-stop command's process group (it is not reaped yet, so the id is its own).

@@ -22,7 +22,9 @@ pub struct Proc {
     /// Exited, not yet reaped: it runs nothing and cannot be signalled. Not a process whose main thread
     /// exited while other threads run: /proc shows it as `Z` too, yet it lives and must be signalled.
     pub zombie: bool,
-    /// A zombie that died of SIGKILL (so the count of an escalation can tell it from one that was dead before).
+    /// A zombie whose `exit_code` says it died of SIGKILL, so the count of an escalation can tell it from one
+    /// that was dead before. False too where /proc hides the field (see `exit_code_visible`), and on kernels
+    /// before 6.15 for a leader whose other threads outlived it.
     pub killed: bool,
     /// A kernel thread: never grace-init's to signal or wait for.
     pub kernel: bool,
@@ -66,6 +68,39 @@ impl Proc {
     pub fn counts(&self) -> bool {
         !self.zombie && !self.kernel
     }
+}
+
+/// The capability that lets /proc show any process's private fields (`exit_code` among them).
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Whether /proc shows this process every other process's `exit_code`: it has CAP_SYS_PTRACE. Docker's and
+/// containerd's default capability sets leave it out.
+pub fn sees_every_exit_code() -> bool {
+    status_line("self", "CapEff:")
+        .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_PTRACE) != 0)
+}
+
+/// Whether /proc shows `pid`'s `exit_code` to a process with user `uid` and group `gid` and no CAP_SYS_PTRACE:
+/// only when that process's real, effective, saved and filesystem ids are all these (the kernel's
+/// ptrace-read check; a zombie has no memory left whose dumpability could matter). Otherwise the field reads 0.
+pub fn exit_code_visible(pid: i32, uid: u32, gid: u32) -> bool {
+    let all = |key: &str, id: u32| {
+        status_line(&pid.to_string(), key).is_some_and(|ids| {
+            ids.split_whitespace()
+                .all(|n| n.parse::<u32>().is_ok_and(|n| n == id))
+        })
+    };
+    all("Uid:", uid) && all("Gid:", gid)
+}
+
+/// The rest of the line starting with `key` in /proc/<pid>/status.
+fn status_line(pid: &str, key: &str) -> Option<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::to_string)
 }
 
 /// Every process /proc lists, read in one pass; `None` when /proc cannot be read.

@@ -15,8 +15,15 @@ struct Stray(Vec<i32>);
 impl Drop for Stray {
     fn drop(&mut self) {
         for pid in &self.0 {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains("reporter.py") {
+            // Any thread's command line: a process whose main thread has exited shows an empty one.
+            let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten();
+            let is_reporter = threads.flatten().any(|t| {
+                let cmdline = std::fs::read(t.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmdline).contains("reporter.py")
+            });
+            if is_reporter {
                 send_signal(*pid, libc::SIGKILL);
             }
         }
@@ -602,5 +609,31 @@ fn an_escalation_counts_only_the_processes_its_sigkill_reached() {
             "{mode:?}: {text}"
         );
         assert_eq!(leftover_counts(&text), Some((0, 0)), "{mode:?}: {text}");
+    }
+}
+
+#[test]
+fn without_cap_sys_ptrace_the_processes_of_an_app_run_as_another_user_are_counted_when_killed() {
+    // grace-init as root without CAP_SYS_PTRACE (Docker's default capability set), the app as nobody: /proc shows
+    // grace-init 0 for the exit code of the app's processes, so their zombies cannot show they died of SIGKILL.
+    // Today's main took them for processes dead before the deadline: "SIGKILL to 0 processes". All 3 must count.
+    let launch = Launch::prefixed(&["setpriv", "--bounding-set", "-sys_ptrace", "--"]);
+    let app = "trap '' TERM; for i in 1 2 3; do sleep 1000 & done; echo started; wait";
+    for mode in modes() {
+        let mut run = Run::launch(
+            mode,
+            &launch,
+            &["--user", "nobody", "-t", "0.5", "--", "sh", "-c", app],
+        );
+        run.expect_stdout("started", secs(10.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(5.0));
+        let text = done.stderr_text();
+        assert_eq!(done.code, Some(137), "{mode:?}: {text}");
+        assert!(
+            text.contains("escalated: SIGKILL to 3 processes"),
+            "{mode:?}: {text}"
+        );
+        assert_eq!(leftover_counts(&text), Some((0, 3)), "{mode:?}: {text}");
     }
 }
