@@ -40,7 +40,7 @@ Options:
   --traces DIR         keep strace's output of every traced session in DIR (INIT.ROUND.strace, with the
                        window boundaries in INIT.ROUND.window)
   --scale F            multiply every round count by F (e.g. 3 for tighter medians on a noisy machine)
-  --only LIST          only these groups: size,startup,supervise,idle,reap,signals,escalation,
+  --only LIST          only these groups: size,startup,supervise,busy,idle,reap,signals,escalation,
                        syscalls
   --inits LIST         only these inits (names as in the table)
   --reference NAME     the init the ratios are taken against [default: tini-static]
@@ -651,6 +651,13 @@ fn run_in(
     if wants("supervise") {
         say("memory, forwarding and shutdown (one supervision session per init per round)");
         show(metrics::supervise(&mut ctx, &inits), &mut results);
+    }
+    if wants("busy") {
+        say(&format!(
+            "shutdown on a busy host: {} idle processes outside the namespaces",
+            ctx.plan.busy_processes
+        ));
+        show(vec![metrics::busy_shutdown(&mut ctx, &inits)], &mut results);
     }
     if wants("idle") {
         say(&format!(

@@ -10,7 +10,9 @@ use std::process::Command;
 use crate::ktrace::SigkillTrace;
 use crate::model::{Init, Metric, Row};
 use crate::stats::Rng;
-use crate::sys::{self, Launcher, Started, now_ns, sleep_ms, sleep_ns, sleep_us, wait_readable};
+use crate::sys::{
+    self, IdleCrowd, Launcher, Started, now_ns, sleep_ms, sleep_ns, sleep_us, wait_readable,
+};
 
 /// How much of everything to do.
 #[derive(Clone, Debug)]
@@ -33,6 +35,9 @@ pub struct Plan {
     /// Issue 10's system-call counts: traced sessions per init, and SIGUSR1 forwarded in each.
     pub syscall_rounds: usize,
     pub syscall_signals: usize,
+    /// Shutdown on a busy host: sessions per init, and the idle processes outside the namespaces.
+    pub busy_rounds: usize,
+    pub busy_processes: usize,
 }
 
 impl Plan {
@@ -55,6 +60,8 @@ impl Plan {
             soak_mixed_signals: 50_000,
             syscall_rounds: 10,
             syscall_signals: 100,
+            busy_rounds: 30,
+            busy_processes: 2_000,
         }
     }
 
@@ -72,6 +79,7 @@ impl Plan {
             soak_orphan_batches: 20,
             soak_mixed_signals: 50_000,
             syscall_rounds: 3,
+            busy_rounds: 5,
             ..Plan::full()
         }
     }
@@ -88,6 +96,7 @@ impl Plan {
         self.signal_storm_rounds = sc(self.signal_storm_rounds);
         self.escalation_rounds = sc(self.escalation_rounds);
         self.syscall_rounds = sc(self.syscall_rounds);
+        self.busy_rounds = sc(self.busy_rounds);
         self
     }
 }
@@ -371,6 +380,70 @@ pub fn supervise(ctx: &mut Ctx, inits: &[Init]) -> Vec<Metric> {
     m_stop.chart = Some("shutdown");
     m_stop.rows = stop;
     vec![m_hwm, m_pss, m_stop, m_fwd]
+}
+
+/// How long an init sits idle before the SIGTERM of metric 5b: long enough for the host to let its memory,
+/// and the other processes' kernel structures it may touch, go cold, as in a container stopped after a quiet
+/// spell.
+const BUSY_IDLE_MS: u64 = 100;
+
+/// 5b: shutdown as in 5, with `busy_processes` idle processes on the host outside the init's namespace, and
+/// after the init sat idle for `BUSY_IDLE_MS`. The kernel's kill(-1, …) walks every process of the host,
+/// whatever the caller's namespace: an init that uses it on the way out pays for the whole node.
+pub fn busy_shutdown(ctx: &mut Ctx, inits: &[Init]) -> Metric {
+    let mut stop = rows(inits);
+    let crowd = match IdleCrowd::start(ctx.plan.busy_processes) {
+        Ok(c) => c,
+        Err(e) => {
+            for r in &mut stop {
+                r.fail(format!("cannot start the idle processes: {e}"));
+            }
+            let mut m = Metric::new(
+                "shutdown_busy",
+                "5b",
+                "shutdown latency on a busy host",
+                "µs",
+            );
+            m.rows = stop;
+            return m;
+        }
+    };
+    let total = ctx.plan.busy_rounds;
+    for round in 0..total {
+        for i in ctx.rng.order(inits.len()) {
+            let mut s = match ctx.start_ready(&inits[i], &["wait", "reply"]) {
+                Ok(s) => s,
+                Err(e) => {
+                    stop[i].fail(e);
+                    continue;
+                }
+            };
+            sleep_ms(BUSY_IDLE_MS);
+            let t0 = now_ns();
+            sys::kill(s.pid, libc::SIGTERM);
+            match s.wait_exit(5_000) {
+                Some((t1, _)) => stop[i].samples.push(t1.saturating_sub(t0) as f64 / 1_000.0),
+                None => stop[i].fail("still running 5 s after SIGTERM"),
+            }
+            s.kill_and_reap();
+        }
+        progress("busy host", round + 1, total);
+    }
+    let mut m = Metric::new(
+        "shutdown_busy",
+        "5b",
+        "shutdown latency on a busy host, after 100 ms idle",
+        "µs",
+    );
+    m.method = format!(
+        "As 5 (kill(init, SIGTERM) → the init's pidfd reports it exited; the child exits 0 as soon as it reads \
+         SIGTERM), with {} idle processes of the harness's own on the host, outside the init's namespace, and \
+         the SIGTERM sent {BUSY_IDLE_MS} ms after the child reported ready; {total} sessions.",
+        crowd.len()
+    );
+    m.chart = Some("shutdown, busy host");
+    m.rows = stop;
+    m
 }
 
 /// 4. Idle wake-ups: all inits side by side, each with a sleeping child; context switches over the window.

@@ -241,6 +241,23 @@ pub fn verdicts(metrics: &[Metric], inits: &[Init], grace: &str, reference: &str
     v.push(with_ci(
         shutdown, metrics, "shutdown", grace, reference, 1, &mut rng,
     ));
+    let busy = cmp(
+        format!("shutdown on a busy host ≤ {reference}"),
+        g("shutdown_busy"),
+        r("shutdown_busy"),
+        "µs",
+        1,
+        true,
+    );
+    v.push(with_ci(
+        busy,
+        metrics,
+        "shutdown_busy",
+        grace,
+        reference,
+        1,
+        &mut rng,
+    ));
     let forward = cmp(
         format!("forwarding ≤ {reference}"),
         g("forward"),

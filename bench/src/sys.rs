@@ -35,6 +35,77 @@ pub fn kill(pid: i32, signal: i32) -> bool {
     unsafe { libc::kill(pid, signal) == 0 }
 }
 
+/// Idle processes outside every init's namespace: a busy host in miniature (a node running other containers).
+/// They are the children of one leader process of the harness's, not of the harness, which would otherwise have
+/// thousands of children to look through whenever it waits for an init. Each only waits in pause() until
+/// `Drop` SIGKILLs it by pid; the leader reaps them and then exits, and the harness reaps the leader.
+pub struct IdleCrowd {
+    leader: i32,
+    pids: Vec<i32>,
+}
+
+impl IdleCrowd {
+    /// Starts `n` idle processes (fewer if fork fails: `len` says how many).
+    pub fn start(n: usize) -> io::Result<IdleCrowd> {
+        let (read_end, write_end) = pipe()?;
+        // SAFETY: between fork and _exit the leader and its children call only async-signal-safe functions
+        // (fork, prctl, write, close, pause, waitpid, _exit) on memory that is theirs.
+        let leader = unsafe { libc::fork() };
+        if leader < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if leader == 0 {
+            unsafe {
+                // If the harness dies, so does the crowd: the leader, then (through it) every member.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::close(read_end.as_raw_fd());
+                for _ in 0..n {
+                    match libc::fork() {
+                        0 => {
+                            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                            // Or the harness would wait for the end of the pipe as long as this one lives.
+                            libc::close(write_end.as_raw_fd());
+                            loop {
+                                libc::pause();
+                            }
+                        }
+                        pid if pid > 0 => {
+                            let bytes = pid.to_ne_bytes();
+                            libc::write(write_end.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                        }
+                        _ => break,
+                    }
+                }
+                libc::close(write_end.as_raw_fd());
+                while libc::waitpid(-1, std::ptr::null_mut(), 0) > 0 {}
+                libc::_exit(0);
+            }
+        }
+        drop(write_end);
+        let mut pids = Vec::with_capacity(n);
+        let mut file = fs::File::from(read_end);
+        let mut bytes = [0u8; 4];
+        while io::Read::read_exact(&mut file, &mut bytes).is_ok() {
+            pids.push(i32::from_ne_bytes(bytes));
+        }
+        Ok(IdleCrowd { leader, pids })
+    }
+
+    pub fn len(&self) -> usize {
+        self.pids.len()
+    }
+}
+
+impl Drop for IdleCrowd {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            kill(pid, libc::SIGKILL);
+        }
+        // SAFETY: waits for the leader, our child, which exits once its children are reaped.
+        unsafe { libc::waitpid(self.leader, std::ptr::null_mut(), 0) };
+    }
+}
+
 /// One page shared with every child, where the child writes the time just before it calls execve.
 pub struct SharedClock {
     ptr: *mut u64,
