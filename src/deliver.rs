@@ -16,7 +16,7 @@ use std::fs;
 
 use nix::errno::Errno;
 
-use crate::procs::{self, Proc};
+use crate::procs::{self, PidDir, Proc};
 use crate::signals::name;
 use crate::supervisor::{Reach, Target};
 use crate::sys::{self, Sent};
@@ -37,6 +37,8 @@ pub struct Deliverer {
     group_told: Cell<bool>,
     /// Whether /proc shows every zombie's exit code (CAP_SYS_PTRACE), so a killed one can be told apart.
     sees_exit_codes: bool,
+    /// As PID 1 with /proc: the namespace's process list, open for the question asked at exit.
+    pid_dir: Option<PidDir>,
 }
 
 impl Deliverer {
@@ -62,6 +64,7 @@ impl Deliverer {
             blanket_sent: Cell::new(false),
             group_told: Cell::new(false),
             sees_exit_codes: proc_usable && procs::sees_every_exit_code(),
+            pid_dir: (proc_usable && me == 1).then(PidDir::open).flatten(),
         }
     }
 
@@ -228,9 +231,9 @@ impl Deliverer {
         if !self.is_pid1() || !self.proc_usable {
             return false;
         }
-        // kill(-1, 0) asks the kernel in one call whether any other process exists: the common case at exit
-        // is "none" (ESRCH), and then /proc need not be read at all.
-        if sys::kill(-1, 0) == Err(Errno::ESRCH) {
+        // The common case at exit is "none", told by one read of the namespace's process list; kill(-1, 0)
+        // would tell it too, but only after a walk of every process on the host (see `PidDir`).
+        if self.pid_dir.as_ref().and_then(PidDir::others_than_pid1) == Some(false) {
             return false;
         }
         // A stranger's zombie is its (outside) parent's to reap; a kernel thread is never ours.

@@ -4,8 +4,13 @@
 //! while children exit). Kernel threads (a root PID namespace's, when grace-init is a VM's init) are never
 //! counted. This module only looks; `deliver` signals.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::fs;
+use std::fs::{self, File};
+use std::io::{Seek, SeekFrom};
+use std::os::fd::AsFd;
+
+use crate::sys;
 
 /// The kernel marks its own threads with this flag in the `flags` field of /proc/<pid>/stat.
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -115,6 +120,73 @@ pub fn scan() -> Option<Vec<Proc>> {
     )
 }
 
+/// Where pid 2's entry sits in /proc's directory stream. The kernel lists its own files first, then "self"
+/// and "thread-self" at 256 and 257, then each process at 258 + its pid (`TGID_OFFSET` in fs/proc/base.c,
+/// unchanged since Linux 3.19). Read from here, PID 1 sees only the other processes of its namespace. Were the
+/// layout ever different, the names read still say what they are (see `any_pid_but`).
+const SECOND_PID_POS: u64 = 260;
+
+/// The PID namespace's /proc, kept open from the start so that PID 1 can ask at exit whether any other process
+/// is left, in one `getdents64`. The kernel's answer to `kill(-1, 0)` is the same, but it walks every process
+/// of the host under the task-list lock: on a node running 2,000 processes that took 70 µs, and 1.9 ms once
+/// the host had let its memory go cold, where this read takes 0.6 µs and 7 µs (docs/design.md).
+pub struct PidDir {
+    dir: File,
+    /// Whether the stream stands at `SECOND_PID_POS`: true after opening, false once read.
+    positioned: Cell<bool>,
+}
+
+impl PidDir {
+    /// Opens /proc (close-on-exec) and moves to pid 2's entry; `None` when /proc cannot be read.
+    pub fn open() -> Option<PidDir> {
+        let mut dir = File::open("/proc").ok()?;
+        dir.seek(SeekFrom::Start(SECOND_PID_POS)).ok()?;
+        Some(PidDir {
+            dir,
+            positioned: Cell::new(true),
+        })
+    }
+
+    /// Whether /proc lists a process other than PID 1 (a zombie too): `None` when that cannot be told from
+    /// the first entries (a read error, or a layout other than the one expected), so the caller looks further.
+    pub fn others_than_pid1(&self) -> Option<bool> {
+        if !self.positioned.replace(false) {
+            (&self.dir).seek(SeekFrom::Start(SECOND_PID_POS)).ok()?;
+        }
+        let mut buf = [0u8; 512];
+        let n = sys::read_dir_entries(self.dir.as_fd(), &mut buf).ok()?;
+        any_pid_but(buf.get(..n)?, 1)
+    }
+}
+
+/// Whether the entries in `buf` (a getdents64 result) name a process other than `me`: `Some(false)` when
+/// there are none at all (the end of the directory), `None` when they name only other things.
+fn any_pid_but(buf: &[u8], me: i32) -> Option<bool> {
+    if buf.is_empty() {
+        return Some(false);
+    }
+    let me = me.to_string();
+    entry_names(buf)
+        .any(|name| {
+            !name.is_empty() && name.iter().all(u8::is_ascii_digit) && name != me.as_bytes()
+        })
+        .then_some(true)
+}
+
+/// The names in a buffer of `struct linux_dirent64`: inode (8 bytes), offset (8), record length (2), type
+/// (1), then the NUL-terminated name, padded to the record length. Stops at a malformed record.
+fn entry_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    const NAME_AT: usize = 19;
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        let len = usize::from(u16::from_ne_bytes([*rest.get(16)?, *rest.get(17)?]));
+        let (record, after) = rest.split_at_checked(len).filter(|_| len > NAME_AT)?;
+        rest = after;
+        let padded = record.get(NAME_AT..)?;
+        padded.split(|&b| b == 0).next()
+    })
+}
+
 /// The processes below `root` in `table` (not `root` itself), found through their parent fields.
 pub fn descendants(table: &[Proc], root: i32) -> Vec<Proc> {
     let mut by_parent: HashMap<i32, Vec<Proc>> = HashMap::new();
@@ -206,5 +278,47 @@ mod tests {
         let mut found: Vec<i32> = descendants(&table, 1).iter().map(|p| p.pid).collect();
         found.sort();
         assert_eq!(found, vec![5, 6, 7]);
+    }
+
+    /// One `struct linux_dirent64` record for `name`, padded to 8 bytes as the kernel does.
+    fn record(name: &str) -> Vec<u8> {
+        let len = (19 + name.len() + 1).next_multiple_of(8);
+        let mut r = vec![0u8; len];
+        r[16..18].copy_from_slice(&u16::try_from(len).unwrap().to_ne_bytes());
+        r[18] = 4;
+        r[19..19 + name.len()].copy_from_slice(name.as_bytes());
+        r
+    }
+
+    #[test]
+    fn directory_records_give_their_names_and_a_pid_other_than_pid1_is_told_apart() {
+        let buf: Vec<u8> = ["self", "thread-self", "1", "12345"]
+            .iter()
+            .flat_map(|n| record(n))
+            .collect();
+        let names: Vec<&[u8]> = entry_names(&buf).collect();
+        assert_eq!(names, [&b"self"[..], b"thread-self", b"1", b"12345"]);
+        assert_eq!(any_pid_but(&buf, 1), Some(true));
+        // The end of the directory: nobody else.
+        assert_eq!(any_pid_but(&[], 1), Some(false));
+        // Entries that are not other processes: the layout is not the one expected, so it cannot be told.
+        let odd: Vec<u8> = ["self", "1"].iter().flat_map(|n| record(n)).collect();
+        assert_eq!(any_pid_but(&odd, 1), None);
+        // A truncated or malformed record ends the list instead of being read past.
+        let mut cut = record("77");
+        cut.truncate(10);
+        assert_eq!(entry_names(&cut).count(), 0);
+        let mut zero = record("77");
+        zero[16..18].copy_from_slice(&0u16.to_ne_bytes());
+        assert_eq!(any_pid_but(&zero, 1), None);
+    }
+
+    #[test]
+    fn the_real_proc_lists_processes_from_pid_2_on_and_can_be_asked_again() {
+        // This test runs among the machine's other processes: some has a pid of 2 or more, and the first
+        // entries read from `SECOND_PID_POS` are pids, so the answer is a plain yes, each time it is asked.
+        let dir = PidDir::open().expect("/proc opens");
+        assert_eq!(dir.others_than_pid1(), Some(true));
+        assert_eq!(dir.others_than_pid1(), Some(true));
     }
 }

@@ -3,7 +3,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
@@ -238,6 +238,21 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `getdents64(2)`: reads the next entries of directory `dir` (`struct linux_dirent64`, see
+/// `procs::entry_names`) into `buf`; 0 at the end of the directory.
+pub fn read_dir_entries(dir: BorrowedFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which is ours and writable.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            dir.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    usize::try_from(n).map_err(|_| Errno::last())
 }
 
 /// `pidfd_send_signal(2)`: signals the process behind `pidfd`, or fails with ESRCH if it is gone.

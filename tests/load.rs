@@ -233,9 +233,10 @@ fn ten_thousand_orphans_appearing_during_the_leftover_wait_are_reaped_in_linear_
     let script = r#"
 import os, signal, sys, time
 child = os.getpid()
+# Ignored before the fork, so the spawner ignores the leftover SIGTERM even if it comes before it first runs.
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 if os.fork() == 0:
     os.setsid()
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while os.getppid() == child:
         time.sleep(0.001)
     began = time.monotonic()
