@@ -64,7 +64,7 @@ impl Deliverer {
             blanket_sent: Cell::new(false),
             group_told: Cell::new(false),
             sees_exit_codes: proc_usable && procs::sees_every_exit_code(),
-            pid_dir: (proc_usable && me == 1).then(PidDir::open).flatten(),
+            pid_dir: (proc_usable && me == 1).then(open_pid_dir).flatten(),
         }
     }
 
@@ -231,10 +231,14 @@ impl Deliverer {
         if !self.is_pid1() || !self.proc_usable {
             return false;
         }
-        // The common case at exit is "none", told by one read of the namespace's process list; kill(-1, 0)
-        // would tell it too, but only after a walk of every process on the host (see `PidDir`).
-        if self.pid_dir.as_ref().and_then(PidDir::others_than_pid1) == Some(false) {
-            return false;
+        // The common case at exit is "none", told by one read of the namespace's process list. kill(-1, 0)
+        // tells it too, but only after a walk of every process on the host (see `PidDir`): it is the fallback
+        // for when that read cannot tell.
+        match self.pid_dir.as_ref().and_then(PidDir::others_than_pid1) {
+            Some(false) => return false,
+            Some(true) => {}
+            None if sys::kill(-1, 0) == Err(Errno::ESRCH) => return false,
+            None => {}
         }
         // A stranger's zombie is its (outside) parent's to reap; a kernel thread is never ours.
         procs::scan().is_some_and(|t| t.iter().any(|p| p.pid != self.me && p.counts()))
@@ -351,6 +355,17 @@ fn send_each(signals: &[i32], mut send: impl FnMut(i32) -> bool) -> bool {
         first.get_or_insert(sent);
     }
     first.unwrap_or(false)
+}
+
+/// Opens the namespace's process list for `others_in_namespace`; without it, kill(-1, 0) answers instead.
+fn open_pid_dir() -> Option<PidDir> {
+    let dir = PidDir::open();
+    if dir.is_none() {
+        log::debug!(
+            "cannot open /proc: at exit, kill(-1, 0) tells whether other processes are left"
+        );
+    }
+    dir
 }
 
 /// Logs the outcome of one signal: ESRCH is normal (debug), anything else a warning. Returns whether it went.

@@ -120,11 +120,16 @@ pub fn scan() -> Option<Vec<Proc>> {
     )
 }
 
-/// Where pid 2's entry sits in /proc's directory stream. The kernel lists its own files first, then "self"
-/// and "thread-self" at 256 and 257, then each process at 258 + its pid (`TGID_OFFSET` in fs/proc/base.c,
-/// unchanged since Linux 3.19). Read from here, PID 1 sees only the other processes of its namespace. Were the
-/// layout ever different, the names read still say what they are (see `any_pid_but`).
-const SECOND_PID_POS: u64 = 260;
+/// Where PID 1's entry sits in /proc's directory stream. The kernel lists its own files first, then "self" and
+/// "thread-self" at 256 and 257, then each process at 258 + its pid (`TGID_OFFSET` in fs/proc/base.c, since
+/// Linux 3.17). Read from here, PID 1 sees itself, then only the other processes of its namespace. Its own
+/// entry is always there (hidepid never hides a process from itself), so a read that does not start with "1"
+/// says the layout is another, and then nothing is concluded from it (see `others_after_pid1`).
+const PID1_POS: u64 = 259;
+
+/// Room for PID 1's entry and the next: a read that returns only "1" and still had this much room left ended
+/// because nothing followed, not because the buffer was full.
+const ENTRIES_BUF: usize = 512;
 
 /// The PID namespace's /proc, kept open from the start so that PID 1 can ask at exit whether any other process
 /// is left, in one `getdents64`. The kernel's answer to `kill(-1, 0)` is the same, but it walks every process
@@ -132,15 +137,15 @@ const SECOND_PID_POS: u64 = 260;
 /// the host had let its memory go cold, where this read takes 0.6 µs and 7 µs (docs/design.md).
 pub struct PidDir {
     dir: File,
-    /// Whether the stream stands at `SECOND_PID_POS`: true after opening, false once read.
+    /// Whether the stream stands at `PID1_POS`: true after opening, false once read.
     positioned: Cell<bool>,
 }
 
 impl PidDir {
-    /// Opens /proc (close-on-exec) and moves to pid 2's entry; `None` when /proc cannot be read.
+    /// Opens /proc (close-on-exec) and moves to PID 1's entry; `None` when /proc cannot be read.
     pub fn open() -> Option<PidDir> {
         let mut dir = File::open("/proc").ok()?;
-        dir.seek(SeekFrom::Start(SECOND_PID_POS)).ok()?;
+        dir.seek(SeekFrom::Start(PID1_POS)).ok()?;
         Some(PidDir {
             dir,
             positioned: Cell::new(true),
@@ -148,29 +153,33 @@ impl PidDir {
     }
 
     /// Whether /proc lists a process other than PID 1 (a zombie too): `None` when that cannot be told from
-    /// the first entries (a read error, or a layout other than the one expected), so the caller looks further.
+    /// the entries read (a read error, or a layout other than the one expected), so the caller looks further.
     pub fn others_than_pid1(&self) -> Option<bool> {
         if !self.positioned.replace(false) {
-            (&self.dir).seek(SeekFrom::Start(SECOND_PID_POS)).ok()?;
+            (&self.dir).seek(SeekFrom::Start(PID1_POS)).ok()?;
         }
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; ENTRIES_BUF];
         let n = sys::read_dir_entries(self.dir.as_fd(), &mut buf).ok()?;
-        any_pid_but(buf.get(..n)?, 1)
+        others_after_pid1(buf.get(..n)?, ENTRIES_BUF)
     }
 }
 
-/// Whether the entries in `buf` (a getdents64 result) name a process other than `me`: `Some(false)` when
-/// there are none at all (the end of the directory), `None` when they name only other things.
-fn any_pid_but(buf: &[u8], me: i32) -> Option<bool> {
-    if buf.is_empty() {
-        return Some(false);
+/// Reads the entries of a getdents64 call into a buffer of `capacity` bytes, made from `PID1_POS`: `Some(true)`
+/// when "1" comes first and another pid follows, `Some(false)` when "1" is all there was, and `None` when the
+/// entries are not laid out as expected (no "1" first, a name that is no pid) or the buffer was too full to
+/// tell that nothing followed.
+fn others_after_pid1(buf: &[u8], capacity: usize) -> Option<bool> {
+    /// The largest record of one pid: 19 bytes of header, 7 digits and a NUL, rounded up to 8 bytes.
+    const PID_RECORD_MAX: usize = 32;
+    let mut names = entry_names(buf);
+    if names.next()? != b"1" {
+        return None;
     }
-    let me = me.to_string();
-    entry_names(buf)
-        .any(|name| {
-            !name.is_empty() && name.iter().all(u8::is_ascii_digit) && name != me.as_bytes()
-        })
-        .then_some(true)
+    match names.next() {
+        Some(name) if !name.is_empty() && name.iter().all(u8::is_ascii_digit) => Some(true),
+        Some(_) => None,
+        None => (buf.len() + PID_RECORD_MAX <= capacity).then_some(false),
+    }
 }
 
 /// The names in a buffer of `struct linux_dirent64`: inode (8 bytes), offset (8), record length (2), type
@@ -291,32 +300,40 @@ mod tests {
     }
 
     #[test]
-    fn directory_records_give_their_names_and_a_pid_other_than_pid1_is_told_apart() {
-        let buf: Vec<u8> = ["self", "thread-self", "1", "12345"]
-            .iter()
-            .flat_map(|n| record(n))
-            .collect();
-        let names: Vec<&[u8]> = entry_names(&buf).collect();
+    fn directory_records_give_their_names_and_only_a_list_starting_at_pid1_is_believed() {
+        let list = |names: &[&str]| -> Vec<u8> { names.iter().flat_map(|n| record(n)).collect() };
+        let names_of = list(&["self", "thread-self", "1", "12345"]);
+        let names: Vec<&[u8]> = entry_names(&names_of).collect();
         assert_eq!(names, [&b"self"[..], b"thread-self", b"1", b"12345"]);
-        assert_eq!(any_pid_but(&buf, 1), Some(true));
-        // The end of the directory: nobody else.
-        assert_eq!(any_pid_but(&[], 1), Some(false));
-        // Entries that are not other processes: the layout is not the one expected, so it cannot be told.
-        let odd: Vec<u8> = ["self", "1"].iter().flat_map(|n| record(n)).collect();
-        assert_eq!(any_pid_but(&odd, 1), None);
+        // PID 1, then someone else: yes. PID 1 alone, with room to spare: no.
+        assert_eq!(others_after_pid1(&list(&["1", "2"]), 512), Some(true));
+        assert_eq!(others_after_pid1(&list(&["1", "4194304"]), 512), Some(true));
+        assert_eq!(others_after_pid1(&list(&["1"]), 512), Some(false));
+        // PID 1 alone, but the buffer was too full to know nothing followed: cannot be told.
+        assert_eq!(others_after_pid1(&list(&["1"]), 40), None);
+        // Any other layout cannot be told: nothing at all (PID 1 always sees itself), a list that does not
+        // start at "1" (an older kernel's offsets, or the kernel's own files), a name that is no pid after it.
+        assert_eq!(others_after_pid1(&[], 512), None);
+        assert_eq!(others_after_pid1(&list(&["2", "3"]), 512), None);
+        assert_eq!(others_after_pid1(&list(&["self", "1"]), 512), None);
+        assert_eq!(others_after_pid1(&list(&["1", "self"]), 512), None);
         // A truncated or malformed record ends the list instead of being read past.
         let mut cut = record("77");
         cut.truncate(10);
         assert_eq!(entry_names(&cut).count(), 0);
-        let mut zero = record("77");
+        let mut zero = list(&["1"]);
         zero[16..18].copy_from_slice(&0u16.to_ne_bytes());
-        assert_eq!(any_pid_but(&zero, 1), None);
+        assert_eq!(others_after_pid1(&zero, 512), None);
+        let mut long = list(&["1"]);
+        long[16..18].copy_from_slice(&4096u16.to_ne_bytes());
+        assert_eq!(others_after_pid1(&long, 512), None);
     }
 
     #[test]
-    fn the_real_proc_lists_processes_from_pid_2_on_and_can_be_asked_again() {
-        // This test runs among the machine's other processes: some has a pid of 2 or more, and the first
-        // entries read from `SECOND_PID_POS` are pids, so the answer is a plain yes, each time it is asked.
+    fn the_real_proc_lists_processes_from_pid_1_on_and_can_be_asked_again() {
+        // This test runs in the machine's root namespace, where pid 1 is the machine's init and other
+        // processes (this one) follow it: the first entries read from `PID1_POS` are "1" and another pid, so
+        // the answer is a plain yes, each time it is asked.
         let dir = PidDir::open().expect("/proc opens");
         assert_eq!(dir.others_than_pid1(), Some(true));
         assert_eq!(dir.others_than_pid1(), Some(true));

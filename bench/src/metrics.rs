@@ -401,7 +401,7 @@ pub fn busy_shutdown(ctx: &mut Ctx, inits: &[Init]) -> Metric {
             let mut m = Metric::new(
                 "shutdown_busy",
                 "5b",
-                "shutdown latency on a busy host",
+                "shutdown latency on a busy host, after 100 ms idle",
                 "µs",
             );
             m.rows = stop;

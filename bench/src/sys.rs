@@ -36,72 +36,122 @@ pub fn kill(pid: i32, signal: i32) -> bool {
 }
 
 /// Idle processes outside every init's namespace: a busy host in miniature (a node running other containers).
-/// They are the children of one leader process of the harness's, not of the harness, which would otherwise have
-/// thousands of children to look through whenever it waits for an init. Each only waits in pause() until
-/// `Drop` SIGKILLs it by pid; the leader reaps them and then exits, and the harness reaps the leader.
+/// They are the children of one leader process, not of the harness, which would otherwise have thousands of
+/// children to look through whenever it waits for an init. Each member closes every descriptor and waits in
+/// pause(). The leader reports how many it started, then waits for the end of a "stop" pipe: `Drop` closes the
+/// harness's end, or the harness dies; the leader then SIGKILLs and reaps its own children (their pids are
+/// theirs until it reaps them) and exits, and the harness reaps the leader. Should the leader die, its members
+/// die with it (PR_SET_PDEATHSIG).
 pub struct IdleCrowd {
     leader: i32,
-    pids: Vec<i32>,
+    started: usize,
+    stop: Option<OwnedFd>,
 }
 
 impl IdleCrowd {
     /// Starts `n` idle processes (fewer if fork fails: `len` says how many).
     pub fn start(n: usize) -> io::Result<IdleCrowd> {
-        let (read_end, write_end) = pipe()?;
-        // SAFETY: between fork and _exit the leader and its children call only async-signal-safe functions
-        // (fork, prctl, write, close, pause, waitpid, _exit) on memory that is theirs.
+        let (report_r, report_w) = pipe()?;
+        let (stop_r, stop_w) = pipe()?;
+        // Allocated before the fork: the leader only writes into it.
+        let mut members: Vec<i32> = Vec::with_capacity(n);
+        // SAFETY: getpid takes no arguments.
+        let harness = unsafe { libc::getpid() };
+        // SAFETY: the harness is single-threaded, and between fork and _exit the leader and its members only
+        // make system calls and write into memory that is theirs (no allocation: `members` has its room).
         let leader = unsafe { libc::fork() };
         if leader < 0 {
             return Err(io::Error::last_os_error());
         }
         if leader == 0 {
             unsafe {
-                // If the harness dies, so does the crowd: the leader, then (through it) every member.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                libc::close(read_end.as_raw_fd());
+                if libc::getppid() != harness {
+                    libc::_exit(1);
+                }
+                let leader = libc::getpid();
+                let (keep_report, keep_stop) = (report_w.as_raw_fd(), stop_r.as_raw_fd());
+                close_all_but(&[keep_report, keep_stop]);
                 for _ in 0..n {
                     match libc::fork() {
                         0 => {
                             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                            // Or the harness would wait for the end of the pipe as long as this one lives.
-                            libc::close(write_end.as_raw_fd());
+                            if libc::getppid() != leader {
+                                libc::_exit(1);
+                            }
+                            close_all_but(&[]);
                             loop {
                                 libc::pause();
                             }
                         }
-                        pid if pid > 0 => {
-                            let bytes = pid.to_ne_bytes();
-                            libc::write(write_end.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
-                        }
+                        pid if pid > 0 => members.push(pid),
                         _ => break,
                     }
                 }
-                libc::close(write_end.as_raw_fd());
+                let count = (members.len() as u32).to_ne_bytes();
+                libc::write(keep_report, count.as_ptr().cast(), count.len());
+                libc::close(keep_report);
+                let mut byte = 0u8;
+                loop {
+                    let got = libc::read(keep_stop, (&raw mut byte).cast(), 1);
+                    if got == 0 || (got < 0 && *libc::__errno_location() != libc::EINTR) {
+                        break;
+                    }
+                }
+                for &pid in &members {
+                    libc::kill(pid, libc::SIGKILL);
+                }
                 while libc::waitpid(-1, std::ptr::null_mut(), 0) > 0 {}
                 libc::_exit(0);
             }
         }
-        drop(write_end);
-        let mut pids = Vec::with_capacity(n);
-        let mut file = fs::File::from(read_end);
-        let mut bytes = [0u8; 4];
-        while io::Read::read_exact(&mut file, &mut bytes).is_ok() {
-            pids.push(i32::from_ne_bytes(bytes));
+        drop(report_w);
+        drop(stop_r);
+        let mut count = [0u8; 4];
+        let started = io::Read::read_exact(&mut fs::File::from(report_r), &mut count)
+            .map_or(0, |()| u32::from_ne_bytes(count) as usize);
+        let crowd = IdleCrowd {
+            leader,
+            started,
+            stop: Some(stop_w),
+        };
+        if started == 0 && n > 0 {
+            return Err(io::Error::other("the leader started no idle process"));
         }
-        Ok(IdleCrowd { leader, pids })
+        Ok(crowd)
     }
 
     pub fn len(&self) -> usize {
-        self.pids.len()
+        self.started
     }
+}
+
+/// Closes every descriptor of the calling process except `keep` (at most two): after a fork without exec,
+/// close-on-exec closes nothing.
+///
+/// # Safety
+/// Only between fork and _exit, in a process whose descriptors no one else uses.
+unsafe fn close_all_but(keep: &[i32]) {
+    let mut keep = [keep.first().copied(), keep.get(1).copied()];
+    keep.sort();
+    let mut from = 0u32;
+    for fd in keep.into_iter().flatten() {
+        let fd = fd as u32;
+        if fd > from {
+            // SAFETY: close_range takes plain integers.
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+        }
+        from = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
 }
 
 impl Drop for IdleCrowd {
     fn drop(&mut self) {
-        for &pid in &self.pids {
-            kill(pid, libc::SIGKILL);
-        }
-        // SAFETY: waits for the leader, our child, which exits once its children are reaped.
+        // The end of the stop pipe: the leader kills and reaps its members, then exits.
+        self.stop.take();
+        // SAFETY: waits for the leader, our child; a null status pointer is allowed.
         unsafe { libc::waitpid(self.leader, std::ptr::null_mut(), 0) };
     }
 }
