@@ -29,8 +29,9 @@ pub enum Sink {
     Private(OwnedFd),
     /// fd 2 is a socket: send with MSG_DONTWAIT.
     Socket,
-    /// fd 2 is a pipe that could not be reopened (no /proc, or another user's pipe): write only what the
-    /// pipe has room for right now, measured with FIONREAD and F_GETPIPE_SZ.
+    /// fd 2 is a pipe that could not be reopened (no /proc, or another user's pipe): each write says "do not
+    /// wait" (RWF_NOWAIT); where the kernel cannot honour that, a write goes out only when FIONREAD and
+    /// F_GETPIPE_SZ prove a slot of the pipe free.
     Measured,
     /// fd 2 is a terminal that could not be reopened: poll for room before each write. A terminal that has
     /// some room but less than a line can still hold the write up; lines are short, and this is the last resort.
@@ -97,12 +98,18 @@ impl Sink {
         match self {
             Sink::Private(fd) => nix::unistd::write(fd, chunk),
             Sink::Socket => sys::send_nonblocking(stderr.as_fd(), chunk),
-            Sink::Measured => {
-                if sys::pipe_room(stderr.as_fd()).is_none_or(|room| room < chunk.len()) {
-                    return Err(Errno::EAGAIN);
+            Sink::Measured => match sys::write_nowait(stderr.as_fd(), chunk) {
+                // The kernel cannot promise not to wait on this pipe (before Linux 6.4, or once something was
+                // spliced into it): write only when a free slot is certain. Another writer can still take it
+                // between the look and the write; it would have to fill the whole pipe in that moment.
+                Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS) => {
+                    if !sys::pipe_has_free_slot(stderr.as_fd()) {
+                        return Err(Errno::EAGAIN);
+                    }
+                    nix::unistd::write(stderr.as_fd(), chunk)
                 }
-                nix::unistd::write(stderr.as_fd(), chunk)
-            }
+                done => done,
+            },
             Sink::Polled => {
                 if !writable(stderr.as_fd()) {
                     return Err(Errno::EAGAIN);

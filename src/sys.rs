@@ -356,7 +356,7 @@ pub fn exit_now(code: i32) -> ! {
 
 /// `send(2)` with MSG_DONTWAIT (never blocks, whatever the socket's own flags) and MSG_NOSIGNAL (a reader
 /// that went away gives EPIPE, not a SIGPIPE).
-pub fn send_nonblocking(fd: std::os::fd::BorrowedFd, bytes: &[u8]) -> Result<usize, Errno> {
+pub fn send_nonblocking(fd: BorrowedFd, bytes: &[u8]) -> Result<usize, Errno> {
     // SAFETY: the buffer is valid for reading for its whole length, which is what is passed.
     let n = unsafe {
         libc::send(
@@ -508,23 +508,50 @@ pub fn wait_pid_nohang(pid: i32) -> Result<Option<i32>, Errno> {
     }
 }
 
-/// How many bytes the pipe behind `fd` can take right now without blocking: its capacity (F_GETPIPE_SZ) less
-/// what is in it (FIONREAD). `None` when either cannot be read (then nothing is known to fit).
-pub fn pipe_room(fd: std::os::fd::BorrowedFd) -> Option<usize> {
+/// `pwritev2(fd, bytes, -1, RWF_NOWAIT)`: a write that fails with EAGAIN instead of waiting, through a
+/// description that stays blocking for everyone else who shares it. Pipes take it since Linux 6.4; before, and
+/// on a pipe someone has spliced into (the kernel then stops offering it for that description, because a
+/// splice can block), it fails with EOPNOTSUPP.
+pub fn write_nowait(fd: BorrowedFd, bytes: &[u8]) -> Result<usize, Errno> {
+    let iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    // SAFETY: one iovec describing `bytes`, which the kernel only reads; offset -1 (low half -1, high half 0 on
+    // a 64-bit kernel) means "the current position", as write(2).
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_pwritev2,
+            fd.as_raw_fd(),
+            &raw const iov,
+            1,
+            -1 as libc::c_long,
+            0 as libc::c_long,
+            libc::RWF_NOWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| Errno::last())
+}
+
+/// Whether the pipe behind `fd` surely has a free slot, so that a write of at most PIPE_BUF bytes cannot wait
+/// (it takes at most one slot: merged into the last page or a page of its own). A pipe holds up to
+/// F_GETPIPE_SZ / page-size pages, and each page in use holds at least one unread byte, but possibly only one:
+/// data spliced in (sendfile, busybox `cat`) is never merged. So only fewer bytes queued (FIONREAD) than the
+/// pipe has slots prove a slot free. `false` when either cannot be read.
+pub fn pipe_has_free_slot(fd: BorrowedFd) -> bool {
     // SAFETY: F_GETPIPE_SZ takes no argument and returns an integer.
     let size = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
     let mut queued: libc::c_int = 0;
     // SAFETY: FIONREAD writes one c_int into `queued`, which is valid and writable for the call.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut queued) };
-    if size < 0 || rc < 0 {
-        return None;
-    }
-    let free = usize::try_from(size)
-        .ok()?
-        .checked_sub(usize::try_from(queued).ok()?)?;
-    // A pipe fills in whole pages: a write can need a fresh page even when bytes are free in a partial one.
-    Some(free.saturating_sub(PAGE_SLACK))
+    // SAFETY: sysconf takes a constant and returns a number.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let (Ok(size), Ok(queued), Ok(page)) = (
+        usize::try_from(size),
+        usize::try_from(queued),
+        usize::try_from(page),
+    ) else {
+        return false;
+    };
+    rc == 0 && page > 0 && queued < size / page
 }
-
-/// One page: the most a partly filled pipe buffer can keep from the next write.
-const PAGE_SLACK: usize = 4096;

@@ -413,17 +413,6 @@ fn pid1_without_its_own_proc_falls_back_to_kill_minus_1() {
     assert!(left.is_empty(), "still alive: {left:?}");
 }
 
-/// Runs as uid/gid `id`, no supplementary groups.
-fn as_user(id: u32) -> Vec<String> {
-    strings(&[
-        "setpriv",
-        &format!("--reuid={id}"),
-        &format!("--regid={id}"),
-        "--clear-groups",
-        "--",
-    ])
-}
-
 /// The features that need no root: forwarding with a rewrite, a pre-stop command, the grace period with a
 /// leftover that ignores SIGTERM, --expect-exit.
 fn non_root_run(mode: Mode, launch: &Launch, uid: u32) {

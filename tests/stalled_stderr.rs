@@ -134,3 +134,49 @@ fn a_pipe_that_cannot_be_reopened_never_takes_a_write_it_has_no_room_for() {
         "SIGKILL {took:?} after SIGTERM; want the 1 s deadline"
     );
 }
+
+#[test]
+fn a_pipe_that_cannot_be_reopened_and_has_no_free_slot_never_takes_a_write() {
+    // Found by review: when grace-init cannot reopen its stderr pipe (no /proc, or the pipe is another user's:
+    // `exec gosu app grace-init ...`), it wrote with the shared, blocking description once FIONREAD and
+    // F_GETPIPE_SZ said there was room. But a pipe is full when its slots are, and data spliced in (sendfile, as
+    // busybox `cat >&2` does) takes a whole slot per piece: 16 bytes queued, no slot free, and grace-init slept in
+    // pipe_write: no SIGTERM for the app, no SIGKILL at the deadline. As a subreaper without /proc, and as PID 1
+    // run as another user than the pipe's.
+    let app = r#"trap "" TERM; echo child ready; exec sleep 1000"#;
+    let cases = [
+        (
+            "subreaper without /proc",
+            Mode::Subreaper,
+            Launch::without_proc(),
+        ),
+        (
+            "PID 1 as uid 65534",
+            Mode::Pid1,
+            Launch {
+                prefix: as_user(65534),
+                ..Launch::default()
+            },
+        ),
+    ];
+    for (what, mode, launch) in cases {
+        if mode == Mode::Pid1 && !pid1_available() {
+            continue;
+        }
+        let launch = Launch {
+            stderr: StderrTo::StalledSlots,
+            ..launch
+        };
+        let mut run = Run::launch(mode, &launch, &["-t", "1", "--", "sh", "-c", app]);
+        run.expect_stdout("child ready", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(5.0));
+        let took = sent.elapsed();
+        assert_eq!(done.code, Some(137), "{what}");
+        assert!(
+            took < secs(1.5),
+            "{what}: SIGKILL {took:?} after SIGTERM; want the 1 s deadline"
+        );
+    }
+}

@@ -410,6 +410,9 @@ pub enum StderrTo {
     /// The same pipe with this many bytes read back out of it, so a write up to that size fits and a longer
     /// one would block (a slow reader that is a little behind).
     StalledWithRoom(usize),
+    /// A stalled pipe whose every slot holds one byte spliced in from a file, as `sendfile(2)` (busybox `cat`)
+    /// leaves it: FIONREAD says a few bytes are queued, yet no slot is free and any write would block.
+    StalledSlots,
 }
 
 /// How to start grace-init when `Run::start_env` is not enough.
@@ -441,6 +444,17 @@ impl Default for Launch {
             binary: None,
         }
     }
+}
+
+/// A `Launch::prefix` that runs grace-init as uid/gid `id`, no supplementary groups.
+pub fn as_user(id: u32) -> Vec<String> {
+    strings(&[
+        "setpriv",
+        &format!("--reuid={id}"),
+        &format!("--regid={id}"),
+        "--clear-groups",
+        "--",
+    ])
 }
 
 /// Turns a list of string slices into owned strings, for `Launch`.
@@ -527,6 +541,11 @@ impl Run {
             }
             StderrTo::Stalled => {
                 let (read, write) = full_pipe();
+                command.stderr(Stdio::from(write));
+                stalled = Some(read);
+            }
+            StderrTo::StalledSlots => {
+                let (read, write) = slot_filled_pipe();
                 command.stderr(Stdio::from(write));
                 stalled = Some(read);
             }
@@ -689,6 +708,72 @@ pub fn full_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
         "grace-init's description must stay blocking"
     );
     (read, write)
+}
+
+/// A pipe (both ends close-on-exec) each of whose slots holds one byte spliced from a file: spliced pages are
+/// never merged with later writes, so the pipe is full with only as many bytes queued as it has slots.
+pub fn slot_filled_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just created by pipe2 and are owned here.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut source = tempfile_with(b"#");
+    source.flush().unwrap();
+    let slots =
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) } as usize / page_size();
+    for _ in 0..slots {
+        let mut offset: libc::loff_t = 0;
+        let n = unsafe {
+            libc::splice(
+                source.as_raw_fd(),
+                &mut offset,
+                write.as_raw_fd(),
+                std::ptr::null_mut(),
+                1,
+                libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        assert_eq!(
+            n,
+            1,
+            "splice into the pipe: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let mut queued: libc::c_int = 0;
+    assert_eq!(
+        unsafe { libc::ioctl(read.as_raw_fd(), libc::FIONREAD, &mut queued) },
+        0
+    );
+    assert_eq!(queued as usize, slots, "one byte per slot");
+    (read, write)
+}
+
+/// The machine's page size: a pipe slot.
+fn page_size() -> usize {
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// A temporary file (already unlinked) holding `bytes`.
+fn tempfile_with(bytes: &[u8]) -> std::fs::File {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!(
+        "grace-init-test-splice.{}.{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    file.write_all(bytes).unwrap();
+    file
 }
 
 impl Run {
