@@ -152,6 +152,14 @@ pub fn resolve(
     } else {
         home
     };
+    // HOME goes into the environment, which cannot hold a NUL: refused here, as a usage error, rather than
+    // aborting grace-init when it sets the variable.
+    if home.contains('\0') {
+        return Err(format!(
+            "user '{}': its home directory in /etc/passwd contains a NUL byte",
+            spec.user
+        ));
+    }
     let mut groups = vec![];
     match &spec.group {
         // An explicit group is the primary group and the only one (as gosu and su-exec do).
@@ -191,8 +199,8 @@ pub fn resolve(
 /// Resolves `spec` from this system's /etc/passwd and /etc/group, and refuses a switch grace-init cannot make:
 /// only root may become another user.
 pub fn resolve_here(spec: &UserSpec) -> Result<Identity, String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let passwd = read_text("/etc/passwd");
+    let group = read_text("/etc/group");
     let euid = nix::unistd::geteuid().as_raw();
     let egid = nix::unistd::getegid().as_raw();
     let identity = resolve(spec, &passwd, &group, egid)?;
@@ -207,6 +215,14 @@ pub fn resolve_here(spec: &UserSpec) -> Result<Identity, String> {
         ));
     }
     Ok(identity)
+}
+
+/// A file's text, with any byte that is not UTF-8 (a Latin-1 full name in another user's entry) replaced, so
+/// one such line does not hide every user; empty when the file cannot be read (a scratch image has none).
+fn read_text(path: &str) -> String {
+    std::fs::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
 }
 
 /// Whether grace-init's effective capabilities include CAP_SETGID (6) and CAP_SETUID (7). Root in a container
@@ -291,6 +307,29 @@ staff:x:50:someone
         // No files at all (a scratch image): numbers still work, names do not.
         assert_eq!(resolve(&spec("7:8"), "", "", 0).unwrap().gid, 8);
         assert!(resolve(&spec("app"), "", "", 0).is_err());
+    }
+
+    #[test]
+    fn a_home_with_a_nul_byte_is_refused_with_the_users_name() {
+        let passwd = "app:x:1000:1000::/home/app\0x:/bin/sh\n";
+        let err = resolve(&spec("app"), passwd, GROUP, 0).unwrap_err();
+        assert!(err.contains("'app'") && err.contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_hides_no_other_user() {
+        let path = std::env::temp_dir().join(format!("grace-init-passwd.{}", std::process::id()));
+        let mut bytes = b"old:x:900:900:Jos\xe9 Old:/home/old:/bin/sh\n".to_vec();
+        bytes.extend_from_slice(PASSWD.as_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let text = read_text(path.to_str().unwrap());
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(resolve(&spec("app"), &text, GROUP, 0).unwrap().uid, 1000);
+        assert_eq!(
+            resolve(&spec("old"), &text, GROUP, 0).unwrap().home,
+            "/home/old"
+        );
+        assert_eq!(read_text("/nonexistent/passwd"), "");
     }
 
     #[test]

@@ -906,10 +906,15 @@ fn user_switch_in_a_root_image_runs_the_app_as_the_images_user_with_its_groups()
 /// Runs grace-init with `flags` in a container with the image's users; it must refuse with a usage error (exit 2)
 /// whose message contains `needle`, and start nothing.
 fn assert_usage_error_in_container(flags: &[&str], needle: &str) {
+    assert_usage_error_with_users(IMAGE_PASSWD, &[], flags, needle);
+}
+
+/// `assert_usage_error_in_container` with this /etc/passwd in the image and these capabilities granted.
+fn assert_usage_error_with_users(passwd: &str, caps: &[&str], flags: &[&str], needle: &str) {
     let Some(env) = env() else { return };
     let args = under_grace_init(flags, &["sh", "-c", "echo started"]);
-    let files = [("/etc/passwd", IMAGE_PASSWD), ("/etc/group", IMAGE_GROUP)];
-    let mut c = Container::start(env, &args, &[], &files);
+    let files = [("/etc/passwd", passwd), ("/etc/group", IMAGE_GROUP)];
+    let mut c = Container::start_with_caps(env, 0, caps, &args, &[], &files);
     let exit = c
         .wait_exit(PATIENCE)
         .unwrap_or_else(|| panic!("did not exit; output:\n{}", c.output()));
@@ -920,6 +925,16 @@ fn assert_usage_error_in_container(flags: &[&str], needle: &str) {
         "want {needle:?}; output:\n{}",
         c.output()
     );
+}
+
+#[test]
+fn a_users_home_with_a_nul_byte_is_a_usage_error_not_a_crash() {
+    // Found by review: HOME was set from the passwd field as it was, and setting an environment variable that
+    // holds a NUL panics: grace-init, PID 1, died of SIGABRT (exit 134) instead of refusing with exit 2.
+    let passwd = format!("{IMAGE_PASSWD}broken:x:1600:1500::/home/broken\0x:/bin/sh\n");
+    // With the capabilities to switch users, as docker grants them, so that the switch is really attempted.
+    let caps = ["CAP_SETUID", "CAP_SETGID"];
+    assert_usage_error_with_users(&passwd, &caps, &["-u", "broken"], "NUL byte");
 }
 
 #[test]
