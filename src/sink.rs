@@ -100,9 +100,10 @@ impl Sink {
             Sink::Socket => sys::send_nonblocking(stderr.as_fd(), chunk),
             Sink::Measured => match sys::write_nowait(stderr.as_fd(), chunk) {
                 // The kernel cannot promise not to wait on this pipe (before Linux 6.4, or once something was
-                // spliced into it): write only when a free slot is certain. Another writer can still take it
-                // between the look and the write; it would have to fill the whole pipe in that moment.
-                Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS) => {
+                // spliced into it), or a seccomp filter refuses pwritev2 (EPERM, ENOSYS): write only when a
+                // free slot is certain. Another writer can still take it between the look and the write; it
+                // would have to fill the whole pipe in that moment.
+                Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS | Errno::EPERM) => {
                     if !sys::pipe_has_free_slot(stderr.as_fd()) {
                         return Err(Errno::EAGAIN);
                     }
