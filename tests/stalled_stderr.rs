@@ -16,6 +16,21 @@ fn stalled() -> Launch {
     }
 }
 
+/// Sends SIGTERM to a run whose child ignores it under `-t 1`, and asserts grace-init SIGKILLs it on time: exit
+/// 137 within 1.5 s (main blocked in write(2) until the test's 5 s bound).
+fn assert_killed_on_time(mut run: Run, what: &str) {
+    run.expect_stdout("child ready", secs(10.0));
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    let done = run.wait(secs(5.0));
+    let took = sent.elapsed();
+    assert_eq!(done.code, Some(137), "{what}: {}", done.stderr_text());
+    assert!(
+        took < secs(1.5),
+        "{what}: exited {took:?} after SIGTERM with --timeout 1"
+    );
+}
+
 fn cases() -> Vec<(Mode, bool)> {
     modes()
         .into_iter()
@@ -33,18 +48,8 @@ fn with_stderr_stalled_a_child_ignoring_sigterm_is_killed_on_time_and_grace_init
             args.push("-v");
         }
         args.extend(["--", &reporter, "--ignore", "TERM"]);
-        let mut run = Run::launch(mode, &stalled(), &args);
-        run.expect_stdout("child ready", secs(10.0));
-        let sent = Instant::now();
-        run.signal(libc::SIGTERM);
         // Main: blocked writing "received SIGTERM..." until the pipe is read: never (bound 5 s).
-        let done = run.wait(secs(5.0));
-        let took = sent.elapsed();
-        assert_eq!(done.code, Some(137), "{what}");
-        assert!(
-            took < secs(1.5),
-            "{what}: exited {took:?} after SIGTERM with --timeout 1"
-        );
+        assert_killed_on_time(Run::launch(mode, &stalled(), &args), &what);
     }
 }
 
@@ -109,7 +114,7 @@ fn a_pipe_that_cannot_be_reopened_never_takes_a_write_it_has_no_room_for() {
         stderr: StderrTo::StalledWithRoom(8192),
         ..Launch::without_proc()
     };
-    let mut run = Run::launch(
+    let run = Run::launch(
         Mode::Subreaper,
         &launch,
         &[
@@ -123,16 +128,7 @@ fn a_pipe_that_cannot_be_reopened_never_takes_a_write_it_has_no_room_for() {
             "TERM",
         ],
     );
-    run.expect_stdout("child ready", secs(10.0));
-    let sent = Instant::now();
-    run.signal(libc::SIGTERM);
-    let done = run.wait(secs(5.0));
-    let took = sent.elapsed();
-    assert_eq!(done.code, Some(137));
-    assert!(
-        took < secs(1.5),
-        "SIGKILL {took:?} after SIGTERM; want the 1 s deadline"
-    );
+    assert_killed_on_time(run, "a long line into 8 KiB of room");
 }
 
 #[test]
@@ -167,16 +163,7 @@ fn a_pipe_that_cannot_be_reopened_and_has_no_free_slot_never_takes_a_write() {
             stderr: StderrTo::StalledSlots,
             ..launch
         };
-        let mut run = Run::launch(mode, &launch, &["-t", "1", "--", "sh", "-c", app]);
-        run.expect_stdout("child ready", secs(10.0));
-        let sent = Instant::now();
-        run.signal(libc::SIGTERM);
-        let done = run.wait(secs(5.0));
-        let took = sent.elapsed();
-        assert_eq!(done.code, Some(137), "{what}");
-        assert!(
-            took < secs(1.5),
-            "{what}: SIGKILL {took:?} after SIGTERM; want the 1 s deadline"
-        );
+        let run = Run::launch(mode, &launch, &["-t", "1", "--", "sh", "-c", app]);
+        assert_killed_on_time(run, what);
     }
 }
