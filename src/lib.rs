@@ -22,6 +22,8 @@ pub mod run;
 pub mod signals;
 pub mod sink;
 pub mod spawn;
+pub mod startup;
 pub mod supervisor;
 pub mod sys;
+pub mod terminal;
 pub mod user;

@@ -7,12 +7,12 @@
 
 use std::io::Write;
 
-use grace_init::{cli, exit_code, logging, pause, run, sys};
+use grace_init::{cli, exit_code, logging, pause, run, startup, sys};
 
 fn main() {
     // First of all: block signals, so a stop signal that arrives while the command line is parsed waits in the
     // queue instead of vanishing (PID 1 has no default actions), and note the parent for --pdeathsig.
-    let early = run::Early::capture();
+    let early = startup::Early::capture();
     let code = match cli::parse(std::env::args_os()) {
         cli::Parsed::Info(text) => {
             let _ = std::io::stdout().write_all(text.as_bytes());

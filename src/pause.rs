@@ -6,8 +6,8 @@ use crate::cli::Config;
 use crate::exit_code::SETUP_FAILED;
 use crate::inbox::Inbox;
 use crate::reap::{Change, reap_all, reap_all_named};
-use crate::run::{Early, register_as_reaper};
 use crate::signals::name;
+use crate::startup::{Early, register_as_reaper};
 
 /// Runs pause mode; returns grace-init's exit code (0 after a stop signal).
 pub fn pause(config: &Config, early: Early) -> i32 {

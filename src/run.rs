@@ -3,38 +3,23 @@
 
 use std::time::{Duration, Instant};
 
-use nix::unistd::{Pid, getpgid, getpgrp, getpid, getppid, getsid, isatty, tcgetpgrp, tcsetpgrp};
+use nix::unistd::getpid;
 
 use crate::cli::Config;
 use crate::deliver::Deliverer;
 use crate::exit_code::SETUP_FAILED;
-use crate::inbox::{Inbox, block_signals};
+use crate::inbox::Inbox;
 use crate::logging;
 use crate::reap::{self, Change, reap_all, reap_all_named};
-use crate::signals::name;
 use crate::spawn::{spawn_child, spawn_pre_stop};
+use crate::startup::{Early, register_as_reaper};
 use crate::supervisor::{Action, Event, Output, Reach, Supervisor};
 use crate::sys;
+use crate::terminal::Terminal;
 
 /// How often to look again at /proc while, as PID 1, only processes that are not its children are left
 /// (`docker exec` sessions): they send no SIGCHLD when they exit.
 const STRANGER_POLL: Duration = Duration::from_millis(50);
-
-/// What must be done before the command line is even parsed.
-pub struct Early {
-    /// The parent when grace-init started: if it has changed by the time --pdeathsig is armed, it died.
-    pub(crate) parent: Pid,
-}
-
-impl Early {
-    /// Blocks signals (they queue until the loop reads them) and notes the parent.
-    pub fn capture() -> Early {
-        // On failure Inbox::open tries again and reports the error, once logging is set up.
-        let _ = block_signals();
-        sys::reset_inherited_dispositions();
-        Early { parent: getppid() }
-    }
-}
 
 /// Runs the command under supervision and returns grace-init's exit code.
 pub fn run(config: Config, early: Early) -> i32 {
@@ -314,108 +299,6 @@ impl Shell {
             }
             Action::Exit(code) => self.exit = Some(code),
         }
-    }
-}
-
-/// Becomes a child subreaper when not PID 1 (or when asked), so orphans of the child are reaped here too, and
-/// arms --pdeathsig. Returns the parent-death signal when the parent already died since grace-init started.
-pub fn register_as_reaper(config: &Config, parent_at_start: Pid) -> Option<i32> {
-    let pid1 = getpid().as_raw() == 1;
-    if !pid1 || config.force_subreaper {
-        match nix::sys::prctl::set_child_subreaper(true) {
-            Ok(()) => log::debug!("not PID 1: registered as child subreaper"),
-            Err(e) => log::warn!(
-                "cannot register as child subreaper ({}): orphans will not be reaped here",
-                e.desc()
-            ),
-        }
-    }
-    let signal = config.pdeathsig?;
-    if pid1 {
-        log::debug!("PID 1 has no parent to watch: --pdeathsig ignored");
-        return None;
-    }
-    if let Err(e) = sys::set_parent_death_signal(signal) {
-        log::warn!("cannot set the parent-death signal: {}", e.desc());
-        return None;
-    }
-    // The parent may have died before prctl took effect: then the kernel never sends it, so act on it now.
-    if getppid() != parent_at_start {
-        log::info!(
-            "the parent died during start-up: acting on {}",
-            name(signal)
-        );
-        return Some(signal);
-    }
-    log::debug!("will receive {} when the parent dies", name(signal));
-    None
-}
-
-/// The terminal grace-init was started in the foreground of: the child takes it over, and gets it back
-/// from the child when the child ends or is stopped, as a shell does with its jobs.
-struct Terminal {
-    /// grace-init's own process group: the caller's job.
-    ours: Pid,
-}
-
-impl Terminal {
-    /// `Some` when stdin is a terminal whose foreground group is ours, so the child may take it over.
-    fn detect() -> Option<Terminal> {
-        let stdin = std::io::stdin();
-        let ours = getpgrp();
-        let owned = isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).is_ok_and(|fg| fg == ours);
-        owned.then_some(Terminal { ours })
-    }
-
-    /// Makes grace-init's group the foreground again (SIGTTOU is blocked, so this works from the background),
-    /// so whoever started it can read the terminal once it is gone.
-    fn take_back(&self) {
-        if let Err(e) = tcsetpgrp(std::io::stdin(), self.ours) {
-            log::debug!("cannot take the terminal back: {}", e.desc());
-        }
-    }
-
-    /// Whether grace-init's process group is orphaned (POSIX): no parent in the same session but another
-    /// group, which is how a job-control shell would hold it (`ssh -t host grace-init ...`, `setsid -c` make
-    /// grace-init lead its own session, and then nobody would send it SIGCONT).
-    fn orphaned(&self) -> bool {
-        let parent = getppid();
-        let same_session = match (getsid(Some(parent)), getsid(None)) {
-            (Ok(theirs), Ok(ours)) => theirs == ours,
-            _ => false,
-        };
-        let other_group = getpgid(Some(parent)).is_ok_and(|group| group != self.ours);
-        !(same_session && other_group)
-    }
-
-    /// The child was stopped from the terminal (Ctrl-Z): stop grace-init too, so the calling shell sees its
-    /// job stopped and gets its prompt back; when continued in the foreground (`fg`), give the terminal back
-    /// to the child and continue it.
-    fn suspend_with(&self, child: i32, signal: i32) {
-        if ![libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signal) {
-            return;
-        }
-        if self.orphaned() {
-            // As if the app ran directly: the kernel does not stop an orphaned process group for the terminal's
-            // TSTP, and no shell would ever continue grace-init. Undo the stop instead.
-            log::debug!(
-                "child {child} stopped by {}, but no job-control shell can continue grace-init: continuing it",
-                name(signal)
-            );
-            let _ = sys::kill(-child, libc::SIGCONT);
-            return;
-        }
-        log::debug!("child {child} stopped by {}: stopping too", name(signal));
-        self.take_back();
-        logging::flush();
-        // SIGSTOP cannot be blocked: grace-init stops here until the shell sends SIGCONT.
-        let _ = sys::kill(getpid().as_raw(), libc::SIGSTOP);
-        let stdin = std::io::stdin();
-        if tcgetpgrp(&stdin).is_ok_and(|fg| fg == self.ours) {
-            let _ = tcsetpgrp(&stdin, Pid::from_raw(child));
-        }
-        let _ = sys::kill(-child, libc::SIGCONT);
-        log::debug!("continued: child {child} continued");
     }
 }
 

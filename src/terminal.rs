@@ -1,0 +1,76 @@
+//! Job control for a run started in the foreground of a terminal: the child takes the terminal over, and
+//! grace-init takes it back when the child ends or is stopped, stopping along with it as a shell's job would.
+
+use nix::unistd::{Pid, getpgid, getpgrp, getpid, getppid, getsid, isatty, tcgetpgrp, tcsetpgrp};
+
+use crate::logging;
+use crate::signals::name;
+use crate::sys;
+
+/// The terminal grace-init was started in the foreground of: the child takes it over, and gets it back
+/// from the child when the child ends or is stopped, as a shell does with its jobs.
+pub struct Terminal {
+    /// grace-init's own process group: the caller's job.
+    ours: Pid,
+}
+
+impl Terminal {
+    /// `Some` when stdin is a terminal whose foreground group is ours, so the child may take it over.
+    pub fn detect() -> Option<Terminal> {
+        let stdin = std::io::stdin();
+        let ours = getpgrp();
+        let owned = isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).is_ok_and(|fg| fg == ours);
+        owned.then_some(Terminal { ours })
+    }
+
+    /// Makes grace-init's group the foreground again (SIGTTOU is blocked, so this works from the background),
+    /// so whoever started it can read the terminal once it is gone.
+    pub fn take_back(&self) {
+        if let Err(e) = tcsetpgrp(std::io::stdin(), self.ours) {
+            log::debug!("cannot take the terminal back: {}", e.desc());
+        }
+    }
+
+    /// Whether grace-init's process group is orphaned (POSIX): no parent in the same session but another
+    /// group, which is how a job-control shell would hold it (`ssh -t host grace-init ...`, `setsid -c` make
+    /// grace-init lead its own session, and then nobody would send it SIGCONT).
+    fn orphaned(&self) -> bool {
+        let parent = getppid();
+        let same_session = match (getsid(Some(parent)), getsid(None)) {
+            (Ok(theirs), Ok(ours)) => theirs == ours,
+            _ => false,
+        };
+        let other_group = getpgid(Some(parent)).is_ok_and(|group| group != self.ours);
+        !(same_session && other_group)
+    }
+
+    /// The child was stopped from the terminal (Ctrl-Z): stop grace-init too, so the calling shell sees its
+    /// job stopped and gets its prompt back; when continued in the foreground (`fg`), give the terminal back
+    /// to the child and continue it.
+    pub fn suspend_with(&self, child: i32, signal: i32) {
+        if ![libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signal) {
+            return;
+        }
+        if self.orphaned() {
+            // As if the app ran directly: the kernel does not stop an orphaned process group for the terminal's
+            // TSTP, and no shell would ever continue grace-init. Undo the stop instead.
+            log::debug!(
+                "child {child} stopped by {}, but no job-control shell can continue grace-init: continuing it",
+                name(signal)
+            );
+            let _ = sys::kill(-child, libc::SIGCONT);
+            return;
+        }
+        log::debug!("child {child} stopped by {}: stopping too", name(signal));
+        self.take_back();
+        logging::flush();
+        // SIGSTOP cannot be blocked: grace-init stops here until the shell sends SIGCONT.
+        let _ = sys::kill(getpid().as_raw(), libc::SIGSTOP);
+        let stdin = std::io::stdin();
+        if tcgetpgrp(&stdin).is_ok_and(|fg| fg == self.ours) {
+            let _ = tcsetpgrp(&stdin, Pid::from_raw(child));
+        }
+        let _ = sys::kill(-child, libc::SIGCONT);
+        log::debug!("continued: child {child} continued");
+    }
+}
