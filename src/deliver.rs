@@ -6,8 +6,9 @@
 //! - grace-init's own children are signalled by pid: no one but grace-init can reap them, so their pids stay
 //!   theirs until it does;
 //! - any other process is signalled through a pidfd opened once it was found and checked to still be the
-//!   process found (same start time); before Linux 5.3 (no pidfd_open) the check is made right before a
-//!   plain kill, which leaves a window of microseconds instead of none.
+//!   process found (same start time); before Linux 5.3 (no pidfd_open), or where a seccomp profile refuses
+//!   pidfd_open or pidfd_send_signal, the check is made right before a plain kill, which leaves a window of
+//!   microseconds instead of none.
 //! - as PID 1, kill(-1) reaches every process in the namespace, all of which are grace-init's to stop.
 
 use std::cell::{Cell, RefCell};
@@ -331,8 +332,11 @@ impl Deliverer {
                 if !same() {
                     return false;
                 }
-                send_each(signals, |s| {
-                    report(sys::pidfd_send_signal(&pidfd, s), p.pid, s)
+                send_each(signals, |s| match sys::pidfd_send_signal(&pidfd, s) {
+                    // Refused as a call (a seccomp profile: EPERM or ENOSYS), not for this process: the same
+                    // check as without a pidfd, then kill(2), which reports a real refusal.
+                    Err(Errno::EPERM | Errno::ENOSYS) => same() && self.send(p.pid, s),
+                    result => report(result, p.pid, s),
                 })
             }
             Err(Errno::ESRCH) => false,

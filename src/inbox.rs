@@ -1,6 +1,7 @@
 //! Receives signals: blocks them all at start and takes them from the queue, in batches from a blocking
 //! signalfd while nothing is timed, one by one with `sigtimedwait` while a deadline is armed. Either way a
-//! wake-up costs one system call, and a deadline costs none of its own.
+//! wake-up costs one system call, and a deadline costs none of its own. Where signalfd is refused (a seccomp
+//! profile: EPERM or ENOSYS), every wait is a `sigtimedwait`, as in the C inits that have no signalfd.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
@@ -45,7 +46,8 @@ fn first_leg(left: Duration) -> Duration {
 
 /// The signal queue of grace-init.
 pub struct Inbox {
-    fd: SignalFd,
+    /// `None` where signalfd is refused: then signals are taken with `sigtimedwait` only.
+    fd: Option<SignalFd>,
     mask: SigSet,
     me: i32,
     batch: Vec<sys::Received>,
@@ -60,7 +62,17 @@ impl Inbox {
         // SIGKILL and SIGSTOP cannot be caught; signalfd ignores them, sigtimedwait must not be asked for them.
         mask.remove(Signal::SIGKILL);
         mask.remove(Signal::SIGSTOP);
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?;
+        let fd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC) {
+            Ok(fd) => Some(fd),
+            Err(e @ (Errno::EPERM | Errno::ENOSYS)) => {
+                log::info!(
+                    "signalfd is refused ({}): signals are taken with sigtimedwait",
+                    e.desc().to_lowercase()
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Inbox {
             fd,
             mask,
@@ -70,9 +82,10 @@ impl Inbox {
         })
     }
 
-    /// The signalfd's number, for the list of descriptors grace-init keeps (issue 12's fd hygiene).
-    pub fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    /// The signalfd's number, if there is one, for the descriptors grace-init keeps when it closes what it
+    /// inherited.
+    pub fn as_raw_fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
     }
 
     /// Sleeps until a signal arrives or `deadline` passes (`None`: no deadline), then appends what arrived to
@@ -85,18 +98,20 @@ impl Inbox {
         received: &mut Vec<sys::Received>,
     ) {
         self.batch.clear();
-        let outcome = match deadline {
-            None => {
+        let outcome = match (deadline, &self.fd) {
+            (None, Some(fd)) => {
                 let routing = route.map(|r| sys::Routing {
                     to: r.to,
                     table: r.table(),
                     me: self.me,
                 });
-                sys::read_signals(&self.fd, &mut self.records, routing, &mut self.batch)
+                sys::read_signals(fd, &mut self.records, routing, &mut self.batch)
             }
-            Some(at) => {
+            (None, None) => sys::wait_signal(&self.mask, None).map(|got| self.batch.extend(got)),
+            (Some(at), _) => {
                 let left = at.saturating_duration_since(Instant::now());
-                sys::wait_signal(&self.mask, first_leg(left)).map(|got| self.batch.extend(got))
+                sys::wait_signal(&self.mask, Some(first_leg(left)))
+                    .map(|got| self.batch.extend(got))
             }
         };
         match outcome {

@@ -22,7 +22,7 @@ pub fn pause(config: &Config, early: Early) -> i32 {
         .into_iter()
         .map(crate::sys::Received::unsent)
         .collect();
-    let mut keep = vec![inbox.as_raw_fd()];
+    let mut keep: Vec<_> = inbox.as_raw_fd().into_iter().collect();
     keep.extend(crate::logging::private_fd());
     crate::hygiene::detach_from_caller(&keep);
     log::debug!("pausing: reaping orphans until a stop signal");

@@ -44,7 +44,7 @@ pub fn run(config: Config, early: Early) -> i32 {
         }
     };
     // issue 12: cwd `/` and no inherited descriptors in grace-init itself; the child keeps both.
-    let mut keep = vec![inbox.as_raw_fd()];
+    let mut keep: Vec<_> = inbox.as_raw_fd().into_iter().collect();
     keep.extend(logging::private_fd());
     crate::hygiene::detach_from_caller(&keep);
     // From here on grace-init never bails out: errors are warnings, and it exits only when nothing is left.

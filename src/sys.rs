@@ -184,30 +184,36 @@ pub fn empty_siginfo() -> libc::signalfd_siginfo {
     unsafe { std::mem::zeroed() }
 }
 
-/// `sigtimedwait(2)`: takes one pending signal of `set`, waiting at most `timeout`. `Ok(None)`: the time
-/// passed. Used while a deadline is armed, so the deadline costs no extra system call per wake-up.
-pub fn wait_signal(set: &SigSet, timeout: Duration) -> Result<Option<Received>, Errno> {
+/// `sigtimedwait(2)`: takes one pending signal of `set`, waiting at most `timeout` (`None`: as long as it
+/// takes). `Ok(None)`: the time passed.
+pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Errno> {
     // SAFETY: timespec is plain old data; all-zero is a valid value.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // Capped at 68 years, which fits time_t on every target (musl deprecates naming the type itself).
-    ts.tv_sec = timeout
-        .as_secs()
-        .min(i32::MAX.unsigned_abs().into())
-        .try_into()
-        .unwrap_or_default();
-    ts.tv_nsec = libc::c_long::from(timeout.subsec_nanos());
+    if let Some(timeout) = timeout {
+        // Capped at 68 years, which fits time_t on every target (musl deprecates naming the type itself).
+        ts.tv_sec = timeout
+            .as_secs()
+            .min(i32::MAX.unsigned_abs().into())
+            .try_into()
+            .unwrap_or_default();
+        ts.tv_nsec = libc::c_long::from(timeout.subsec_nanos());
+    }
+    let ts_ptr = match timeout {
+        Some(_) => &raw const ts,
+        None => std::ptr::null(),
+    };
     // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // The raw system call, not the C library's wrapper: musl's retries EINTR itself with the original relative
     // timeout (a ptrace attach, a cgroup freeze), which would push the deadline back; the caller recomputes
     // the time left instead. The kernel reads only the first 8 bytes of the set (signals 1 to 64).
-    // SAFETY: the set, the siginfo and the timespec are valid for the duration of the call.
+    // SAFETY: the set, the siginfo and the timespec (or null: no timeout) are valid for the duration of the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_rt_sigtimedwait,
             set.as_ref() as *const libc::sigset_t,
             &mut info as *mut libc::siginfo_t,
-            &ts as *const libc::timespec,
+            ts_ptr,
             8usize,
         )
     };

@@ -904,3 +904,66 @@ pub fn pty_session(steps: &[&str], command: &[&str]) -> PtySession {
         transcript: lines.join("\n"),
     }
 }
+
+/// The seccomp launcher `tests/fixtures/refuse.c`, compiled with gcc once per test binary into cargo's
+/// scratch directory for integration tests: `refuse EPERM|ENOSYS SYSCALL[,SYSCALL...] -- PROGRAM [ARGS...]`
+/// makes those system calls fail in PROGRAM and everything it starts, as a container's seccomp profile does.
+pub fn refuse_binary() -> String {
+    static BUILT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = env!("CARGO_TARGET_TMPDIR");
+            let out = format!("{dir}/refuse");
+            // Built under a name of this process's own, then renamed: test binaries may build it at once.
+            let partial = format!("{dir}/refuse.{}", std::process::id());
+            let built = Command::new("gcc")
+                .args([
+                    "-O2",
+                    "-Wall",
+                    "-Werror",
+                    "-o",
+                    &partial,
+                    &fixture("refuse.c"),
+                ])
+                .status()
+                .expect("run gcc to build tests/fixtures/refuse.c");
+            assert!(
+                built.success(),
+                "gcc could not build tests/fixtures/refuse.c"
+            );
+            std::fs::rename(&partial, &out).expect("move the seccomp launcher in place");
+            out
+        })
+        .clone()
+}
+
+impl Launch {
+    /// The mode's launcher, with grace-init (and so the app) run under a seccomp filter that makes `syscalls`
+    /// fail with `errno` ("EPERM" or "ENOSYS").
+    pub fn refusing(errno: &str, syscalls: &[&str]) -> Launch {
+        Launch::default().and_refusing(errno, syscalls)
+    }
+
+    /// This launch, with the seccomp filter of `Launch::refusing` installed last, right before grace-init.
+    pub fn and_refusing(mut self, errno: &str, syscalls: &[&str]) -> Launch {
+        let list = syscalls.join(",");
+        self.prefix
+            .extend(strings(&[&refuse_binary(), errno, &list, "--"]));
+        self
+    }
+}
+
+/// Sends SIGTERM to a run whose child ignores it under `-t 1`, and asserts grace-init SIGKILLs it on time: exit
+/// 137 within 1.5 s of the SIGTERM.
+pub fn assert_killed_on_time(mut run: Run, what: &str) {
+    run.expect_stdout("child ready", secs(10.0));
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    let done = run.wait(secs(5.0));
+    let took = sent.elapsed();
+    assert_eq!(done.code, Some(137), "{what}: {}", done.stderr_text());
+    assert!(
+        took < secs(1.5),
+        "{what}: exited {took:?} after SIGTERM with --timeout 1"
+    );
+}
