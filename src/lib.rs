@@ -13,6 +13,7 @@ pub mod duration;
 pub mod exit_code;
 pub mod hygiene;
 pub mod inbox;
+pub mod log_filter;
 pub mod logging;
 pub mod note;
 pub mod pause;

@@ -11,66 +11,10 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{Level, Log, Metadata, Record};
 
-use crate::cli::{LogFormat, Verbosity};
-
-/// The environment variable holding a filter in env_logger's syntax: `debug`, `warn`, `grace_init::run=trace,info`.
-pub const FILTER_VAR: &str = "GRACE_INIT_LOG";
-
-/// Which levels are shown: a default, and per-target overrides (longest matching prefix wins).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Filter {
-    default: LevelFilter,
-    targets: Vec<(String, LevelFilter)>,
-}
-
-impl Filter {
-    fn level_for(&self, target: &str) -> LevelFilter {
-        self.targets
-            .iter()
-            .filter(|(prefix, _)| target.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map_or(self.default, |(_, level)| *level)
-    }
-
-    fn max(&self) -> LevelFilter {
-        self.targets
-            .iter()
-            .map(|(_, l)| *l)
-            .fold(self.default, Ord::max)
-    }
-}
-
-/// Parses env_logger's filter syntax: comma-separated `LEVEL`, `TARGET` or `TARGET=LEVEL`. Returns the filter and
-/// the directives it could not read.
-pub fn parse_filter(spec: &str) -> (Filter, Vec<String>) {
-    let mut filter = Filter {
-        default: LevelFilter::Info,
-        targets: Vec::new(),
-    };
-    let mut bad = Vec::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('=') {
-            Some((target, level)) => match level.trim().parse::<LevelFilter>() {
-                Ok(level) => filter.targets.push((target.trim().to_string(), level)),
-                Err(_) => bad.push(part.to_string()),
-            },
-            None => match part.parse::<LevelFilter>() {
-                Ok(level) => filter.default = level,
-                Err(_)
-                    if part
-                        .chars()
-                        .all(|c| c.is_alphanumeric() || c == '_' || c == ':') =>
-                {
-                    filter.targets.push((part.to_string(), LevelFilter::Trace))
-                }
-                Err(_) => bad.push(part.to_string()),
-            },
-        }
-    }
-    (filter, bad)
-}
+use crate::cli::LogFormat;
+use crate::log_filter::Filter;
 
 /// Lines logged since the last flush, and how many were dropped since the last successful write.
 struct Pending {
@@ -315,17 +259,8 @@ fn severity(level: Level) -> &'static str {
     }
 }
 
-/// Installs the logger. A flag (`-v`, `-q`) wins over GRACE_INIT_LOG; the default level is info.
-pub fn init(verbosity: Verbosity, format: LogFormat) {
-    let (filter, bad) = match verbosity {
-        Verbosity::FromEnv => match std::env::var(FILTER_VAR) {
-            Ok(spec) => parse_filter(&spec),
-            Err(_) => parse_filter(""),
-        },
-        Verbosity::Quiet => parse_filter("warn"),
-        Verbosity::Debug => parse_filter("debug"),
-        Verbosity::Trace => parse_filter("trace"),
-    };
+/// Installs the logger, showing what `filter` lets through.
+pub fn init(filter: Filter, format: LogFormat) {
     log::set_max_level(filter.max());
     let logger = LOGGER.get_or_init(|| StderrLogger {
         filter,
@@ -340,11 +275,6 @@ pub fn init(verbosity: Verbosity, format: LogFormat) {
     });
     // Only fails if a logger is already installed, which cannot happen here.
     let _ = log::set_logger(logger);
-    for directive in bad {
-        log::warn!(
-            "ignoring '{directive}' in {FILTER_VAR}: not a log level (error, warn, info, debug, trace, off)"
-        );
-    }
 }
 
 /// Writes the lines logged since the last call, in one write when they fit, without ever blocking. Called by
@@ -446,9 +376,9 @@ fn count_lines(n: usize) -> String {
     }
 }
 
-/// Error printed before logging is set up (usage errors): one line on stderr, never blocking.
-pub fn print_error(message: &str) {
-    let line = format!("grace-init: error: {message}\n");
+/// Error printed before logging is set up (usage errors): one line on stderr in `format`, never blocking.
+pub fn print_error(format: LogFormat, message: &str) {
+    let line = format_line(format, Level::Error, message);
     crate::sink::Sink::open().write_lines(line.as_bytes());
 }
 
@@ -468,28 +398,6 @@ mod tests {
             "a\\\"b\\\\c\\nd\\u0001\\u001f"
         );
         assert_eq!(msg("plain 'text'"), "plain 'text'");
-    }
-
-    #[test]
-    fn filters_follow_env_logger_syntax() {
-        let (f, bad) = parse_filter("");
-        assert_eq!(
-            (f.level_for("grace_init::run"), bad.len()),
-            (LevelFilter::Info, 0)
-        );
-        let (f, _) = parse_filter("debug");
-        assert_eq!(f.level_for("grace_init::run"), LevelFilter::Debug);
-        let (f, _) = parse_filter("warn,grace_init::reap=trace");
-        assert_eq!(f.level_for("grace_init::run"), LevelFilter::Warn);
-        assert_eq!(f.level_for("grace_init::reap"), LevelFilter::Trace);
-        assert_eq!(f.max(), LevelFilter::Trace);
-        let (f, _) = parse_filter("grace_init");
-        assert_eq!(f.level_for("grace_init::supervisor"), LevelFilter::Trace);
-        let (f, bad) = parse_filter("loud,grace_init=noisy");
-        assert_eq!(f.default, LevelFilter::Info);
-        assert_eq!(bad, vec!["grace_init=noisy".to_string()]);
-        let (_, bad) = parse_filter("wa-rn");
-        assert_eq!(bad, vec!["wa-rn".to_string()]);
     }
 
     #[test]

@@ -18,16 +18,19 @@ fn main() {
             let _ = std::io::stdout().write_all(text.as_bytes());
             0
         }
-        cli::Parsed::Usage(message) => {
-            logging::print_error(&message);
+        cli::Parsed::Usage { message, format } => {
+            logging::print_error(format, &message);
             exit_code::USAGE
         }
         cli::Parsed::Run(config) => {
-            logging::init(config.verbosity, config.log_format);
+            logging::init(config.log_filter.clone(), config.log_format);
+            for warning in &config.warnings {
+                log::warn!("{warning}");
+            }
             if config.pause {
                 pause::pause(&config, early)
             } else {
-                run::run(config, early)
+                run::run(*config, early)
             }
         }
     };

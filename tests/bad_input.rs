@@ -217,7 +217,7 @@ fn bad_flags() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
         add(&["--log-format", v], &[quote(v)]);
     }
     add(
-        &["--log-format", "text", "--log-format", "json"],
+        &["--log-format", "json", "--log-format", "text"],
         &["--log-format"],
     );
     // --user / -u: the shape, then the names (looked up in /etc/passwd and /etc/group).
@@ -354,7 +354,6 @@ type EnvCase = (&'static str, &'static str, &'static str);
 fn bad_env() -> Vec<EnvCase> {
     let mut cases: Vec<EnvCase> = vec![];
     for v in [
-        "",
         "-1",
         "99999999999999h",
         "8785h",
@@ -365,7 +364,7 @@ fn bad_env() -> Vec<EnvCase> {
     ] {
         cases.push(("GRACE_INIT_TIMEOUT", v, "--timeout"));
     }
-    for v in ["", "-1", "99999999999999h", "5x", "soon", "infinity"] {
+    for v in ["-1", "99999999999999h", "5x", "soon", "infinity"] {
         cases.push(("GRACE_INIT_DRAIN_DELAY", v, "--drain-delay"));
     }
     for (var, flag) in [
@@ -374,12 +373,11 @@ fn bad_env() -> Vec<EnvCase> {
         ("GRACE_INIT_WARN_REAP", "--warn-reap"),
         ("GRACE_INIT_PAUSE", "--pause"),
     ] {
-        for v in ["", "maybe", "2", "-1", "yes please", "11"] {
+        for v in ["maybe", "2", "-1", "yes please", "11"] {
             cases.push((var, v, flag));
         }
     }
     for v in [
-        "",
         "TERM",
         "TERM:",
         ":TERM",
@@ -397,23 +395,13 @@ fn bad_env() -> Vec<EnvCase> {
     ] {
         cases.push(("GRACE_INIT_REWRITE", v, "--rewrite"));
     }
-    for v in [
-        "",
-        "-1",
-        "256",
-        "99999999999",
-        "abc",
-        "143,",
-        "143,abc",
-        "1.0",
-    ] {
+    for v in ["-1", "256", "99999999999", "abc", "143,", "143,abc", "1.0"] {
         cases.push(("GRACE_INIT_EXPECT_EXIT", v, "--expect-exit"));
     }
-    for v in ["", "0", "65", "-1", "KILL", "STOP", "FOO", "99999999999"] {
+    for v in ["0", "65", "-1", "KILL", "STOP", "FOO", "99999999999"] {
         cases.push(("GRACE_INIT_PDEATHSIG", v, "--pdeathsig"));
     }
     for v in [
-        "",
         "TERM,",
         "KILL",
         "STOP",
@@ -429,8 +417,18 @@ fn bad_env() -> Vec<EnvCase> {
     for v in ["xml", "text,json"] {
         cases.push(("GRACE_INIT_LOG_FORMAT", v, "--log-format"));
     }
-    for v in ["", ":", "root:", "a:b:c", "4294967295"] {
+    for v in [":", "root:", "a:b:c", "4294967295"] {
         cases.push(("GRACE_INIT_USER", v, "--user"));
+    }
+    // A filter directive that is no level and names none of grace-init's own modules could never match.
+    for v in [
+        "eror",
+        "info,eror",
+        "grace_init=noisy",
+        "hyper=debug",
+        "grace_initx",
+    ] {
+        cases.push(("GRACE_INIT_LOG", v, "GRACE_INIT_LOG"));
     }
     cases
 }
@@ -441,6 +439,7 @@ fn bad_element(value: &str) -> String {
         "TERM:QUIT," | "143," | "TERM," => "",
         "143,abc" => "abc",
         "TERM,NOPE" => "NOPE",
+        "info,eror" => "eror",
         "TERM:QUIT,HUP:SIGSTOP" => "HUP:SIGSTOP",
         other => other,
     };
@@ -468,6 +467,132 @@ fn every_environment_variable_rejects_bad_values_the_same_way_and_names_itself()
 }
 
 #[test]
+fn usage_errors_are_a_json_line_when_json_logs_were_asked_for() {
+    let scratch = Scratch::new("json-usage");
+    let cases: &[(&[&str], Env, &str)] = &[
+        (
+            &["--log-format", "json", "--timeout", "soon"],
+            &[],
+            "'soon'",
+        ),
+        (&["--log-format=json", "--bogus"], &[], "--bogus"),
+        (&["-t", "-1"], &[("GRACE_INIT_LOG_FORMAT", "json")], "'-1'"),
+        (
+            &[],
+            &[
+                ("GRACE_INIT_LOG_FORMAT", "json"),
+                ("GRACE_INIT_LOG", "eror"),
+            ],
+            "'eror'",
+        ),
+    ];
+    for (i, (options, env, named)) in cases.iter().enumerate() {
+        let marker = scratch.marker(i);
+        let touch = format!("touch {}", marker.display());
+        let mut argv = options.to_vec();
+        argv.extend(["--", "sh", "-c", &touch]);
+        let done = Run::start_env(Mode::Subreaper, &argv, env).wait(secs(10.0));
+        let what = format!("{options:?} {env:?}");
+        assert_eq!(done.code, Some(2), "{what}: {}", done.stderr_text());
+        let [line] = done.stderr.as_slice() else {
+            panic!("{what}: one line: {:?}", done.stderr)
+        };
+        assert!(
+            line.starts_with("{\"ts\":")
+                && line.ends_with("\"}")
+                && line.contains("\"severity\":\"ERROR\"")
+                && line.contains(named),
+            "{what}: {line}"
+        );
+        assert!(!marker.exists(), "{what}: the command was started");
+    }
+}
+
+#[test]
+fn a_stop_signal_rewritten_to_none_is_warned_about_before_anything_runs() {
+    let done = Run::start_env(
+        Mode::Subreaper,
+        &["-r", "TERM:none", "-t", "2", "--", "true"],
+        &[],
+    )
+    .wait(secs(10.0));
+    assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+    let first = done.stderr.first().map(String::as_str).unwrap_or_default();
+    assert!(
+        first.starts_with("grace-init: warning: --rewrite TERM:none")
+            && first.contains("SIGKILLed when the grace period (2s) ends"),
+        "{}",
+        done.stderr_text()
+    );
+}
+
+/// Every variable grace-init reads.
+const VARIABLES: &[&str] = &[
+    "GRACE_INIT_TIMEOUT",
+    "GRACE_INIT_SINGLE_CHILD",
+    "GRACE_INIT_REWRITE",
+    "GRACE_INIT_DRAIN_DELAY",
+    "GRACE_INIT_PRE_STOP",
+    "GRACE_INIT_EXPECT_EXIT",
+    "GRACE_INIT_PDEATHSIG",
+    "GRACE_INIT_SUBREAPER",
+    "GRACE_INIT_STOP_SIGNALS",
+    "GRACE_INIT_USER",
+    "GRACE_INIT_PAUSE",
+    "GRACE_INIT_WARN_REAP",
+    "GRACE_INIT_LOG",
+    "GRACE_INIT_LOG_FORMAT",
+];
+
+#[test]
+fn an_empty_variable_counts_as_unset_for_every_option() {
+    // A derived image cannot unset its base's ENV, and Kubernetes' `value: ""` is how a variable is cleared:
+    // each empty variable, and all of them at once, runs the command with the defaults and says nothing of it.
+    let scratch = Scratch::new("empty-env");
+    let all: Vec<(&str, &str)> = VARIABLES.iter().map(|v| (*v, "")).collect();
+    let cases: Vec<Vec<(&str, &str)>> = VARIABLES
+        .iter()
+        .map(|v| vec![(*v, "")])
+        .chain([all])
+        .collect();
+    let mut failures = vec![];
+    for (i, env) in cases.iter().enumerate() {
+        let marker = scratch.marker(i);
+        let touch = format!("touch {}", marker.display());
+        let done =
+            Run::start_env(Mode::Subreaper, &["--", "sh", "-c", &touch], env).wait(secs(10.0));
+        let defaults = done.code == Some(0)
+            && marker.exists()
+            && done.stderr.len() == 1
+            && done.stderr.iter().all(|l| {
+                l.starts_with("grace-init: exiting: the child ended without a stop signal")
+            });
+        if !defaults {
+            failures.push(format!(
+                "{env:?}: exit {:?}, stderr {:?}",
+                done.code, done.stderr
+            ));
+        }
+    }
+    all_ok(failures);
+}
+
+#[test]
+fn an_empty_timeout_variable_leaves_the_default_grace_period() {
+    let done = Run::start_env(
+        Mode::Subreaper,
+        &["--", "sh", "-c", "kill -TERM $PPID; sleep 0.2"],
+        &[("GRACE_INIT_TIMEOUT", ""), ("GRACE_INIT_DRAIN_DELAY", "")],
+    )
+    .wait(secs(10.0));
+    assert!(
+        done.stderr_text().contains("grace period 30.000s"),
+        "{}",
+        done.stderr_text()
+    );
+}
+
+#[test]
 fn values_checked_after_parsing_are_rejected_from_the_environment_too() {
     // These are checked once every source is read (a drain delay against the timeout, an empty pre-stop line,
     // a signal rewritten twice); the message names the value but not the variable it came from.
@@ -489,7 +614,6 @@ fn values_checked_after_parsing_are_rejected_from_the_environment_too() {
             &["--drain-delay", "5"],
             "'5s'",
         ),
-        (&[("GRACE_INIT_PRE_STOP", "")], &[], "pre-stop"),
         (&[("GRACE_INIT_PRE_STOP", "   ")], &[], "pre-stop"),
         (
             &[("GRACE_INIT_REWRITE", "TERM:QUIT,TERM:INT")],

@@ -282,7 +282,7 @@ proptest! {
     fn the_command_line_parser_never_panics_on_any_argv(words in prop::collection::vec(word(), 0..10)) {
         let argv = std::iter::once(OsString::from("grace-init")).chain(words.iter().cloned());
         match cli::parse(argv) {
-            Parsed::Usage(message) => {
+            Parsed::Usage { message, .. } => {
                 prop_assert!(!message.is_empty());
                 prop_assert!(!message.contains('\n'), "usage error on more than one line: {:?}", message);
             }

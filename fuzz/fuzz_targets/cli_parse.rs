@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|w| OsString::from_vec(w.to_vec()));
     let argv = std::iter::once(OsString::from("grace-init")).chain(words);
     match parse(argv) {
-        Parsed::Usage(message) => {
+        Parsed::Usage { message, .. } => {
             assert!(!message.is_empty(), "empty usage error");
             assert!(
                 !message.contains('\n'),
