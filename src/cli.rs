@@ -11,7 +11,7 @@ use crate::duration::{Limit, format_duration, parse_duration, parse_limit};
 use crate::exit_code::parse_code;
 use crate::log_filter::{FILTER_VAR, Filter, parse_filter};
 use crate::signals::{Rewrite, Rewrites, parse_receivable, parse_rewrite};
-use crate::supervisor::Policy;
+use crate::terms::Policy;
 use crate::user::{Identity, UserSpec, parse_spec};
 
 /// How log lines are written to stderr.

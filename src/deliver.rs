@@ -19,8 +19,8 @@ use nix::errno::Errno;
 
 use crate::procs::{self, PidDir, Proc};
 use crate::signals::name;
-use crate::supervisor::{Reach, Target};
 use crate::sys::{self, Sent};
+use crate::terms::{Reach, Target};
 
 /// Knows who grace-init is (PID 1 or a subreaper), its main child, and whether /proc shows its processes.
 pub struct Deliverer {
@@ -71,12 +71,6 @@ impl Deliverer {
 
     fn is_pid1(&self) -> bool {
         self.me == 1
-    }
-
-    /// Whether every process grace-init is responsible for can be found: as PID 1 `kill(-1)` reaches them; as
-    /// a subreaper only /proc finds processes that left the child's group.
-    pub fn can_find_every_process(&self) -> bool {
-        self.is_pid1() || self.proc_usable
     }
 
     /// Without /proc the main child's exit must be seen before it is reaped, so that its group can still be

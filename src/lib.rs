@@ -27,4 +27,5 @@ pub mod startup;
 pub mod supervisor;
 pub mod sys;
 pub mod terminal;
+pub mod terms;
 pub mod user;

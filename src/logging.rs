@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{Level, Log, Metadata, Record};
 
@@ -23,6 +23,32 @@ struct Pending {
     dropped: usize,
     /// How many times the queue was written out: a `Mark` from before a flush no longer points into it.
     flushes: u64,
+    /// The latest time stamp given to a line (JSON): no line gets an earlier one, whatever the wall clock does.
+    last_stamp: Duration,
+    /// The earliest time stamp among the queued lines: the dropped-lines notice, put in front of them, gets it.
+    first_stamp: Option<Duration>,
+    /// Set while `queue_at` formats lines that go in at a mark: they get the mark's time stamp, so the lines
+    /// around them keep theirs in order.
+    stamp_at_mark: Option<Duration>,
+}
+
+impl Pending {
+    /// The time stamp for a line queued now: the wall clock, never earlier than the last one given.
+    fn next_stamp(&mut self) -> Duration {
+        let stamp = self
+            .stamp_at_mark
+            .unwrap_or_else(|| wall_clock().max(self.last_stamp));
+        self.last_stamp = self.last_stamp.max(stamp);
+        self.first_stamp = Some(self.first_stamp.map_or(stamp, |first| first.min(stamp)));
+        stamp
+    }
+}
+
+/// Time since the Unix epoch.
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// The longest log line, newline included: what a pipe takes in one atomic write.
@@ -55,11 +81,17 @@ impl Log for StderrLogger {
         };
         // Formatted straight into the queue: a line allocates nothing once the queue has its capacity.
         let start = pending.text.len();
+        let stamp = if self.format == LogFormat::Json {
+            pending.next_stamp()
+        } else {
+            Duration::ZERO
+        };
         append_line(
             &mut pending.text,
             self.format,
             record.level(),
             *record.args(),
+            stamp,
         );
         if pending.text.len() > PENDING_LIMIT {
             pending.text.truncate(start);
@@ -74,15 +106,18 @@ impl Log for StderrLogger {
 
 /// Appends one log line, newline included, to `buf`. The message is cut (with "…") so that the line reaches a
 /// pipe in one atomic write, whole or not at all; the message is cut, not the line, so a JSON line stays valid
-/// JSON (an escape is never split). A pre-stop command line can be long.
-fn append_line(buf: &mut Vec<u8>, format: LogFormat, level: Level, message: fmt::Arguments) {
+/// JSON (an escape is never split). A pre-stop command line can be long. `ts` is the JSON line's time stamp.
+fn append_line(
+    buf: &mut Vec<u8>,
+    format: LogFormat,
+    level: Level,
+    message: fmt::Arguments,
+    ts: Duration,
+) {
     let start = buf.len();
     let json = format == LogFormat::Json;
     let suffix: &[u8] = if json { b"\"}\n" } else { b"\n" };
     if json {
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
         // Writing into a Vec cannot fail.
         let _ = write!(
             buf,
@@ -244,8 +279,13 @@ fn lower_case(level: Level) -> &'static str {
 
 /// One log line, newline included, cut to fit one atomic write.
 pub fn format_line(format: LogFormat, level: Level, message: &str) -> String {
+    format_line_at(format, level, message, wall_clock())
+}
+
+/// `format_line` with the time stamp `ts` (JSON).
+fn format_line_at(format: LogFormat, level: Level, message: &str, ts: Duration) -> String {
     let mut buf = Vec::new();
-    append_line(&mut buf, format, level, format_args!("{message}"));
+    append_line(&mut buf, format, level, format_args!("{message}"), ts);
     String::from_utf8(buf).unwrap_or_default()
 }
 
@@ -270,6 +310,9 @@ pub fn init(filter: Filter, format: LogFormat) {
             lines: 0,
             dropped: 0,
             flushes: 0,
+            last_stamp: Duration::ZERO,
+            first_stamp: None,
+            stamp_at_mark: None,
         }),
         sink: crate::sink::Sink::open(),
     });
@@ -292,13 +335,19 @@ pub fn flush() {
     }
     let notice = usize::from(pending.dropped > 0);
     if notice == 1 {
-        let line = format_line(
+        // In front of the queued lines, with the earliest of their time stamps.
+        let stamp = match pending.first_stamp {
+            Some(first) => first,
+            None => pending.next_stamp(),
+        };
+        let line = format_line_at(
             logger.format,
             Level::Warn,
             &format!(
                 "{} dropped: stderr was not writable (or too much was logged at once)",
                 count_lines(pending.dropped)
             ),
+            stamp,
         );
         let mut text = line.into_bytes();
         text.extend_from_slice(&pending.text);
@@ -317,21 +366,46 @@ pub fn flush() {
     pending.text.clear();
     pending.lines = 0;
     pending.flushes += 1;
+    pending.first_stamp = None;
 }
 
-/// A place in the queue of lines not yet written.
+/// A place in the queue of lines not yet written, and the time it was taken.
 #[derive(Clone, Copy, Debug)]
 pub struct Mark {
     at: usize,
     flushes: u64,
+    /// The time stamp lines queued at this place get (JSON; zero for text, which has none).
+    stamp: Duration,
 }
 
 /// Where the queue ends now.
 pub fn mark() -> Mark {
-    let pending = LOGGER.get().and_then(|l| l.pending.lock().ok());
+    let Some(logger) = LOGGER.get() else {
+        return Mark {
+            at: 0,
+            flushes: 0,
+            stamp: Duration::ZERO,
+        };
+    };
+    let Ok(mut pending) = logger.pending.lock() else {
+        return Mark {
+            at: 0,
+            flushes: 0,
+            stamp: Duration::ZERO,
+        };
+    };
+    let stamp = if logger.format == LogFormat::Json {
+        // Taken now, so that whatever is logged from here on is stamped no earlier.
+        let now = wall_clock().max(pending.last_stamp);
+        pending.last_stamp = now;
+        now
+    } else {
+        Duration::ZERO
+    };
     Mark {
-        at: pending.as_ref().map_or(0, |p| p.text.len()),
-        flushes: pending.as_ref().map_or(0, |p| p.flushes),
+        at: pending.text.len(),
+        flushes: pending.flushes,
+        stamp,
     }
 }
 
@@ -340,10 +414,17 @@ pub fn mark() -> Mark {
 /// order in which things happened. A queue written out since `mark` just gets them at its end.
 pub fn queue_at(at: Mark, log: impl FnOnce()) {
     let end = mark();
+    let pending = || LOGGER.get().and_then(|l| l.pending.lock().ok());
+    let in_place = end.flushes == at.flushes;
+    if let (true, Some(mut pending)) = (in_place, pending()) {
+        // Ahead of what was queued since, they are stamped as of the mark: the time stamps keep the order too.
+        pending.stamp_at_mark = Some(at.stamp);
+    }
     log();
-    let Some(mut pending) = LOGGER.get().and_then(|l| l.pending.lock().ok()) else {
+    let Some(mut pending) = pending() else {
         return;
     };
+    pending.stamp_at_mark = None;
     if pending.flushes != at.flushes || end.flushes != at.flushes {
         return;
     }

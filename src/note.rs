@@ -9,7 +9,7 @@ use crate::comm::Comm;
 use crate::duration::seconds;
 use crate::exit_code::ChildStatus;
 use crate::signals::name;
-use crate::supervisor::{Reach, Target};
+use crate::terms::{Reach, Target};
 
 /// One log line of the supervisor, not yet formatted. Each variant prints as the line it stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +59,14 @@ pub enum Note {
     LeftoversRemain(Option<Duration>),
     /// The grace period is over.
     GracePeriodOver,
+    /// SIGTERM went to leftovers and reached someone.
+    Terminated(Reach),
+    /// SIGTERM to leftovers reached nobody.
+    NoneToTerminate,
+    /// The SIGKILL at the deadline went out: to the main child (`child`, while it was not reaped) and whom else.
+    Killed { child: bool, reach: Reach },
+    /// Processes remained after SIGKILL: it was sent again.
+    KilledAgain(Reach),
     /// Processes remain that grace-init cannot wait for: `blind` without /proc, else not its children.
     CannotWait { blind: bool },
     /// The last line.
@@ -76,12 +84,14 @@ pub enum Stage {
     AfterForward,
 }
 
-/// How many leftovers got a signal, and who else got it without being counted.
+/// How many leftovers got a signal, who else got it without being counted, and whether the main child got it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     counted: usize,
     group: Option<i32>,
     everyone: bool,
+    /// The main child got it too (it is no leftover, so it is not in the count).
+    pub child: bool,
 }
 
 impl Tally {
@@ -95,7 +105,8 @@ impl Tally {
     }
 }
 
-/// "2", "0 (and every process with kill -1, uncounted)", "1 (and process group 7, uncounted)".
+/// "2", "0 (and every process with kill -1, uncounted)", "1 (and process group 7, uncounted)". The child is
+/// said by the line that prints the tally.
 impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.counted)?;
@@ -105,6 +116,32 @@ impl fmt::Display for Tally {
             write!(f, " (and process group {g}, uncounted)")
         } else {
             Ok(())
+        }
+    }
+}
+
+/// "1 process", "3 processes".
+struct Processes(usize);
+
+impl fmt::Display for Processes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 process"),
+            n => write!(f, "{n} processes"),
+        }
+    }
+}
+
+/// Whom a signal reached: "3 processes", "process group 7", "every process (kill -1)", "nobody".
+struct Whom(Reach);
+
+impl fmt::Display for Whom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Reach::Counted(n) => Processes(n).fmt(f),
+            Reach::Group(g) => write!(f, "process group {g}"),
+            Reach::Everyone => f.write_str("every process (kill -1)"),
+            Reach::Nobody => f.write_str("nobody"),
         }
     }
 }
@@ -152,9 +189,13 @@ impl fmt::Display for Summary {
         }
         write!(
             f,
-            "; child {}; leftovers: {} sent SIGTERM, {} SIGKILLed; exit code {}",
-            self.status, self.terminated, self.killed, self.code
-        )
+            "; child {}; leftovers: {} sent SIGTERM, {} SIGKILLed",
+            self.status, self.terminated, self.killed
+        )?;
+        if self.killed.child {
+            f.write_str(", and the child")?;
+        }
+        write!(f, "; exit code {}", self.code)
     }
 }
 
@@ -257,6 +298,49 @@ impl fmt::Display for Note {
             Note::GracePeriodOver => {
                 f.write_str("grace period over: sending SIGKILL to every process left")
             }
+            Note::Terminated(reach) => match reach {
+                Reach::Group(g) => write!(
+                    f,
+                    "sent SIGTERM to process group {g} (its members cannot be counted without /proc)"
+                ),
+                Reach::Everyone => {
+                    f.write_str("sent SIGTERM to every process (kill -1): /proc cannot list them")
+                }
+                reach => write!(f, "sent SIGTERM to {}", Whom(reach)),
+            },
+            Note::NoneToTerminate => f.write_str("no leftover process to send SIGTERM to"),
+            Note::Killed { child, reach } => {
+                if reach == Reach::Nobody && !child {
+                    return f.write_str(
+                        "escalated, but no leftover process can be found without /proc: none was SIGKILLed",
+                    );
+                }
+                f.write_str("escalated: SIGKILL to ")?;
+                match (child, reach) {
+                    (true, Reach::Counted(n)) => match n {
+                        1 => f.write_str("the child and 1 other process"),
+                        n => write!(f, "the child and {n} other processes"),
+                    },
+                    (false, Reach::Counted(n)) => Processes(n).fmt(f),
+                    (true, Reach::Group(g)) => write!(
+                        f,
+                        "the child and its process group {g} (uncounted without /proc)"
+                    ),
+                    (false, Reach::Group(g)) => {
+                        write!(f, "process group {g} (uncounted without /proc)")
+                    }
+                    (_, Reach::Everyone) => {
+                        f.write_str("every process (kill -1; uncounted without /proc)")
+                    }
+                    (true, Reach::Nobody) => f.write_str("the child alone"),
+                    (false, Reach::Nobody) => f.write_str("nobody"),
+                }
+            }
+            Note::KilledAgain(reach) => write!(
+                f,
+                "processes remain after SIGKILL: swept again, reaching {}",
+                Whom(reach)
+            ),
             Note::CannotWait { blind } => write!(
                 f,
                 "processes remain that grace-init cannot wait for ({}): exiting without them",
@@ -424,6 +508,72 @@ mod tests {
                 Note::CannotWait { blind: false },
                 "processes remain that grace-init cannot wait for (not its children): exiting without them",
             ),
+            (
+                Note::Terminated(Reach::Counted(1)),
+                "sent SIGTERM to 1 process",
+            ),
+            (
+                Note::Terminated(Reach::Counted(3)),
+                "sent SIGTERM to 3 processes",
+            ),
+            (
+                Note::Terminated(Reach::Group(7)),
+                "sent SIGTERM to process group 7 (its members cannot be counted without /proc)",
+            ),
+            (
+                Note::Terminated(Reach::Everyone),
+                "sent SIGTERM to every process (kill -1): /proc cannot list them",
+            ),
+            (
+                Note::NoneToTerminate,
+                "no leftover process to send SIGTERM to",
+            ),
+            (
+                Note::Killed {
+                    child: true,
+                    reach: Reach::Counted(0),
+                },
+                "escalated: SIGKILL to the child and 0 other processes",
+            ),
+            (
+                Note::Killed {
+                    child: true,
+                    reach: Reach::Counted(1),
+                },
+                "escalated: SIGKILL to the child and 1 other process",
+            ),
+            (
+                Note::Killed {
+                    child: false,
+                    reach: Reach::Counted(2),
+                },
+                "escalated: SIGKILL to 2 processes",
+            ),
+            (
+                Note::Killed {
+                    child: true,
+                    reach: Reach::Group(7),
+                },
+                "escalated: SIGKILL to the child and its process group 7 (uncounted without /proc)",
+            ),
+            (
+                Note::Killed {
+                    child: true,
+                    reach: Reach::Everyone,
+                },
+                "escalated: SIGKILL to every process (kill -1; uncounted without /proc)",
+            ),
+            (
+                Note::Killed {
+                    child: false,
+                    reach: Reach::Nobody,
+                },
+                "escalated, but no leftover process can be found without /proc: none was SIGKILLed",
+            ),
+            (
+                Note::KilledAgain(Reach::Counted(1)),
+                "processes remain after SIGKILL: swept again, reaching 1 process",
+            ),
         ];
         for (note, want) in rows {
             assert_eq!(note.to_string(), want, "{note:?}");
@@ -464,6 +614,21 @@ mod tests {
             bare.to_string(),
             "exiting: the child ended without a stop signal; child exited with code 3; leftovers: 0 sent SIGTERM, \
              0 SIGKILLed; exit code 3"
+        );
+        let child_killed = Summary {
+            status: ChildStatus::Killed(libc::SIGKILL),
+            code: 137,
+            killed: Tally {
+                child: true,
+                ..Tally::default()
+            },
+            ..bare
+        };
+        assert!(
+            child_killed
+                .to_string()
+                .ends_with("child was killed by SIGKILL; leftovers: 0 sent SIGTERM, 0 SIGKILLed, and the child; exit code 137"),
+            "{child_killed}"
         );
     }
 }

@@ -13,7 +13,7 @@ use crate::logging;
 use crate::reap::{self, Change, reap_all, reap_all_named};
 use crate::spawn::{spawn_child, spawn_pre_stop};
 use crate::startup::{Early, register_as_reaper};
-use crate::supervisor::{Action, Event, Output, Reach, Supervisor};
+use crate::supervisor::{Action, Event, Left, Output, Supervisor};
 use crate::sys;
 use crate::terminal::Terminal;
 
@@ -49,15 +49,12 @@ pub fn run(config: Config, early: Early) -> i32 {
     crate::hygiene::detach_from_caller(&keep);
     // From here on grace-init never bails out: errors are warnings, and it exits only when nothing is left.
     log::debug!("started child {child} in its own process group");
-    let mut supervisor = Supervisor::new(config.policy.clone(), child, Instant::now());
+    let supervisor = Supervisor::new(config.policy.clone(), child, Instant::now());
     let deliverer = Deliverer::probe(child);
-    if !deliverer.can_find_every_process() {
-        supervisor.cannot_find_leftovers();
-    }
     // Job control as if the app ran directly: a child stopped from the terminal (Ctrl-Z) stops grace-init too,
     // so the calling shell gets its prompt back. PID 1 has no caller to hand the terminal to.
     let job_control = terminal.is_some() && getpid().as_raw() != 1;
-    let mut shell = Shell {
+    let mut event_loop = EventLoop {
         supervisor,
         deliverer,
         config,
@@ -66,18 +63,18 @@ pub fn run(config: Config, early: Early) -> i32 {
     };
     // Nothing is torn down: grace-init ends with _exit, and closing the signalfd or freeing the loop's buffers
     // (which the C library may hand back to the kernel with munmap) would only add system calls on the way out.
-    let code = shell.supervise(
+    let code = event_loop.supervise(
         std::mem::ManuallyDrop::new(inbox),
         orphaned,
         terminal,
         job_control,
     );
-    std::mem::forget(shell);
+    std::mem::forget(event_loop);
     code
 }
 
-/// The loop's state: the supervisor and what carries out its decisions.
-struct Shell {
+/// The event loop's state: the supervisor and what carries out its decisions.
+struct EventLoop {
     supervisor: Supervisor,
     deliverer: Deliverer,
     config: Config,
@@ -86,7 +83,7 @@ struct Shell {
     exit: Option<i32>,
 }
 
-impl Shell {
+impl EventLoop {
     fn supervise(
         &mut self,
         mut inbox: std::mem::ManuallyDrop<Inbox>,
@@ -160,16 +157,16 @@ impl Shell {
         {
             self.deliverer.tell_group_while_reserved();
         }
-        let on_exit = |shell: &mut Shell, pid, status, name| {
+        let on_exit = |event_loop: &mut EventLoop, pid, status, name| {
             if pid == child {
                 if let Some(terminal) = terminal {
                     terminal.take_back();
                 }
             }
-            shell.feed(Event::Reaped { pid, status, name }, now);
+            event_loop.feed(Event::Reaped { pid, status, name }, now);
         };
-        let on_change = |shell: &mut Shell, pid, change| match change {
-            Change::Ended(status) => on_exit(shell, pid, status, None),
+        let on_change = |event_loop: &mut EventLoop, pid, change| match change {
+            Change::Ended(status) => on_exit(event_loop, pid, status, None),
             Change::Stopped(signal) => {
                 if let (true, Some(terminal)) = (pid == child && job_control, terminal) {
                     terminal.suspend_with(child, signal);
@@ -189,15 +186,15 @@ impl Shell {
             reap_all(job_control, |pid, change| on_change(self, pid, change))
         };
         // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
-        let strangers_left = !children_left && self.deliverer.others_in_namespace();
-        self.supervisor.note_only_strangers(strangers_left);
-        self.feed(
-            Event::Settled {
-                children_left: children_left || strangers_left,
-            },
-            now,
-        );
-        strangers_left
+        let left = if children_left {
+            Left::Children
+        } else if self.deliverer.others_in_namespace() {
+            Left::Strangers
+        } else {
+            Left::Nothing
+        };
+        self.feed(Event::Settled(left), now);
+        left == Left::Strangers
     }
 
     /// Feeds one event to the supervisor, queues its lines, and carries out what it decides.
@@ -261,52 +258,13 @@ impl Shell {
             Action::KillPreStop(pid) => deliverer.kill_group(pid),
             Action::TerminateLeftovers { skip_told } => {
                 let reach = deliverer.terminate_leftovers(skip_told);
-                match reach {
-                    Reach::Counted(0) | Reach::Nobody => {
-                        log::debug!("no leftover process to send SIGTERM to")
-                    }
-                    Reach::Counted(count) => log::info!("sent SIGTERM to {}", processes(count)),
-                    Reach::Group(pgid) => log::info!(
-                        "sent SIGTERM to process group {pgid} (its members cannot be counted without /proc)"
-                    ),
-                    Reach::Everyone => log::info!(
-                        "sent SIGTERM to every process (kill -1): /proc cannot list them"
-                    ),
-                }
-                self.supervisor.note_terminated(reach);
+                self.feed(Event::Terminated(reach), now);
             }
-            Action::KillAll => {
+            Action::KillAll | Action::KillAgain => {
                 let reach = deliverer.kill_all(self.supervisor.child_alive());
-                match reach {
-                    Reach::Counted(count) => {
-                        log::info!("escalated: SIGKILL to {}", processes(count))
-                    }
-                    Reach::Group(pgid) => log::info!(
-                        "escalated: SIGKILL to process group {pgid} (uncounted without /proc)"
-                    ),
-                    Reach::Everyone => log::info!(
-                        "escalated: SIGKILL to every process (kill -1; uncounted without /proc)"
-                    ),
-                    Reach::Nobody => log::warn!(
-                        "escalated, but no leftover process can be found without /proc: none was SIGKILLed"
-                    ),
-                }
-                self.supervisor.note_killed(reach);
-            }
-            Action::KillAgain => {
-                let reach = deliverer.kill_all(self.supervisor.child_alive());
-                log::debug!("processes remain after SIGKILL: swept again ({reach:?})");
+                self.feed(Event::Killed(reach), now);
             }
             Action::Exit(code) => self.exit = Some(code),
         }
-    }
-}
-
-/// "1 process", "3 processes".
-fn processes(count: usize) -> String {
-    if count == 1 {
-        "1 process".to_string()
-    } else {
-        format!("{count} processes")
     }
 }

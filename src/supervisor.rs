@@ -13,7 +13,7 @@ use log::{Level, LevelFilter};
 use crate::comm::Comm;
 use crate::exit_code::{ChildStatus, STATUS_LOST, exit_code};
 use crate::note::{Note, Stage, StopTimes, Summary, Tally};
-use crate::signals::Rewrites;
+use crate::terms::{Policy, Reach, Target};
 
 /// After SIGKILL, how often to sweep again while processes remain: a process that forked between the walk
 /// of the tree and the kill, and whose orphan was re-parented to us silently, would otherwise never be killed.
@@ -87,40 +87,6 @@ macro_rules! say {
     };
 }
 
-/// Whom a SIGTERM or SIGKILL to leftovers reached, as the shell reports it back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reach {
-    /// These many processes, each found and signalled by itself.
-    Counted(usize),
-    /// The child's process group as a whole (no /proc to count its members).
-    Group(i32),
-    /// Every process in the namespace, with kill(-1) (PID 1 without /proc to count them).
-    Everyone,
-    /// Nobody could be reached (a subreaper without /proc, once the child's group id may be reused).
-    Nobody,
-}
-
-/// What the supervisor was told to do by the command line.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// Grace period from the first stop signal to SIGKILL; `None` waits forever.
-    pub timeout: Option<Duration>,
-    /// How long to keep the app serving after the stop signal before forwarding it.
-    pub drain_delay: Duration,
-    /// Whether a pre-stop command is configured.
-    pub pre_stop: bool,
-    /// Received signals that start the grace period.
-    pub stop_signals: Vec<i32>,
-    /// How received signals are rewritten before forwarding.
-    pub rewrites: Rewrites,
-    /// Forward to the main child only instead of its process group.
-    pub single_child: bool,
-    /// Exit codes reported as 0.
-    pub expect_exit: Vec<i32>,
-    /// Warn when a process other than the main child and the pre-stop command is reaped (`--warn-reap`).
-    pub warn_reap: bool,
-}
-
 /// Something that happened, as the shell saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -132,8 +98,8 @@ pub enum Event {
         status: ChildStatus,
         name: Option<Comm>,
     },
-    /// The reap pass is over: whether any child is still alive.
-    Settled { children_left: bool },
+    /// The reap pass is over: what is left.
+    Settled(Left),
     /// The pre-stop command was started with this pid.
     PreStopStarted(i32),
     /// The pre-stop command could not be started.
@@ -142,6 +108,23 @@ pub enum Event {
     Tick,
     /// A signal arrived and the shell already forwarded it, as `Supervisor::route` said to.
     Forwarded(i32),
+    /// The shell sent SIGTERM (then SIGCONT) to the leftovers (`Action::TerminateLeftovers`): whom it reached.
+    Terminated(Reach),
+    /// The shell sent SIGKILL (`Action::KillAll`, `Action::KillAgain`): whom it reached besides the main child.
+    Killed(Reach),
+}
+
+/// What a reap pass leaves behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Left {
+    /// No process grace-init has to wait for.
+    Nothing,
+    /// Children of grace-init, as waitpid says.
+    Children,
+    /// As PID 1, only processes that are not its children (entered with `docker exec`). They get SIGTERM and
+    /// the deadline like any leftover, but once SIGKILL has been sent grace-init does not wait for them: it
+    /// cannot reap them, and they die with the namespace when it exits.
+    Strangers,
 }
 
 /// The supervisor's decision for the signals it only forwards, taken in advance. While the app runs and no stop
@@ -171,19 +154,6 @@ impl Route {
     pub fn table(&self) -> &[u8; ROUTED_SIGNALS] {
         &self.as_signal
     }
-}
-
-/// Who a forwarded signal goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// The main child's process group (its pgid is the child's pid), with one kill(-pgid). Only while the
-    /// child is not reaped: its pid, and so the group id, cannot be reused before that.
-    Group(i32),
-    /// What is left of the child's group once the child is reaped: each member found and signalled by itself,
-    /// since the group id may by now name someone else's group.
-    Members(i32),
-    /// The main child alone.
-    Child(i32),
 }
 
 /// What the shell must do.
@@ -247,11 +217,14 @@ pub struct Supervisor {
     reaped_since_pass: bool,
     killed_at: Option<Instant>,
     last_kill: Option<Instant>,
-    children_left: bool,
+    left: Left,
+    /// SIGKILL reached leftovers only as a group or not at all: the shell cannot list processes (a subreaper
+    /// without /proc), so once that SIGKILL went out nothing more can be found to wait for.
     blind: bool,
-    only_strangers: bool,
     terminated: Tally,
     killed: Tally,
+    /// Whether the first SIGKILL's reach has been reported (`Event::Killed`); later ones are sweeps.
+    killed_reported: bool,
     done: bool,
 }
 
@@ -277,11 +250,11 @@ impl Supervisor {
             reaped_since_pass: false,
             killed_at: None,
             last_kill: None,
-            children_left: true,
+            left: Left::Children,
             blind: false,
-            only_strangers: false,
             terminated: Tally::default(),
             killed: Tally::default(),
+            killed_reported: false,
             done: false,
         }
     }
@@ -327,23 +300,10 @@ impl Supervisor {
         }
         match self.last_kill {
             None => consider(self.deadline),
-            Some(last) if self.children_left => consider(last.checked_add(RESWEEP)),
+            Some(last) if self.left != Left::Nothing => consider(last.checked_add(RESWEEP)),
             Some(_) => {}
         }
         next
-    }
-
-    /// The shell cannot find processes that left the child's group (a subreaper without /proc): once SIGKILL
-    /// has gone to everything it can reach, exit instead of waiting for what it cannot.
-    pub fn cannot_find_leftovers(&mut self) {
-        self.blind = true;
-    }
-
-    /// The shell reports that the only processes left are not grace-init's children (PID 1: entered with
-    /// `docker exec`). They get SIGTERM and the deadline like any leftover, but once SIGKILL has been sent
-    /// grace-init does not wait for them: it cannot reap them, and they die with the namespace when it exits.
-    pub fn note_only_strangers(&mut self, only_strangers: bool) {
-        self.only_strangers = only_strangers;
     }
 
     /// Whether the main child has not been reaped yet.
@@ -356,16 +316,6 @@ impl Supervisor {
         self.child
     }
 
-    /// The shell reports whom its SIGTERM to leftovers reached.
-    pub fn note_terminated(&mut self, reach: Reach) {
-        self.terminated.add(reach);
-    }
-
-    /// The shell reports whom its SIGKILL reached (the main child is never counted).
-    pub fn note_killed(&mut self, reach: Reach) {
-        self.killed.add(reach);
-    }
-
     /// Turns one event at time `now` into the actions to perform, in order, appended to `out.actions`, and
     /// what is to be said about it, appended to `out` (see `Output::notes`). The shell acts first and writes the lines after.
     pub fn step(&mut self, event: Event, now: Instant, out: &mut Output) {
@@ -375,7 +325,7 @@ impl Supervisor {
         match event {
             Event::Signal(signal) => self.on_signal(signal, now, out),
             Event::Reaped { pid, status, name } => self.on_reaped(pid, status, name, now, out),
-            Event::Settled { children_left } => self.on_settled(children_left, now, out),
+            Event::Settled(left) => self.on_settled(left, now, out),
             Event::PreStopStarted(pid) => {
                 if let PreStop::Starting { since } = self.pre_stop {
                     self.pre_stop = PreStop::Running { pid, since };
@@ -392,6 +342,8 @@ impl Supervisor {
             Event::Tick => self.on_tick(now, out),
             // What `route` promised: the signal went out as `step` would have sent it; only the line is left.
             Event::Forwarded(signal) => say!(out, Debug, Note::Received(signal)),
+            Event::Terminated(reach) => self.on_terminated(reach, out),
+            Event::Killed(reach) => self.on_killed(reach, out),
         }
     }
 
@@ -584,8 +536,9 @@ impl Supervisor {
         }
     }
 
-    fn on_settled(&mut self, children_left: bool, now: Instant, out: &mut Output) {
-        self.children_left = children_left;
+    fn on_settled(&mut self, left: Left, now: Instant, out: &mut Output) {
+        self.left = left;
+        let children_left = left != Left::Nothing;
         let Some((status, _)) = self.child_exit else {
             if !children_left {
                 // No child is left, yet the main child was never reaped: someone else reaped it (SIGCHLD was
@@ -648,10 +601,11 @@ impl Supervisor {
 
     fn kill_if_due(&mut self, now: Instant, out: &mut Output) {
         if let Some(last) = self.last_kill {
-            if self.children_left && last.checked_add(RESWEEP).is_some_and(|at| now >= at) {
+            let left = self.left != Left::Nothing;
+            if left && last.checked_add(RESWEEP).is_some_and(|at| now >= at) {
                 self.last_kill = Some(now);
                 match self.child_exit {
-                    Some((status, _)) if self.blind || self.only_strangers => {
+                    Some((status, _)) if self.blind || self.left == Left::Strangers => {
                         say!(out, Warn, Note::CannotWait { blind: self.blind });
                         self.finish(status, now, out);
                     }
@@ -668,8 +622,36 @@ impl Supervisor {
         }
         self.killed_at = Some(now);
         self.last_kill = Some(now);
+        self.killed.child = self.child_exit.is_none();
         say!(out, Info, Note::GracePeriodOver);
         out.actions.push(Action::KillAll);
+    }
+
+    /// What the leftovers' SIGTERM reached, counted for the summary and said now.
+    fn on_terminated(&mut self, reach: Reach, out: &mut Output) {
+        self.terminated.add(reach);
+        match reach {
+            Reach::Counted(0) | Reach::Nobody => say!(out, Debug, Note::NoneToTerminate),
+            _ => say!(out, Info, Note::Terminated(reach)),
+        }
+    }
+
+    /// What a SIGKILL reached: the first one, at the deadline, is counted and said; later sweeps only catch
+    /// what forked during the one before.
+    fn on_killed(&mut self, reach: Reach, out: &mut Output) {
+        if self.killed_reported {
+            say!(out, Debug, Note::KilledAgain(reach));
+            return;
+        }
+        self.killed_reported = true;
+        self.killed.add(reach);
+        // Reached only as a group, or nobody: the shell cannot list processes.
+        self.blind = matches!(reach, Reach::Group(_) | Reach::Nobody);
+        let child = self.killed.child;
+        match reach {
+            Reach::Nobody if !child => say!(out, Warn, Note::Killed { child, reach }),
+            _ => say!(out, Info, Note::Killed { child, reach }),
+        }
     }
 
     fn finish(&mut self, status: ChildStatus, now: Instant, out: &mut Output) {
@@ -700,12 +682,15 @@ impl Supervisor {
             },
             total: now.saturating_duration_since(stop.at),
         });
+        let mut killed = self.killed;
+        // The child counts as SIGKILLed only when that is also how it ended.
+        killed.child &= status == ChildStatus::Killed(libc::SIGKILL);
         Summary {
             stop,
             status,
             code,
             terminated: self.terminated,
-            killed: self.killed,
+            killed,
         }
     }
 }
@@ -787,12 +772,8 @@ mod tests {
         }
     }
 
-    const LEFT: Event = Event::Settled {
-        children_left: true,
-    };
-    const NONE_LEFT: Event = Event::Settled {
-        children_left: false,
-    };
+    const LEFT: Event = Event::Settled(Left::Children);
+    const NONE_LEFT: Event = Event::Settled(Left::Nothing);
 
     #[test]
     fn child_exits_by_itself_with_nothing_left() {
@@ -886,15 +867,20 @@ mod tests {
     fn without_a_way_to_find_leftovers_it_exits_after_the_kill_sweep() {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
-        sup.cannot_find_leftovers();
         sup.handle(exited(CHILD, 4), t0);
         assert_eq!(
             sup.handle(LEFT, t0),
             vec![Action::TerminateLeftovers { skip_told: false }]
         );
+        assert_eq!(sup.handle(Event::Terminated(Reach::Nobody), t0), vec![]);
         assert_eq!(
             sup.handle(Event::Tick, t0 + ms(10_000)),
             vec![Action::KillAll]
+        );
+        // A subreaper without /proc: its SIGKILL reached nobody it could name.
+        assert_eq!(
+            sup.handle(Event::Killed(Reach::Nobody), t0 + ms(10_000)),
+            vec![]
         );
         assert_eq!(sup.handle(LEFT, t0 + ms(10_001)), vec![]);
         assert_eq!(
@@ -908,9 +894,8 @@ mod tests {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
         sup.handle(exited(CHILD, 0), t0);
-        sup.note_only_strangers(true);
         assert_eq!(
-            sup.handle(LEFT, t0),
+            sup.handle(Event::Settled(Left::Strangers), t0),
             vec![Action::TerminateLeftovers { skip_told: false }]
         );
         assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
@@ -1439,15 +1424,58 @@ mod tests {
     fn summary_counts_say_who_was_reached_uncounted() {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
-        sup.note_terminated(Reach::Group(CHILD));
-        sup.note_killed(Reach::Counted(2));
-        sup.note_killed(Reach::Everyone);
+        sup.handle(Event::Terminated(Reach::Group(CHILD)), t0);
+        sup.handle(Event::Killed(Reach::Everyone), t0);
         let line = sup.summary(ChildStatus::Exited(0), 0, t0).to_string();
         assert!(
             line.contains(&format!(
-                "leftovers: 0 (and process group {CHILD}, uncounted) sent SIGTERM, 2 (and every process with kill -1, uncounted) SIGKILLed"
+                "leftovers: 0 (and process group {CHILD}, uncounted) sent SIGTERM, 0 (and every process with kill -1, uncounted) SIGKILLed;"
             )),
             "{line}"
+        );
+    }
+
+    /// Every line of an escalation, as the supervisor says it from what the shell reports back.
+    fn said(sup: &mut Supervisor, event: Event, now: Instant) -> (Vec<Action>, Vec<String>) {
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(event, now, &mut out);
+        let lines = out.notes().map(|(_, n)| n.to_string()).collect();
+        (out.actions, lines)
+    }
+
+    #[test]
+    fn the_escalation_names_the_child_and_counts_its_first_sweep_only() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        let (actions, _) = said(&mut sup, Event::Tick, t0 + ms(10_000));
+        assert_eq!(actions, vec![Action::KillAll]);
+        let (_, lines) = said(&mut sup, Event::Killed(Reach::Counted(2)), t0 + ms(10_000));
+        assert_eq!(
+            lines,
+            vec!["escalated: SIGKILL to the child and 2 other processes"]
+        );
+        sup.handle(LEFT, t0 + ms(10_001));
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_100)),
+            vec![Action::KillAgain]
+        );
+        // A second sweep is no new escalation: not counted, not said at info.
+        let (_, lines) = said(&mut sup, Event::Killed(Reach::Counted(1)), t0 + ms(10_100));
+        assert!(lines.is_empty(), "{lines:?}");
+        let killed = Event::Reaped {
+            pid: CHILD,
+            status: ChildStatus::Killed(libc::SIGKILL),
+            name: None,
+        };
+        sup.handle(killed, t0 + ms(10_101));
+        let (actions, lines) = said(&mut sup, NONE_LEFT, t0 + ms(10_101));
+        assert_eq!(actions, vec![Action::Exit(137)]);
+        assert!(
+            lines[0].ends_with(
+                "child was killed by SIGKILL; leftovers: 0 sent SIGTERM, 2 SIGKILLed, and the child; exit code 137"
+            ),
+            "{lines:?}"
         );
     }
 }

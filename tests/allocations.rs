@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use grace_init::exit_code::ChildStatus;
 use grace_init::signals::Rewrites;
-use grace_init::supervisor::{Event, Output, Policy, Supervisor};
+use grace_init::supervisor::{Event, Left, Output, Supervisor};
+use grace_init::terms::Policy;
 use log::LevelFilter;
 
 /// The system allocator, counting the allocations made by the current thread (tests run in parallel).
@@ -118,14 +119,7 @@ fn reaping_orphans_allocates_nothing_at_the_default_level() {
             };
             feed(&mut sup, &mut out, reaped, t0);
         }
-        feed(
-            &mut sup,
-            &mut out,
-            Event::Settled {
-                children_left: true,
-            },
-            t0,
-        );
+        feed(&mut sup, &mut out, Event::Settled(Left::Children), t0);
     });
     assert_eq!(made, 0, "allocations for 10,000 reaped orphans");
 }
@@ -145,14 +139,7 @@ fn a_whole_shutdown_formats_its_lines_without_allocating() {
             name: None,
         };
         said += feed(&mut sup, &mut out, reaped, later);
-        said += feed(
-            &mut sup,
-            &mut out,
-            Event::Settled {
-                children_left: false,
-            },
-            later,
-        );
+        said += feed(&mut sup, &mut out, Event::Settled(Left::Nothing), later);
     });
     // received + forwarding, the child's exit, the summary: the lines were said, and cost nothing.
     assert!(said >= 4, "{said} lines");

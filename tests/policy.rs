@@ -388,3 +388,57 @@ fn the_parent_dying_during_start_up_still_triggers_the_parent_death_signal() {
         );
     }
 }
+
+#[test]
+fn json_time_stamps_never_go_backwards_in_the_order_lines_are_written() {
+    // The supervisor's lines are formatted after its actions and put in front of what the actions logged; their
+    // time stamps must still read forwards. Main: "grace period over" (formatted after the SIGKILL) carried a
+    // later stamp than the "escalated" line written under it.
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "--log-format",
+                "json",
+                "-v",
+                "-t",
+                "0.5",
+                "--pre-stop",
+                "true",
+                "--",
+                &reporter,
+                "--ignore",
+                "TERM",
+            ],
+        );
+        run.expect_stdout("child ready", secs(10.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        let stamps: Vec<f64> = done
+            .stderr
+            .iter()
+            .map(|l| {
+                let ts = l.strip_prefix("{\"ts\":").and_then(|r| r.split(',').next());
+                ts.and_then(|t| t.parse().ok())
+                    .unwrap_or_else(|| panic!("{mode:?}: no time stamp in {l}"))
+            })
+            .collect();
+        let backwards: Vec<_> = stamps
+            .windows(2)
+            .zip(&done.stderr[1..])
+            .filter(|(pair, _)| pair[1] < pair[0])
+            .map(|(_, line)| line)
+            .collect();
+        assert!(
+            backwards.is_empty(),
+            "{mode:?}: stamped earlier than the line before: {backwards:#?}\nall: {}",
+            done.stderr_text()
+        );
+        let text = done.stderr_text();
+        let over = text.find("grace period over").expect("grace period over");
+        let escalated = text.find("escalated: SIGKILL").expect("escalated");
+        assert!(over < escalated, "{mode:?}: {text}");
+    }
+}

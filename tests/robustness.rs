@@ -605,7 +605,7 @@ fn an_escalation_counts_only_the_processes_its_sigkill_reached() {
         let text = done.stderr_text();
         assert_eq!(done.code, Some(137), "{mode:?}: {text}");
         assert!(
-            text.contains("escalated: SIGKILL to 0 processes"),
+            text.contains("escalated: SIGKILL to the child and 0 other processes"),
             "{mode:?}: {text}"
         );
         assert_eq!(leftover_counts(&text), Some((0, 0)), "{mode:?}: {text}");
@@ -631,9 +631,50 @@ fn without_cap_sys_ptrace_the_processes_of_an_app_run_as_another_user_are_counte
         let text = done.stderr_text();
         assert_eq!(done.code, Some(137), "{mode:?}: {text}");
         assert!(
-            text.contains("escalated: SIGKILL to 3 processes"),
+            text.contains("escalated: SIGKILL to the child and 3 other processes"),
             "{mode:?}: {text}"
         );
         assert_eq!(leftover_counts(&text), Some((0, 3)), "{mode:?}: {text}");
+    }
+}
+
+#[test]
+fn the_escalation_names_the_app_and_counts_every_other_process_it_reached() {
+    // A TERM-ignoring app and its TERM-ignoring grandchild, which left the app's group: both are SIGKILLed at the
+    // deadline. Main: "escalated: SIGKILL to 1 process" and "1 SIGKILLed": the app was left out of both lines.
+    let reporter = reporter();
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "0.5",
+                "--",
+                &reporter,
+                "--ignore",
+                "TERM",
+                "--grandchild",
+                "--tag grandchild --ignore TERM --setsid",
+            ],
+        );
+        run.expect_stdout("grandchild ready", secs(10.0));
+        let started = strays(&run);
+        assert_eq!(started.0.len(), 2, "{mode:?}: app and grandchild");
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(5.0));
+        let text = done.stderr_text();
+        assert_eq!(done.code, Some(137), "{mode:?}: {text}");
+        assert!(
+            text.contains("escalated: SIGKILL to the child and 1 other process\n"),
+            "{mode:?}: {text}"
+        );
+        assert_eq!(leftover_counts(&text), Some((0, 1)), "{mode:?}: {text}");
+        assert!(
+            text.contains("1 SIGKILLed, and the child; exit code 137"),
+            "{mode:?}: {text}"
+        );
+        for pid in &started.0 {
+            assert_eq!(state(*pid), None, "{mode:?}: {pid} outlived the run");
+        }
     }
 }

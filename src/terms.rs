@@ -1,0 +1,54 @@
+//! The words the supervisor and the shell share: what the command line asked for (`Policy`), whom a signal is
+//! for (`Target`) and whom it reached (`Reach`). Plain values with no behaviour of their own, so the state
+//! machine, its notes, the deliverer and the command line can all use them without knowing one another.
+
+use std::time::Duration;
+
+use crate::signals::Rewrites;
+
+/// What the supervisor was told to do by the command line.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Grace period from the first stop signal to SIGKILL; `None` waits forever.
+    pub timeout: Option<Duration>,
+    /// How long to keep the app serving after the stop signal before forwarding it.
+    pub drain_delay: Duration,
+    /// Whether a pre-stop command is configured.
+    pub pre_stop: bool,
+    /// Received signals that start the grace period.
+    pub stop_signals: Vec<i32>,
+    /// How received signals are rewritten before forwarding.
+    pub rewrites: Rewrites,
+    /// Forward to the main child only instead of its process group.
+    pub single_child: bool,
+    /// Exit codes reported as 0.
+    pub expect_exit: Vec<i32>,
+    /// Warn when a process other than the main child and the pre-stop command is reaped (`--warn-reap`).
+    pub warn_reap: bool,
+}
+
+/// Who a forwarded signal goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The main child's process group (its pgid is the child's pid), with one kill(-pgid). Only while the
+    /// child is not reaped: its pid, and so the group id, cannot be reused before that.
+    Group(i32),
+    /// What is left of the child's group once the child is reaped: each member found and signalled by itself,
+    /// since the group id may by now name someone else's group.
+    Members(i32),
+    /// The main child alone.
+    Child(i32),
+}
+
+/// Whom a SIGTERM or SIGKILL to leftovers reached, besides the main child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// These many processes, each found and signalled by itself.
+    Counted(usize),
+    /// The child's process group as a whole (no /proc to count its members).
+    Group(i32),
+    /// Every process in the namespace, with kill(-1) (PID 1 without /proc to count them).
+    Everyone,
+    /// Nobody could be reached (a subreaper without /proc, once the child's group id may be reused).
+    Nobody,
+}
