@@ -40,6 +40,8 @@ pub struct Deliverer {
     sees_exit_codes: bool,
     /// As PID 1 with /proc: the namespace's process list, open for the question asked at exit.
     pid_dir: Option<PidDir>,
+    /// Targets (a pid, or a negative group id) a signal was refused for (EPERM): each is warned about once.
+    refused: RefCell<HashSet<i32>>,
 }
 
 impl Deliverer {
@@ -66,6 +68,7 @@ impl Deliverer {
             group_told: Cell::new(false),
             sees_exit_codes: proc_usable && procs::sees_every_exit_code(),
             pid_dir: (proc_usable && me == 1).then(open_pid_dir).flatten(),
+            refused: RefCell::new(HashSet::new()),
         }
     }
 
@@ -102,14 +105,14 @@ impl Deliverer {
 
     /// Sends `signal` to `pid` (negative: a process group). ESRCH is normal; anything else is a warning.
     fn send(&self, pid: i32, signal: i32) -> bool {
-        report(sys::kill(pid, signal), pid, signal)
+        self.report(sys::kill(pid, signal), pid, signal)
     }
 
     /// Says how a forward to the child or its group went: the event loop's own (`forward`), or one sent as the
     /// signal was read, along the supervisor's standing route (see `sys::read_signals`).
     pub fn report_sent(&self, sent: Sent) {
         let Sent { signal, to, result } = sent;
-        if report(result, to, signal) {
+        if self.report(result, to, signal) {
             if to < 0 {
                 log::debug!("forwarded {} to process group {}", name(signal), -to);
             } else {
@@ -312,6 +315,34 @@ impl Deliverer {
         self.send(-group, libc::SIGKILL);
     }
 
+    /// Logs the outcome of one signal: ESRCH is normal (debug), anything else a warning, and a refusal (EPERM)
+    /// only the first time for that target, however often it is tried again. Returns whether it went.
+    fn report(&self, result: Result<(), Errno>, pid: i32, signal: i32) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(Errno::ESRCH) => {
+                log::debug!("{} to {pid}: no such process", name(signal));
+                false
+            }
+            Err(Errno::EPERM) if !self.refused.borrow_mut().insert(pid) => {
+                log::debug!("{} to {pid}: refused again", name(signal));
+                false
+            }
+            Err(Errno::EPERM) => {
+                log::warn!(
+                    "could not send {} to {pid}: not permitted (another user's process while grace-init lacks \
+                     CAP_KILL, or a security policy); further refusals for it are not logged",
+                    name(signal)
+                );
+                false
+            }
+            Err(e) => {
+                log::warn!("could not send {} to {pid}: {}", name(signal), e.desc());
+                false
+            }
+        }
+    }
+
     /// Sends `signals`, in order, to a process found in /proc, making sure it is still that process.
     /// Returns whether the first one was delivered.
     fn signal_found(&self, p: &Proc, signals: &[i32]) -> bool {
@@ -330,7 +361,7 @@ impl Deliverer {
                     // Refused as a call (a seccomp profile: EPERM or ENOSYS), not for this process: the same
                     // check as without a pidfd, then kill(2), which reports a real refusal.
                     Err(Errno::EPERM | Errno::ENOSYS) => same() && self.send(p.pid, s),
-                    result => report(result, p.pid, s),
+                    result => self.report(result, p.pid, s),
                 })
             }
             Err(Errno::ESRCH) => false,
@@ -364,21 +395,6 @@ fn open_pid_dir() -> Option<PidDir> {
         );
     }
     dir
-}
-
-/// Logs the outcome of one signal: ESRCH is normal (debug), anything else a warning. Returns whether it went.
-fn report(result: Result<(), Errno>, pid: i32, signal: i32) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(Errno::ESRCH) => {
-            log::debug!("{} to {pid}: no such process", name(signal));
-            false
-        }
-        Err(e) => {
-            log::warn!("could not send {} to {pid}: {}", name(signal), e.desc());
-            false
-        }
-    }
 }
 
 /// The boot-time clock now, in the clock ticks /proc uses for start times.

@@ -78,7 +78,8 @@ fn become_user(cmd: &mut Command, user: Option<&Identity>) {
         // Not root: `--user` passed validation only because it names grace-init's own ids, so there is nothing
         // to switch (and setgroups would be refused).
         if nix::unistd::geteuid().is_root() {
-            sys::switch_user(cmd, id.uid, id.gid, id.groups.clone());
+            let groups = id.set_groups.then(|| id.groups.clone());
+            sys::switch_user(cmd, id.uid, id.gid, groups);
         }
     }
 }

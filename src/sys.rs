@@ -377,17 +377,20 @@ pub fn send_nonblocking(fd: BorrowedFd, bytes: &[u8]) -> Result<usize, Errno> {
 
 // ---- issue 12: user switch, socket activation, descriptor hygiene, reap warnings. ----
 
-/// Makes the command drop to `uid`, `gid` and the supplementary `groups` between fork and exec (after
-/// `start_clean`'s hook, so the process group and the terminal are set up first, with root's rights).
-/// The group list is built before the fork and moved into the hook, so nothing is allocated in the child.
-pub fn switch_user(command: &mut Command, uid: u32, gid: u32, groups: Vec<libc::gid_t>) {
+/// Makes the command drop to `uid`, `gid` and the supplementary `groups` (`None`: keep those held) between
+/// fork and exec (after `start_clean`'s hook, so the process group and the terminal are set up first, with
+/// root's rights). The group list is built before the fork and moved into the hook, so nothing is allocated
+/// in the child.
+pub fn switch_user(command: &mut Command, uid: u32, gid: u32, groups: Option<Vec<libc::gid_t>>) {
     let hook = move || -> io::Result<()> {
         // SAFETY: runs in the forked child before exec. setgroups, setresgid and setresuid are plain system
         // call wrappers (async-signal-safe); `groups` is a live, initialised slice whose length is passed
         // with it, and nothing here allocates.
         unsafe {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-                return Err(io::Error::last_os_error());
+            if let Some(groups) = &groups {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             if libc::setresgid(gid, gid, gid) != 0 {
                 return Err(io::Error::last_os_error());

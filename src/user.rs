@@ -33,6 +33,9 @@ pub struct Identity {
     pub groups: Vec<u32>,
     /// HOME for the child: the passwd entry's directory, or `/` when there is no entry (as gosu does).
     pub home: String,
+    /// Whether setgroups must be called: the groups grace-init holds are not already those the child needs
+    /// (a user namespace may deny setgroups even when nothing would change).
+    pub set_groups: bool,
 }
 
 /// clap value parser for `--user`: checks the shape only (names are looked up once every option is read).
@@ -193,28 +196,100 @@ pub fn resolve(
         gid,
         groups,
         home,
+        set_groups: true,
     })
 }
 
-/// Resolves `spec` from this system's /etc/passwd and /etc/group, and refuses a switch grace-init cannot make:
-/// only root may become another user.
+/// Resolves `spec` from this system's /etc/passwd and /etc/group, and refuses a switch grace-init cannot make
+/// or could not stand behind: only root may become another user, and only with CAP_SETUID and CAP_SETGID; the
+/// ids must exist in grace-init's user namespace, and setgroups must be allowed there when the groups change;
+/// and an app run as another user can be stopped only with CAP_KILL.
 pub fn resolve_here(spec: &UserSpec) -> Result<Identity, String> {
     let passwd = read_text("/etc/passwd");
     let group = read_text("/etc/group");
     let euid = nix::unistd::geteuid().as_raw();
     let egid = nix::unistd::getegid().as_raw();
-    let identity = resolve(spec, &passwd, &group, egid)?;
-    if euid != 0 && (identity.uid != euid || identity.gid != egid) {
-        return Err(format!(
-            "cannot run the command as user '{spec}': grace-init is not root (uid {euid}), and only root can switch users"
-        ));
+    let mut identity = resolve(spec, &passwd, &group, egid)?;
+    let refuse = |why: String| Err(format!("cannot run the command as user '{spec}': {why}"));
+    if euid != 0 {
+        if identity.uid != euid || identity.gid != egid {
+            return refuse(format!(
+                "grace-init is not root (uid {euid}), and only root can switch users"
+            ));
+        }
+        return Ok(identity);
     }
-    if euid == 0 && !can_switch_users() {
-        return Err(format!(
-            "cannot run the command as user '{spec}': grace-init lacks CAP_SETUID or CAP_SETGID (grant them to the container)"
-        ));
+    let caps = effective_caps();
+    if !caps.is_none_or(has_setid_caps) {
+        return refuse(
+            "grace-init lacks CAP_SETUID or CAP_SETGID (grant them to the container)".to_string(),
+        );
+    }
+    if identity.uid != euid && !caps.is_none_or(has_kill_cap) {
+        return refuse(
+            "grace-init lacks CAP_KILL, so it could not signal the command once it runs as another user \
+             (grant CAP_KILL to the container)"
+                .to_string(),
+        );
+    }
+    for (kind, id, map) in [
+        ("uid", identity.uid, "/proc/self/uid_map"),
+        ("gid", identity.gid, "/proc/self/gid_map"),
+    ] {
+        if std::fs::read_to_string(map).is_ok_and(|text| !id_mapped(&text, id)) {
+            return refuse(format!(
+                "{kind} {id} is not mapped in this user namespace ({map})"
+            ));
+        }
+    }
+    let held: Option<Vec<u32>> = nix::unistd::getgroups()
+        .ok()
+        .map(|gids| gids.iter().map(|g| g.as_raw()).collect());
+    let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|t| t.trim() == "deny");
+    // Where setgroups is allowed the list is set whenever it differs, so the child's list is the user's as
+    // written; where it is denied, it is enough that the groups held give the same rights.
+    identity.set_groups = !held.is_some_and(|held| {
+        let mut held = held;
+        held.sort_unstable();
+        held.dedup();
+        let mut wanted = identity.groups.clone();
+        wanted.sort_unstable();
+        wanted.dedup();
+        held == wanted || (denied && same_groups(&identity, &held))
+    });
+    if identity.set_groups && denied {
+        return refuse(
+            "this user namespace denies setgroups (/proc/self/setgroups), and the supplementary groups \
+             grace-init holds are not the user's"
+                .to_string(),
+        );
     }
     Ok(identity)
+}
+
+/// Whether the groups `held` now, once the primary group is switched, give the rights of the groups `identity`
+/// asks for (the primary group counts whether or not it is also listed as supplementary).
+fn same_groups(identity: &Identity, held: &[u32]) -> bool {
+    let with_primary = |groups: &[u32]| {
+        let mut all: Vec<u32> = groups.iter().copied().chain([identity.gid]).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    with_primary(&identity.groups) == with_primary(held)
+}
+
+/// Whether `id` lies in one of the ranges of a /proc/self/uid_map or gid_map (`inside outside count` lines).
+fn id_mapped(map: &str, id: u32) -> bool {
+    map.lines().any(|line| {
+        let mut fields = line.split_whitespace().map(|f| f.parse::<u64>().ok());
+        match (fields.next().flatten(), fields.nth(1).flatten()) {
+            (Some(first), Some(count)) => {
+                (first..first.saturating_add(count)).contains(&u64::from(id))
+            }
+            _ => false,
+        }
+    })
 }
 
 /// A file's text, with any byte that is not UTF-8 (a Latin-1 full name in another user's entry) replaced, so
@@ -225,27 +300,26 @@ fn read_text(path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Whether grace-init's effective capabilities include CAP_SETGID (6) and CAP_SETUID (7). Root in a container
-/// may lack them (runc's default spec does not grant them). Without /proc, assume it can and let the switch
-/// itself fail later.
-fn can_switch_users() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return true;
-    };
-    let Some(mask) = status
+/// grace-init's effective capabilities (`CapEff`). Root in a container may lack some: runc's default spec
+/// grants no CAP_SETUID or CAP_SETGID, a Kubernetes `drop: [ALL]` no CAP_KILL. `None` without /proc: then the
+/// switch is attempted and fails, if it does, when the command starts.
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-    else {
-        return true;
-    };
-    has_setid_caps(mask)
 }
 
 /// Whether a capability mask holds both CAP_SETGID (bit 6) and CAP_SETUID (bit 7).
 fn has_setid_caps(mask: u64) -> bool {
     const SETID: u64 = (1 << 6) | (1 << 7);
     mask & SETID == SETID
+}
+
+/// Whether a capability mask holds CAP_KILL (bit 5): the right to signal another user's processes.
+fn has_kill_cap(mask: u64) -> bool {
+    mask & (1 << 5) != 0
 }
 
 #[cfg(test)]
@@ -351,6 +425,41 @@ staff:x:50:someone
         assert!(!has_setid_caps(0x40));
         assert!(!has_setid_caps(0x80));
         assert!(!has_setid_caps(0x20));
+    }
+
+    #[test]
+    fn signalling_another_user_needs_cap_kill() {
+        assert!(has_kill_cap(0x20));
+        assert!(has_kill_cap(0x1ff));
+        assert!(!has_kill_cap(0xc0));
+    }
+
+    #[test]
+    fn ids_are_mapped_when_a_range_holds_them() {
+        let host = "         0          0 4294967295\n";
+        assert!(id_mapped(host, 0) && id_mapped(host, 4_294_967_294));
+        // unshare --map-root-user: only 0, as the caller's id outside.
+        let root_only = "         0       1000          1\n";
+        assert!(id_mapped(root_only, 0));
+        assert!(!id_mapped(root_only, 1) && !id_mapped(root_only, 1000));
+        let two = "0 100000 10\n1000 1000 1\n";
+        assert!(id_mapped(two, 9) && id_mapped(two, 1000));
+        assert!(!id_mapped(two, 10) && !id_mapped(two, 999));
+        assert!(!id_mapped("", 0) && !id_mapped("garbage\n", 0));
+    }
+
+    #[test]
+    fn groups_that_would_not_change_need_no_setgroups() {
+        let id = resolved("0:0").unwrap();
+        // The primary group counts whether or not it is also listed as supplementary.
+        assert!(same_groups(&id, &[]));
+        assert!(same_groups(&id, &[0]));
+        assert!(!same_groups(&id, &[0, 5]));
+        let app = resolved("app").unwrap();
+        assert!(same_groups(&app, &[44, 29]));
+        assert!(same_groups(&app, &[1000, 44, 29]));
+        assert!(!same_groups(&app, &[29]));
+        assert!(!same_groups(&app, &[0]));
     }
 
     #[test]

@@ -979,3 +979,69 @@ fn another_user_while_not_root_is_refused_with_one_line_exit_2_and_no_child() {
         let _ = std::fs::remove_file(&marker);
     }
 }
+
+/// Runs `grace-init -u USER -- sh -c 'touch MARKER'` the way `launch` says, in every mode, and checks the
+/// usage-error contract: exit 2, one line naming the user and each of `named`, the command never started.
+fn user_refused(launch: &Launch, user: &str, named: &[&str]) {
+    let scratch = Scratch::new("user-refused");
+    for mode in modes() {
+        let marker = scratch.marker(0);
+        let touch = format!("touch {}", marker.display());
+        let done =
+            Run::launch(mode, launch, &["-u", user, "--", "sh", "-c", &touch]).wait(secs(10.0));
+        let what = format!("{mode:?} -u {user}");
+        assert_eq!(done.code, Some(2), "{what}: {:?}", done.stderr);
+        let [line] = done.stderr.as_slice() else {
+            panic!("{what}: want one line: {:?}", done.stderr);
+        };
+        assert!(line.starts_with("grace-init: error: "), "{what}: {line}");
+        let quoted = format!("'{user}'");
+        for needle in named.iter().copied().chain([quoted.as_str()]) {
+            assert!(line.contains(needle), "{what}: want {needle:?} in {line}");
+        }
+        assert!(!marker.exists(), "{what}: the command was started");
+    }
+}
+
+#[test]
+fn another_user_without_cap_kill_is_refused_with_one_line_exit_2_and_no_child() {
+    // Root that may switch users but not signal them: the app would never get its stop signal.
+    user_refused(&Launch::without_cap_kill(), "nobody", &["CAP_KILL"]);
+    user_refused(&Launch::without_cap_kill(), "4242:4242", &["CAP_KILL"]);
+}
+
+#[test]
+fn the_same_uid_without_cap_kill_is_accepted_another_group_is_no_obstacle_to_signals() {
+    for mode in modes() {
+        let done = Run::launch(
+            mode,
+            &Launch::without_cap_kill(),
+            &["-u", "0:1", "--", "id", "-g"],
+        )
+        .wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}: {:?}", done.stderr);
+        assert_eq!(done.stdout, ["1"], "{mode:?}: {:?}", done.stderr);
+    }
+}
+
+#[test]
+fn a_user_the_user_namespace_does_not_map_is_refused_naming_the_id() {
+    // `unshare --map-root-user` maps root alone: uid 4242 cannot be switched to (setresuid says EINVAL).
+    user_refused(
+        &Launch::in_user_namespace(&[]),
+        "4242",
+        &["uid 4242", "not mapped"],
+    );
+    user_refused(
+        &Launch::in_user_namespace(&[]),
+        "0:4242",
+        &["gid 4242", "not mapped"],
+    );
+}
+
+#[test]
+fn groups_that_must_change_where_setgroups_is_denied_are_refused_naming_setgroups() {
+    // Supplementary group 5 held, root's own group list asked for: only setgroups could drop it, and the
+    // namespace denies it.
+    user_refused(&Launch::in_user_namespace(&[5]), "0:0", &["setgroups"]);
+}

@@ -511,6 +511,56 @@ fn as_a_non_root_user_pid1_mode_works_in_a_user_namespace() {
 }
 
 #[test]
+fn a_signal_refused_for_lack_of_cap_kill_is_reported_once_per_target_not_at_every_sweep() {
+    // The app drops to nobody by itself; grace-init, root without CAP_KILL, may not signal it. It ends on its
+    // own 3 s later, 2 s past the deadline: meanwhile every SIGKILL sweep is refused again.
+    let app = "echo ready; exec sleep 3";
+    for mode in modes() {
+        let args = [
+            "-t",
+            "1",
+            "--",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "sh",
+            "-c",
+            app,
+        ];
+        let mut run = Run::launch(mode, &Launch::without_cap_kill(), &args);
+        run.expect_stdout("ready", secs(10.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(15.0));
+        let refused: Vec<&String> = done
+            .stderr
+            .iter()
+            .filter(|l| l.contains("could not send"))
+            .collect();
+        assert!(
+            !refused.is_empty(),
+            "{mode:?}: the refusal is reported: {}",
+            done.stderr_text()
+        );
+        // "could not send SIGKILL to 42: ...": the target is the word after "to".
+        let target = |line: &str| {
+            let after = line.split(" to ").nth(1).unwrap_or_default();
+            after.split(':').next().unwrap_or_default().to_string()
+        };
+        let mut targets: Vec<String> = refused.iter().map(|l| target(l)).collect();
+        targets.sort();
+        let count = targets.len();
+        targets.dedup();
+        assert_eq!(
+            count,
+            targets.len(),
+            "{mode:?}: a target reported twice: {refused:#?}"
+        );
+    }
+}
+
+#[test]
 fn fd_exhaustion_at_start_is_a_clear_error_exit_1_and_starts_nothing() {
     let scratch = Scratch::new("nofile");
     for mode in modes() {

@@ -159,6 +159,25 @@ fn user_switches_the_child_and_pre_stop_but_not_grace_init() {
 }
 
 #[test]
+fn user_root_in_a_user_namespace_that_denies_setgroups_runs_the_command() {
+    // `unshare --map-root-user` denies setgroups; asking for the ids grace-init already has changes nothing,
+    // so nothing is refused.
+    for mode in modes() {
+        for user in ["0:0", "0", "root"] {
+            let launch = Launch::in_user_namespace(&[]);
+            let done = Run::launch(mode, &launch, &["-u", user, "--", "id", "-u"]).wait(secs(10.0));
+            assert_eq!(
+                done.code,
+                Some(0),
+                "{mode:?} -u {user}: {}",
+                done.stderr_text()
+            );
+            assert_eq!(done.stdout, ["0"], "{mode:?} -u {user}");
+        }
+    }
+}
+
+#[test]
 fn user_that_cannot_be_executed_by_the_new_user_is_126() {
     if !is_root() {
         eprintln!("SKIPPED: --user needs root");

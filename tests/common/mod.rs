@@ -794,6 +794,38 @@ impl Launch {
         }
     }
 
+    /// grace-init root without CAP_KILL (a Kubernetes `drop: [ALL]`, `add: [SETUID, SETGID]`): it keeps the
+    /// right to switch users, and cannot signal another user's processes.
+    pub fn without_cap_kill() -> Launch {
+        Launch::prefixed(&[
+            "setpriv",
+            "--bounding-set",
+            "-kill",
+            "--inh-caps",
+            "-kill",
+            "--",
+        ])
+    }
+
+    /// grace-init as root of a user namespace of its own that maps only root and denies setgroups
+    /// (`unshare --user --map-root-user`), holding the supplementary `groups` it was started with.
+    pub fn in_user_namespace(groups: &[u32]) -> Launch {
+        let mut prefix = vec![];
+        if !groups.is_empty() {
+            let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+            prefix.extend(strings(&[
+                "setpriv",
+                &format!("--groups={}", list.join(",")),
+                "--",
+            ]));
+        }
+        prefix.extend(strings(&["unshare", "--user", "--map-root-user", "--"]));
+        Launch {
+            prefix,
+            ..Launch::default()
+        }
+    }
+
     /// Subreaper mode in a mount namespace of its own where /proc has been unmounted.
     pub fn without_proc() -> Launch {
         Launch::prefixed(&[
