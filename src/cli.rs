@@ -118,6 +118,12 @@ struct Args {
         env = "GRACE_INIT_WARN_REAP", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     warn_reap: bool,
 
+    /// When the command exits, keep reaping and wait for every process it left running (a daemon it
+    /// started), then exit with the command's code; a stop signal meanwhile stops them, within --timeout.
+    #[arg(long, hide_env_values = true,
+        env = "GRACE_INIT_WAIT_ALL", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    wait_all: bool,
+
     /// More log output (-v debug, -vv trace); overrides GRACE_INIT_LOG.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
@@ -432,6 +438,7 @@ fn validate(args: Args) -> Result<Config, String> {
             single_child: args.single_child,
             expect_exit,
             warn_reap: args.warn_reap,
+            wait_all: args.wait_all,
         },
         pre_stop,
         pdeathsig: args.pdeathsig,
@@ -549,6 +556,7 @@ mod tests {
         assert_eq!(inf.policy.timeout, None);
         let pause = config(&["--pause", "-w"]);
         assert!(pause.pause && pause.command.is_empty() && pause.policy.warn_reap);
+        assert!(config(&["--wait-all", "x"]).policy.wait_all && !config(&["x"]).policy.wait_all);
         // The current user can always be asked for, root or not.
         let (uid, gid) = (
             nix::unistd::geteuid().as_raw(),
@@ -582,6 +590,7 @@ mod tests {
             (&["-u", "no-such-user-here", "x"], "'no-such-user-here'"),
             (&["-u", "0:no-such-group-here", "x"], "'no-such-group-here'"),
             (&["--warn-reap=maybe", "x"], "--warn-reap"),
+            (&["--wait-all=maybe", "x"], "--wait-all"),
             (&["--log-format", "yaml", "x"], "valid values: text, json"),
         ];
         for (args, named) in table {

@@ -17,6 +17,7 @@ use std::fs;
 
 use nix::errno::Errno;
 
+use crate::comm::Comm;
 use crate::procs::{self, PidDir, Proc};
 use crate::signals::name;
 use crate::sys::{self, Sent};
@@ -151,14 +152,77 @@ impl Deliverer {
                     name(signal)
                 ),
             },
+            Target::Rest { group } => {
+                let reach = self.signal_rest(signal, group, false);
+                log::debug!("forwarded {} to what is left: {reach:?}", name(signal));
+            }
         }
     }
 
     /// Forwards the stop signal, noting the target and the time. Who it reached is worked out only if leftovers
-    /// ever need it (from the processes' start times), so a normal shutdown pays nothing for it.
-    pub fn forward_stop(&self, signal: i32, target: Target) {
+    /// ever need it (from the processes' start times), so a normal shutdown pays nothing for it. Sent to what
+    /// the child left (`--wait-all`), it returns whom it reached, and those are not sent SIGTERM again.
+    pub fn forward_stop(&self, signal: i32, target: Target) -> Option<Reach> {
         self.stop_sent.set(boot_ticks().map(|now| (target, now)));
+        if let Target::Rest { group } = target {
+            return Some(self.signal_rest(signal, group, true));
+        }
         self.forward(signal, target);
+        None
+    }
+
+    /// Sends `signal` to what is left once the main child ended under `--wait-all` (see `Target::Rest`), each
+    /// process once and checked to be the process found. With `remember`, those it reached count as told and
+    /// get no leftover SIGTERM. Without /proc, PID 1 reaches them with kill(-1); a subreaper finds nobody.
+    fn signal_rest(&self, signal: i32, group: Option<i32>, remember: bool) -> Reach {
+        let Some(table) = procs::scan().filter(|_| self.proc_usable) else {
+            if !self.is_pid1() {
+                return Reach::Nobody;
+            }
+            self.send(-1, signal);
+            if remember {
+                self.blanket_sent.set(true);
+            }
+            return Reach::Everyone;
+        };
+        // Only grace-init's own descendants count as the group's: its id may by now name a stranger's group.
+        let below: HashSet<i32> = match group {
+            Some(_) => procs::descendants(&table, self.me)
+                .iter()
+                .map(|p| p.pid)
+                .collect(),
+            None => HashSet::new(),
+        };
+        let mut told = self.told.borrow_mut();
+        let mut count = 0;
+        for p in table.iter().filter(|p| p.counts() && p.pid != self.me) {
+            let root = p.ppid == self.me || (self.is_pid1() && p.ppid == 0);
+            let member = group.is_some_and(|g| p.pgrp == g) && below.contains(&p.pid);
+            if (root || member) && self.signal_found(p, &[signal]) {
+                count += 1;
+                if remember {
+                    told.insert((p.pid, p.start));
+                }
+            }
+        }
+        Reach::Counted(count)
+    }
+
+    /// What is still running once the main child ended, by pid, with names: as PID 1 every other process in the
+    /// namespace, as a subreaper its descendants. `None` without /proc.
+    pub fn still_running(&self) -> Option<Vec<(i32, Option<Comm>)>> {
+        let table = procs::scan().filter(|_| self.proc_usable)?;
+        let mut running: Vec<(i32, Option<Comm>)> = if self.is_pid1() {
+            table
+        } else {
+            procs::descendants(&table, self.me)
+        }
+        .iter()
+        .filter(|p| p.counts() && p.pid != self.me)
+        .map(|p| (p.pid, Comm::of(p.pid)))
+        .collect();
+        running.sort_unstable_by_key(|(pid, _)| *pid);
+        Some(running)
     }
 
     /// Whether the stop signal reached `p`: it is the target, or in the target group, and it started in an
@@ -171,6 +235,8 @@ impl Deliverer {
         let member = match target {
             Target::Child(child) => p.pid == child,
             Target::Group(pgid) | Target::Members(pgid) => p.pgrp == pgid,
+            // Those it reached outside the group were noted as told when it was sent.
+            Target::Rest { group } => group.is_some_and(|g| p.pgrp == g),
         };
         member && p.start < sent
     }

@@ -57,6 +57,12 @@ pub enum Note {
     StatusLost(i32),
     /// The child is gone, other processes remain: SIGTERM to them, SIGKILL in this long (`None`: never).
     LeftoversRemain(Option<Duration>),
+    /// The main child ended and others remain: `--wait-all` waits for them (the shell then lists them).
+    WaitingForRest,
+    /// Under `--wait-all`, the last process the child left has exited, this long after the wait began.
+    RestGone(Duration),
+    /// The stop signal, as rewritten, went to what the child left under `--wait-all`: whom it reached.
+    ToldRest { signal: i32, reach: Reach },
     /// The grace period is over.
     GracePeriodOver,
     /// SIGTERM went to leftovers and reached someone.
@@ -152,6 +158,8 @@ pub struct Summary {
     pub stop: Option<StopTimes>,
     pub status: ChildStatus,
     pub code: i32,
+    /// Under `--wait-all`, the stop signal as forwarded to what the child left, and whom it reached.
+    pub told_rest: Option<(i32, Tally)>,
     pub terminated: Tally,
     pub killed: Tally,
 }
@@ -187,10 +195,14 @@ impl fmt::Display for Summary {
             }
             None => f.write_str("exiting: the child ended without a stop signal")?,
         }
+        write!(f, "; child {}; leftovers: ", self.status)?;
+        if let Some((signal, told)) = self.told_rest {
+            write!(f, "{told} forwarded {}, ", name(signal))?;
+        }
         write!(
             f,
-            "; child {}; leftovers: {} sent SIGTERM, {} SIGKILLed",
-            self.status, self.terminated, self.killed
+            "{} sent SIGTERM, {} SIGKILLed",
+            self.terminated, self.killed
         )?;
         if self.killed.child {
             f.write_str(", and the child")?;
@@ -238,6 +250,9 @@ impl fmt::Display for Note {
                     write!(f, "forwarding {} to process group {pgid}", name(signal))
                 }
                 Target::Child(pid) => write!(f, "forwarding {} to child {pid}", name(signal)),
+                Target::Rest { .. } => {
+                    write!(f, "forwarding {} to every process left", name(signal))
+                }
             },
             Note::StopDropped(s) => write!(f, "{} rewritten to none: not forwarded", name(s)),
             Note::PreStopEnded {
@@ -336,6 +351,33 @@ impl fmt::Display for Note {
                     (false, Reach::Nobody) => f.write_str("nobody"),
                 }
             }
+            Note::WaitingForRest => f.write_str(
+                "waiting for the processes it left to exit (--wait-all); a stop signal stops them",
+            ),
+            Note::RestGone(waited) => write!(
+                f,
+                "every process it left has exited, {} after the child",
+                seconds(waited)
+            ),
+            Note::ToldRest {
+                signal,
+                reach: Reach::Nobody,
+            } => write!(
+                f,
+                "no process left can be found without /proc: none was sent {}",
+                name(signal)
+            ),
+            Note::ToldRest {
+                signal,
+                reach: Reach::Everyone | Reach::Group(_),
+            } => write!(
+                f,
+                "sent {} to every process (kill -1): /proc cannot list them",
+                name(signal)
+            ),
+            Note::ToldRest { signal, reach } => {
+                write!(f, "sent {} to {}", name(signal), Whom(reach))
+            }
             Note::KilledAgain(reach) => write!(
                 f,
                 "processes remain after SIGKILL: swept again, reaching {}",
@@ -352,6 +394,33 @@ impl fmt::Display for Note {
             ),
             Note::Summary(summary) => summary.fmt(f),
         }
+    }
+}
+
+/// The line that lists what is still running once the main child ended (`--wait-all`): how many, and the
+/// first few by pid and name. Made by the shell, which looked.
+pub struct StillRunning<'a>(pub Option<&'a [(i32, Option<Comm>)]>);
+
+/// How many of them `StillRunning` names.
+const NAMED: usize = 10;
+
+impl fmt::Display for StillRunning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(running) = self.0 else {
+            return f.write_str("still running: processes grace-init cannot list without /proc");
+        };
+        write!(f, "still running: {}", Processes(running.len()))?;
+        for (i, (pid, comm)) in running.iter().take(NAMED).enumerate() {
+            f.write_str(if i == 0 { ": " } else { ", " })?;
+            match comm {
+                Some(comm) => write!(f, "{pid} ({comm})")?,
+                None => write!(f, "{pid} (name unknown)")?,
+            }
+        }
+        if running.len() > NAMED {
+            write!(f, ", and {} more", running.len() - NAMED)?;
+        }
+        Ok(())
     }
 }
 
@@ -497,6 +566,42 @@ mod tests {
                 "the child is gone but processes remain: sending them SIGTERM, no time limit",
             ),
             (
+                Note::ForwardingStop {
+                    signal: libc::SIGQUIT,
+                    target: Target::Rest { group: Some(7) },
+                },
+                "forwarding SIGQUIT to every process left",
+            ),
+            (
+                Note::WaitingForRest,
+                "waiting for the processes it left to exit (--wait-all); a stop signal stops them",
+            ),
+            (
+                Note::RestGone(ms(2500)),
+                "every process it left has exited, 2.500s after the child",
+            ),
+            (
+                Note::ToldRest {
+                    signal: libc::SIGQUIT,
+                    reach: Reach::Counted(1),
+                },
+                "sent SIGQUIT to 1 process",
+            ),
+            (
+                Note::ToldRest {
+                    signal: TERM,
+                    reach: Reach::Everyone,
+                },
+                "sent SIGTERM to every process (kill -1): /proc cannot list them",
+            ),
+            (
+                Note::ToldRest {
+                    signal: TERM,
+                    reach: Reach::Nobody,
+                },
+                "no process left can be found without /proc: none was sent SIGTERM",
+            ),
+            (
                 Note::GracePeriodOver,
                 "grace period over: sending SIGKILL to every process left",
             ),
@@ -595,6 +700,7 @@ mod tests {
             }),
             status: ChildStatus::Exited(0),
             code: 0,
+            told_rest: None,
             terminated: Tally::default(),
             killed,
         };
@@ -607,6 +713,7 @@ mod tests {
             stop: None,
             status: ChildStatus::Exited(3),
             code: 3,
+            told_rest: None,
             terminated: Tally::default(),
             killed: Tally::default(),
         };
@@ -614,6 +721,39 @@ mod tests {
             bare.to_string(),
             "exiting: the child ended without a stop signal; child exited with code 3; leftovers: 0 sent SIGTERM, \
              0 SIGKILLed; exit code 3"
+        );
+        let mut told = Tally::default();
+        told.add(Reach::Counted(1));
+        let waited = Summary {
+            stop: Some(StopTimes {
+                signal: TERM,
+                drain: None,
+                pre_stop: None,
+                child_exit: None,
+                total: ms(1000),
+            }),
+            told_rest: Some((libc::SIGQUIT, told)),
+            ..bare
+        };
+        assert_eq!(
+            waited.to_string(),
+            "exiting after stop signal SIGTERM; total 1.000s; child exited with code 3; leftovers: 1 forwarded \
+             SIGQUIT, 0 sent SIGTERM, 0 SIGKILLed; exit code 3"
+        );
+        let comm = Some(Comm::new(b"nginx"));
+        let eleven: Vec<(i32, Option<Comm>)> = (40..51).map(|pid| (pid, comm)).collect();
+        assert_eq!(
+            StillRunning(Some(&eleven[..2])).to_string(),
+            "still running: 2 processes: 40 (nginx), 41 (nginx)"
+        );
+        assert!(
+            StillRunning(Some(&eleven))
+                .to_string()
+                .ends_with("49 (nginx), and 1 more")
+        );
+        assert_eq!(
+            StillRunning(Some(&[(9, None)])).to_string(),
+            "still running: 1 process: 9 (name unknown)"
         );
         let child_killed = Summary {
             status: ChildStatus::Killed(libc::SIGKILL),

@@ -10,6 +10,7 @@ use crate::deliver::Deliverer;
 use crate::exit_code::SETUP_FAILED;
 use crate::inbox::Inbox;
 use crate::logging;
+use crate::note::StillRunning;
 use crate::reap::{self, Change, reap_all, reap_all_named};
 use crate::spawn::{spawn_child, spawn_pre_stop};
 use crate::startup::{Early, register_as_reaper};
@@ -151,7 +152,9 @@ impl EventLoop {
         // Without /proc, a subreaper looks at the child's exit before reaping it: while the zombie is there its
         // group id cannot be reused, so what is left of the group can be told with one kill(-pgid). Whether
         // anyone was left to hear it is known only from waitpid below.
+        // Not under --wait-all: what the child leaves is waited for, not told.
         if self.deliverer.needs_peek()
+            && !self.config.policy.wait_all
             && self.supervisor.child_alive()
             && reap::peek(child).is_some()
         {
@@ -240,7 +243,15 @@ impl EventLoop {
         let deliverer = &self.deliverer;
         match action {
             Action::Forward { signal, target } => deliverer.forward(signal, target),
-            Action::ForwardStop { signal, target } => deliverer.forward_stop(signal, target),
+            Action::ForwardStop { signal, target } => {
+                if let Some(reach) = deliverer.forward_stop(signal, target) {
+                    self.feed(Event::ToldRest(reach), now);
+                }
+            }
+            Action::ListRest => {
+                let running = deliverer.still_running();
+                log::info!("{}", StillRunning(running.as_deref()));
+            }
             Action::StartPreStop => {
                 let line = self.config.pre_stop.clone().unwrap_or_default();
                 let outcome = match spawn_pre_stop(&line, self.config.user.as_deref()) {

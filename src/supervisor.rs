@@ -4,7 +4,8 @@
 //! The phases are derived from what has happened so far:
 //! `Running` → (stop signal) `Preparing` (drain delay, pre-stop) → `Stopping` (signal forwarded, deadline armed)
 //! → `Killing` (deadline passed, SIGKILL sent) → exit once no process is left. When the main child exits first,
-//! its leftovers get SIGTERM and the same bounded wait.
+//! its leftovers get SIGTERM and the same bounded wait; with `--wait-all` they are waited for instead, with no
+//! deadline, and a stop signal during that wait stops them as it would have stopped the child.
 
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,9 @@ pub enum Event {
     Terminated(Reach),
     /// The shell sent SIGKILL (`Action::KillAll`, `Action::KillAgain`): whom it reached besides the main child.
     Killed(Reach),
+    /// The shell forwarded the stop signal to what the child left (`Action::ForwardStop` to `Target::Rest`):
+    /// whom it reached.
+    ToldRest(Reach),
 }
 
 /// What a reap pass leaves behind.
@@ -174,6 +178,8 @@ pub enum Action {
     KillAll,
     /// SIGKILL again whatever is still there (a process that forked during the first sweep).
     KillAgain,
+    /// Log which processes are still running (the main child ended under `--wait-all`).
+    ListRest,
     /// Exit with this code: nothing is left.
     Exit(i32),
 }
@@ -217,6 +223,10 @@ pub struct Supervisor {
     reaped_since_pass: bool,
     killed_at: Option<Instant>,
     last_kill: Option<Instant>,
+    /// Since when what the main child left is waited for (`--wait-all`), before any stop signal.
+    waited: Option<Instant>,
+    /// The stop signal as forwarded to what the child left under `--wait-all`, and whom it reached.
+    told_rest: Option<(i32, Tally)>,
     left: Left,
     /// SIGKILL reached leftovers only as a group or not at all: the shell cannot list processes (a subreaper
     /// without /proc), so once that SIGKILL went out nothing more can be found to wait for.
@@ -250,6 +260,8 @@ impl Supervisor {
             reaped_since_pass: false,
             killed_at: None,
             last_kill: None,
+            waited: None,
+            told_rest: None,
             left: Left::Children,
             blind: false,
             terminated: Tally::default(),
@@ -268,6 +280,7 @@ impl Supervisor {
         let to = match self.target() {
             Target::Group(pgid) | Target::Members(pgid) => -pgid,
             Target::Child(pid) => pid,
+            Target::Rest { .. } => return None,
         };
         Some(Route {
             to,
@@ -294,7 +307,7 @@ impl Supervisor {
             // Its exit wakes us; the cutoff is never before the end of the drain.
             consider(self.pre_stop_cutoff());
         } else if let Some(stop) = self.stop {
-            if stop.forwarded_at.is_none() && self.child_exit.is_none() {
+            if stop.forwarded_at.is_none() && self.stop_target().is_some() {
                 consider(Some(stop.forward_at));
             }
         }
@@ -344,6 +357,19 @@ impl Supervisor {
             Event::Forwarded(signal) => say!(out, Debug, Note::Received(signal)),
             Event::Terminated(reach) => self.on_terminated(reach, out),
             Event::Killed(reach) => self.on_killed(reach, out),
+            Event::ToldRest(reach) => {
+                if let Some((signal, tally)) = &mut self.told_rest {
+                    tally.add(reach);
+                    let said = Note::ToldRest {
+                        signal: *signal,
+                        reach,
+                    };
+                    match reach {
+                        Reach::Nobody => say!(out, Warn, said),
+                        _ => say!(out, Info, said),
+                    }
+                }
+            }
         }
     }
 
@@ -363,6 +389,22 @@ impl Supervisor {
         }
     }
 
+    /// What is left of the app once the main child ended under `--wait-all`.
+    fn rest(&self) -> Target {
+        let group = (!self.policy.single_child).then_some(self.child);
+        Target::Rest { group }
+    }
+
+    /// Whom a stop signal now is for: the main child (or its group) while it runs, or what it left while that is
+    /// waited for (`--wait-all`). `None` once the child is gone otherwise: its leftovers get SIGTERM instead.
+    fn stop_target(&self) -> Option<Target> {
+        match self.child_exit {
+            None => Some(self.target()),
+            Some(_) if self.waited.is_some() && !self.leftovers_signalled => Some(self.rest()),
+            Some(_) => None,
+        }
+    }
+
     fn forward(&self, received: i32, out: &mut Output) {
         let Some(signal) = self.policy.rewrites.apply(received) else {
             say!(out, Debug, Note::Dropped(received));
@@ -370,8 +412,9 @@ impl Supervisor {
         };
         let target = match (self.child_exit, self.target()) {
             (None, target) => target,
+            (Some(_), _) if self.policy.wait_all => self.rest(),
             (Some(_), Target::Group(pgid) | Target::Members(pgid)) => Target::Members(pgid),
-            (Some(_), Target::Child(_)) => {
+            (Some(_), Target::Child(_) | Target::Rest { .. }) => {
                 // The child's pid may already belong to another process: do not signal it.
                 say!(out, Debug, Note::NotForwardedChildGone(received));
                 return;
@@ -396,16 +439,19 @@ impl Supervisor {
                 });
                 let grace = self.policy.timeout;
                 say!(out, Info, Note::ShuttingDown { signal, grace });
-                if !self.policy.drain_delay.is_zero() && self.child_exit.is_none() {
+                let for_app = self.stop_target().is_some();
+                if !self.policy.drain_delay.is_zero() && for_app {
                     say!(out, Info, Note::Draining(self.policy.drain_delay));
                 }
-                if self.pre_stop == PreStop::Idle && self.child_exit.is_none() {
+                if self.pre_stop == PreStop::Idle && for_app {
                     self.pre_stop = PreStop::Starting { since: now };
                     out.actions.push(Action::StartPreStop);
                 }
                 self.forward_stop_when_ready(now, out);
             }
-            (true, Some(mut stop)) if stop.forwarded_at.is_none() && self.child_exit.is_none() => {
+            (true, Some(mut stop))
+                if stop.forwarded_at.is_none() && self.stop_target().is_some() =>
+            {
                 say!(out, Info, Note::Hurried(signal));
                 stop.hurried = true;
                 self.stop = Some(stop);
@@ -443,8 +489,10 @@ impl Supervisor {
     }
 
     fn forward_stop_when_ready(&mut self, now: Instant, out: &mut Output) {
-        let Some(mut stop) = self.stop else { return };
-        if stop.forwarded_at.is_some() || self.child_exit.is_some() {
+        let (Some(mut stop), Some(target)) = (self.stop, self.stop_target()) else {
+            return;
+        };
+        if stop.forwarded_at.is_some() {
             return;
         }
         let drained = stop.hurried || now >= stop.forward_at;
@@ -458,8 +506,10 @@ impl Supervisor {
         stop.forwarded_at = Some(now);
         match self.policy.rewrites.apply(stop.signal) {
             Some(signal) => {
-                let target = self.target();
                 say!(out, Info, Note::ForwardingStop { signal, target });
+                if let Target::Rest { .. } = target {
+                    self.told_rest = Some((signal, Tally::default()));
+                }
                 out.actions.push(Action::ForwardStop { signal, target });
                 // A stopped app (Ctrl-Z, SIGSTOP) cannot act on the signal until it runs again.
                 if signal != libc::SIGCONT {
@@ -473,6 +523,11 @@ impl Supervisor {
             None => say!(out, Info, Note::StopDropped(stop.signal)),
         }
         self.stop = Some(stop);
+        if let Target::Rest { .. } = target {
+            // What the child left has been told: from here on it is stopped like any leftovers.
+            self.leftovers_signalled = true;
+            self.reaped_since_pass = false;
+        }
         self.kill_if_due(now, out);
     }
 
@@ -531,7 +586,8 @@ impl Supervisor {
                 ..
             }) => say!(out, Info, ended(Stage::AfterForward, forwarded)),
             Some(stop) => say!(out, Info, ended(Stage::BeforeForward, stop.at)),
-            // The summary line says it at info; this one is for debugging.
+            // With --wait-all the wait that follows is explained at info; otherwise the summary line says it.
+            None if self.policy.wait_all => say!(out, Info, ended(Stage::Running, self.started)),
             None => say!(out, Debug, ended(Stage::Running, self.started)),
         }
     }
@@ -551,16 +607,40 @@ impl Supervisor {
             return;
         };
         if !children_left {
+            if let (Some(since), None) = (self.waited, self.stop) {
+                say!(
+                    out,
+                    Info,
+                    Note::RestGone(now.saturating_duration_since(since))
+                );
+            }
             self.finish(status, now, out);
             return;
         }
         if self.killed_at.is_some() {
             return;
         }
+        // --wait-all: what the child left is waited for, with no deadline, until a stop signal. Processes that
+        // are not grace-init's (PID 1: entered from outside) are not: they send no SIGCHLD, so only a periodic
+        // look could tell when they are gone; once nothing else is left they are stopped as any leftovers.
+        if self.policy.wait_all && self.stop.is_none() && left != Left::Strangers {
+            if self.waited.is_none() {
+                self.waited = Some(now);
+                say!(out, Info, Note::WaitingForRest);
+                out.actions.push(Action::ListRest);
+            }
+            return;
+        }
+        if self.stop.is_some() && self.stop_target().is_some() {
+            // A stop signal during that wait: the drain delay and the pre-stop command come first.
+            return;
+        }
         let skip_told = self.stop.is_some_and(|s| s.delivered);
         if self.leftovers_signalled {
-            // A process that exited may have handed its children over to grace-init: tell those too.
-            if self.reaped_since_pass {
+            // A process that exited may have handed its children over to grace-init: tell those too. Not when a
+            // stop signal rewritten to none was all the rest of a --wait-all was to get.
+            let dropped = self.waited.is_some() && self.stop.is_some_and(|s| !s.delivered);
+            if self.reaped_since_pass && !dropped {
                 self.reaped_since_pass = false;
                 out.actions.push(Action::TerminateLeftovers { skip_told });
             }
@@ -675,7 +755,8 @@ impl Supervisor {
                 _ => None,
             },
             child_exit: match (stop.forwarded_at, self.child_exit) {
-                (Some(forwarded), Some((_, exited))) => {
+                // Under --wait-all a stop can come after the child exited: it has no exit time to report.
+                (Some(forwarded), Some((_, exited))) if self.waited.is_none() => {
                     Some(exited.saturating_duration_since(forwarded))
                 }
                 _ => None,
@@ -689,6 +770,7 @@ impl Supervisor {
             stop,
             status,
             code,
+            told_rest: self.told_rest,
             terminated: self.terminated,
             killed,
         }
@@ -733,6 +815,7 @@ mod tests {
             single_child: false,
             expect_exit: vec![],
             warn_reap: false,
+            wait_all: false,
         }
     }
 
@@ -774,6 +857,244 @@ mod tests {
 
     const LEFT: Event = Event::Settled(Left::Children);
     const NONE_LEFT: Event = Event::Settled(Left::Nothing);
+
+    fn wait_all() -> Policy {
+        Policy {
+            wait_all: true,
+            ..policy()
+        }
+    }
+
+    fn rest(signal: i32) -> Action {
+        Action::Forward {
+            signal,
+            target: Target::Rest { group: Some(CHILD) },
+        }
+    }
+
+    /// The stop signal to what the child left, then SIGCONT.
+    fn stop_rest(signal: i32) -> Vec<Action> {
+        let target = Target::Rest { group: Some(CHILD) };
+        vec![Action::ForwardStop { signal, target }, rest(libc::SIGCONT)]
+    }
+
+    #[test]
+    fn with_wait_all_what_the_child_left_is_waited_for_without_a_timer() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(wait_all(), CHILD, t0);
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(exited(CHILD, 7), t0 + ms(5), &mut out);
+        sup.step(LEFT, t0 + ms(5), &mut out);
+        assert_eq!(
+            out.actions,
+            vec![Action::ListRest],
+            "no SIGTERM, no deadline"
+        );
+        let said: Vec<String> = out.notes().map(|(_, n)| n.to_string()).collect();
+        assert_eq!(
+            said,
+            vec![
+                format!("child {CHILD} exited with code 7 after running 0.005s"),
+                "waiting for the processes it left to exit (--wait-all); a stop signal stops them"
+                    .to_string(),
+            ]
+        );
+        assert_eq!(sup.next_wakeup(), None, "no wake-up while waiting");
+        // Reaps and idle turns while the rest runs: nothing to do, said once.
+        sup.handle(exited(300, 0), t0 + ms(1000));
+        assert_eq!(sup.handle(LEFT, t0 + ms(1000)), vec![]);
+        assert_eq!(sup.handle(Event::Tick, t0 + ms(60_000)), vec![]);
+        assert_eq!(sup.next_wakeup(), None);
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(NONE_LEFT, t0 + ms(90_005), &mut out);
+        assert_eq!(out.actions, vec![Action::Exit(7)], "the child's code");
+        let said: Vec<String> = out.notes().map(|(_, n)| n.to_string()).collect();
+        assert_eq!(
+            said[0],
+            "every process it left has exited, 90.000s after the child"
+        );
+        assert!(
+            said[1].contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed; exit code 7"),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn with_wait_all_the_child_code_is_remapped_and_nothing_left_exits_at_once() {
+        let policy = Policy {
+            expect_exit: vec![7],
+            ..wait_all()
+        };
+        run(
+            policy.clone(),
+            &[
+                (0, exited(CHILD, 7), vec![]),
+                (0, LEFT, vec![Action::ListRest]),
+                (50, NONE_LEFT, vec![Action::Exit(0)]),
+            ],
+        );
+        run(
+            policy,
+            &[
+                (0, exited(CHILD, 3), vec![]),
+                (0, NONE_LEFT, vec![Action::Exit(3)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_stop_during_the_wait_goes_to_the_rest_and_arms_the_same_deadline() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(wait_all(), CHILD, t0);
+        sup.handle(exited(CHILD, 5), t0);
+        sup.handle(LEFT, t0);
+        let stop_at = t0 + ms(3000);
+        assert_eq!(sup.handle(Event::Signal(TERM), stop_at), stop_rest(TERM));
+        assert_eq!(sup.next_wakeup(), Some(stop_at + ms(10_000)));
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(Event::ToldRest(Reach::Counted(1)), stop_at, &mut out);
+        let said: Vec<String> = out.notes().map(|(_, n)| n.to_string()).collect();
+        assert_eq!(said, vec!["sent SIGTERM to 1 process"]);
+        // A process that exits may hand its children to grace-init: they get SIGTERM, the others not again.
+        sup.handle(exited(301, 0), stop_at + ms(10));
+        assert_eq!(
+            sup.handle(LEFT, stop_at + ms(10)),
+            vec![Action::TerminateLeftovers { skip_told: true }]
+        );
+        assert_eq!(sup.handle(LEFT, stop_at + ms(20)), vec![]);
+        assert_eq!(
+            sup.handle(Event::Signal(TERM), stop_at + ms(30)),
+            vec![rest(TERM)],
+            "a second stop signal is forwarded again"
+        );
+        assert_eq!(
+            sup.next_wakeup(),
+            Some(stop_at + ms(10_000)),
+            "deadline unchanged"
+        );
+        assert_eq!(
+            sup.handle(Event::Tick, stop_at + ms(10_000)),
+            vec![Action::KillAll]
+        );
+        sup.handle(Event::Killed(Reach::Counted(1)), stop_at + ms(10_000));
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(NONE_LEFT, stop_at + ms(10_001), &mut out);
+        assert_eq!(
+            out.actions,
+            vec![Action::Exit(5)],
+            "the child's code, not 137"
+        );
+        let summary = out.notes().last().unwrap().1.to_string();
+        assert!(
+            summary.contains(
+                "leftovers: 1 forwarded SIGTERM, 0 sent SIGTERM, 1 SIGKILLed; exit code 5"
+            ) && !summary.contains("; child exit "),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_stop_during_the_wait_is_rewritten_drained_and_waits_for_the_pre_stop() {
+        let policy = Policy {
+            rewrites: Rewrites::from_rules(&[parse_rewrite("TERM:QUIT").unwrap()]).unwrap(),
+            drain_delay: ms(1000),
+            pre_stop: true,
+            ..wait_all()
+        };
+        run(
+            policy,
+            &[
+                (0, exited(CHILD, 0), vec![]),
+                (0, LEFT, vec![Action::ListRest]),
+                (100, Event::Signal(TERM), vec![Action::StartPreStop]),
+                (101, Event::PreStopStarted(200), vec![]),
+                (500, LEFT, vec![]),
+                (1100, Event::Tick, vec![]),
+                (1200, exited(200, 0), stop_rest(libc::SIGQUIT)),
+                (1200, LEFT, vec![]),
+                (1300, NONE_LEFT, vec![Action::Exit(0)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn signals_after_the_child_ended_go_to_the_rest_under_wait_all() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(wait_all(), CHILD, t0);
+        sup.handle(exited(CHILD, 0), t0);
+        sup.handle(LEFT, t0);
+        assert_eq!(sup.route(), None, "decided by step once the child is gone");
+        assert_eq!(
+            sup.handle(Event::Signal(libc::SIGHUP), t0),
+            vec![rest(libc::SIGHUP)]
+        );
+        let single = Policy {
+            single_child: true,
+            ..wait_all()
+        };
+        let mut sup = Supervisor::new(single, CHILD, t0);
+        sup.handle(exited(CHILD, 0), t0);
+        sup.handle(LEFT, t0);
+        assert_eq!(
+            sup.handle(Event::Signal(libc::SIGUSR1), t0),
+            vec![Action::Forward {
+                signal: libc::SIGUSR1,
+                target: Target::Rest { group: None }
+            }],
+            "--single-child: grace-init's own children, not the group"
+        );
+    }
+
+    #[test]
+    fn a_stop_before_the_child_exits_is_the_usual_shutdown_under_wait_all() {
+        run(
+            wait_all(),
+            &[
+                (0, Event::Signal(TERM), stop(TERM)),
+                (10, exited(CHILD, 0), vec![]),
+                (
+                    10,
+                    LEFT,
+                    vec![Action::TerminateLeftovers { skip_told: true }],
+                ),
+                (10_000, Event::Tick, vec![Action::KillAll]),
+            ],
+        );
+    }
+
+    #[test]
+    fn as_pid_1_processes_entered_from_outside_are_stopped_not_waited_for() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(wait_all(), CHILD, t0);
+        sup.handle(exited(CHILD, 2), t0);
+        assert_eq!(sup.handle(LEFT, t0), vec![Action::ListRest]);
+        // The last of its own processes is gone; only a `docker exec` session is left.
+        sup.handle(exited(300, 0), t0 + ms(500));
+        assert_eq!(
+            sup.handle(Event::Settled(Left::Strangers), t0 + ms(500)),
+            vec![Action::TerminateLeftovers { skip_told: false }]
+        );
+        assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_500)));
+    }
+
+    #[test]
+    fn a_stop_rewritten_to_none_during_the_wait_sends_nothing_until_the_deadline() {
+        let policy = Policy {
+            rewrites: Rewrites::from_rules(&[parse_rewrite("TERM:none").unwrap()]).unwrap(),
+            ..wait_all()
+        };
+        run(
+            policy,
+            &[
+                (0, exited(CHILD, 0), vec![]),
+                (0, LEFT, vec![Action::ListRest]),
+                (100, Event::Signal(TERM), vec![]),
+                (200, exited(300, 0), vec![]),
+                (200, LEFT, vec![]),
+                (10_100, Event::Tick, vec![Action::KillAll]),
+            ],
+        );
+    }
 
     #[test]
     fn child_exits_by_itself_with_nothing_left() {

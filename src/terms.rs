@@ -25,6 +25,8 @@ pub struct Policy {
     pub expect_exit: Vec<i32>,
     /// Warn when a process other than the main child and the pre-stop command is reaped (`--warn-reap`).
     pub warn_reap: bool,
+    /// When the main child exits, wait for what it left running instead of stopping it (`--wait-all`).
+    pub wait_all: bool,
 }
 
 /// Who a forwarded signal goes to.
@@ -38,6 +40,11 @@ pub enum Target {
     Members(i32),
     /// The main child alone.
     Child(i32),
+    /// What is left once the main child ended under `--wait-all`, each process found and signalled by itself:
+    /// grace-init's own children (processes re-parented to it, such as a daemon), as PID 1 the processes
+    /// entered from outside, and the members of `group` (the child's process group, unless `--single-child`)
+    /// among its descendants.
+    Rest { group: Option<i32> },
 }
 
 /// Whom a SIGTERM or SIGKILL to leftovers reached, besides the main child.

@@ -71,6 +71,7 @@ fn policy() -> Policy {
         single_child: false,
         expect_exit: vec![],
         warn_reap: false,
+        wait_all: false,
     }
 }
 
