@@ -243,9 +243,11 @@ fn bad_flags() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
     add(&["--pause"], &["--pause", "'sh'"]);
     add(&["--pause=1"], &["'1'", "--pause"]);
     add(&["--pause", "--pause"], &["--pause"]);
-    // -w / --warn-reap take no value.
+    // -w / --warn-reap and --wait-all take no value.
     add(&["--warn-reap=yes"], &["'yes'", "--warn-reap"]);
     add(&["-w", "-w"], &["--warn-reap"]);
+    add(&["--wait-all=yes"], &["'yes'", "--wait-all"]);
+    add(&["--wait-all", "--wait-all"], &["--wait-all"]);
     // -v / -q
     add(&["-v", "-q"], &["--quiet"]);
     add(&["-q", "-q"], &["--quiet"]);
@@ -372,6 +374,7 @@ fn bad_env() -> Vec<EnvCase> {
         ("GRACE_INIT_SUBREAPER", "--subreaper"),
         ("GRACE_INIT_WARN_REAP", "--warn-reap"),
         ("GRACE_INIT_PAUSE", "--pause"),
+        ("GRACE_INIT_WAIT_ALL", "--wait-all"),
     ] {
         for v in ["maybe", "2", "-1", "yes please", "11"] {
             cases.push((var, v, flag));
@@ -834,6 +837,7 @@ fn a_flag_wins_over_a_bad_environment_variable() {
         ("GRACE_INIT_LOG_FORMAT", "xml", &["--log-format", "text"]),
         ("GRACE_INIT_USER", "no-such-user-zz", &["-u", "0"]),
         ("GRACE_INIT_WARN_REAP", "maybe", &["-w"]),
+        ("GRACE_INIT_WAIT_ALL", "maybe", &["--wait-all"]),
     ];
     for (i, (var, value, options)) in cases.iter().enumerate() {
         let marker = scratch.marker(i);

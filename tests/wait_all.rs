@@ -1,0 +1,302 @@
+//! `--wait-all`: a daemon that outlives the command is waited for, with no timer, and grace-init exits with the
+//! command's code; a stop signal during that wait stops what is left within the deadline; other signals reach
+//! it; without the flag the leftovers are stopped at once, as before. As PID 1 and as a subreaper.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A launcher that double-forks a daemon (a subshell starts it in the background and exits; the daemon leaves
+/// the session with setsid), says so and exits 7. The daemon lives `life` seconds, then prints `daemon done`.
+fn launcher(life: f64) -> String {
+    format!("(setsid sh -c 'sleep {life}; echo daemon done' &); echo launcher done; exit 7")
+}
+
+/// The stdout line `needle` and when the test saw it.
+fn seen(run: &mut Run, needle: &str, within: Duration) -> Instant {
+    run.expect_stdout(needle, within);
+    Instant::now()
+}
+
+#[test]
+fn a_double_forked_daemon_is_waited_for_and_the_launchers_code_is_kept() {
+    for mode in modes() {
+        let script = launcher(1.5);
+        let mut run = Run::start(mode, &["--wait-all", "-w", "--", "sh", "-c", &script]);
+        let launched = seen(&mut run, "launcher done", secs(10.0));
+        run.expect_stderr("exited with code 7 after running", secs(5.0));
+        run.expect_stderr("waiting for the processes it left to exit", secs(5.0));
+        let listed = run.expect_stderr("still running: ", secs(5.0));
+        assert!(!listed.contains("still running: 0"), "{mode:?}: {listed}");
+        let ended = seen(&mut run, "daemon done", secs(10.0));
+        let at_exit = run.started_at();
+        let done = run.wait(secs(10.0));
+        let exited = at_exit + done.elapsed;
+        let log = done.stderr_text();
+        assert_eq!(done.code, Some(7), "{mode:?}: the launcher's code\n{log}");
+        assert!(
+            ended.duration_since(launched) >= secs(1.3),
+            "{mode:?}: the daemon ran its course"
+        );
+        // Measured from the daemon's last line: grace-init leaves as soon as the daemon is reaped.
+        assert!(
+            exited.saturating_duration_since(ended) < secs(2.0),
+            "{mode:?}: exited {:?} after the daemon\n{log}",
+            exited.saturating_duration_since(ended)
+        );
+        assert!(
+            log.contains("every process it left has exited")
+                && log.contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed; exit code 7"),
+            "{mode:?}: {log}"
+        );
+        assert!(
+            log.contains("left behind by the app"),
+            "{mode:?}: -w names the reaped daemon: {log}"
+        );
+    }
+}
+
+#[test]
+fn without_wait_all_the_daemon_is_stopped_when_the_launcher_exits() {
+    for mode in modes() {
+        let script = launcher(3.0);
+        let mut run = Run::start(mode, &["-t", "5", "--", "sh", "-c", &script]);
+        let launched = seen(&mut run, "launcher done", secs(10.0));
+        let at_exit = run.started_at();
+        let done = run.wait(secs(10.0));
+        let log = done.stderr_text();
+        assert_eq!(done.code, Some(7), "{mode:?}: {log}");
+        assert!(
+            !done.stdout.iter().any(|l| l.contains("daemon done")),
+            "{mode:?}: the daemon was stopped: {:?}",
+            done.stdout
+        );
+        assert!(
+            (at_exit + done.elapsed).saturating_duration_since(launched) < secs(2.5),
+            "{mode:?}: not waited for\n{log}"
+        );
+        assert!(
+            log.contains("the child is gone but processes remain: sending them SIGTERM")
+                && !log.contains("--wait-all"),
+            "{mode:?}: {log}"
+        );
+    }
+}
+
+/// The reporter as a launcher that starts a daemon reporter (its own session) and exits 5 once both are ready.
+fn reporter_launcher(daemon: &str) -> Vec<String> {
+    vec![
+        reporter(),
+        "--tag".into(),
+        "launcher".into(),
+        "--exit-now".into(),
+        "5".into(),
+        "--grandchild".into(),
+        format!("--tag daemon --setsid {daemon}"),
+    ]
+}
+
+#[test]
+fn a_stop_during_the_wait_reaches_the_daemon_and_the_deadline_holds() {
+    for mode in modes() {
+        for (rewrite, signal) in [(None, "SIGTERM"), (Some("TERM:QUIT"), "SIGQUIT")] {
+            let mut args = vec!["--wait-all", "-t", "1"];
+            if let Some(rule) = rewrite {
+                args.extend(["-r", rule]);
+            }
+            args.push("--");
+            let launcher = reporter_launcher("");
+            args.extend(launcher.iter().map(String::as_str));
+            let mut run = Run::start(mode, &args);
+            run.expect_stdout("daemon ready", secs(20.0));
+            run.expect_stderr("exited with code 5", secs(10.0));
+            run.expect_stderr("still running: 1 process", secs(5.0));
+            let sent = Instant::now();
+            run.signal(libc::SIGTERM);
+            // The daemon reports the signal and carries on: only SIGKILL at the deadline ends it.
+            run.expect_stdout(&format!("daemon got {signal}"), secs(5.0));
+            let at_exit = run.started_at();
+            let done = run.wait(secs(10.0));
+            let took = (at_exit + done.elapsed).saturating_duration_since(sent);
+            let log = done.stderr_text();
+            let what = format!("{mode:?} {rewrite:?}");
+            assert_eq!(done.code, Some(5), "{what}: the launcher's code\n{log}");
+            assert!(
+                took >= secs(1.0) && took < secs(1.5),
+                "{what}: SIGKILL at the deadline, exit {took:?} after the signal\n{log}"
+            );
+            assert!(
+                log.contains(&format!(
+                    "leftovers: 1 forwarded {signal}, 0 sent SIGTERM, 1 SIGKILLed; exit code 5"
+                )),
+                "{what}: {log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stop_during_the_wait_keeps_the_drain_delay_and_a_cooperative_daemon_ends_it() {
+    for mode in modes() {
+        let launcher = reporter_launcher("--exit-on TERM=0");
+        let mut args = vec!["--wait-all", "-t", "5", "--drain-delay", "0.5", "--"];
+        args.extend(launcher.iter().map(String::as_str));
+        let mut run = Run::start(mode, &args);
+        run.expect_stdout("daemon ready", secs(20.0));
+        run.expect_stderr("still running: 1 process", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        run.expect_stdout("daemon got SIGTERM", secs(5.0));
+        let told = sent.elapsed();
+        let done = run.wait(secs(10.0));
+        let log = done.stderr_text();
+        assert_eq!(done.code, Some(5), "{mode:?}: {log}");
+        assert!(
+            told >= secs(0.5) && told < secs(2.0),
+            "{mode:?}: told {told:?} after the signal, after the drain delay"
+        );
+        assert!(
+            log.contains("draining for 0.500s before forwarding")
+                && log.contains("leftovers: 1 forwarded SIGTERM, 0 sent SIGTERM, 0 SIGKILLed"),
+            "{mode:?}: {log}"
+        );
+    }
+}
+
+#[test]
+fn other_signals_after_the_launcher_exited_reach_the_daemon_run_as_another_user() {
+    // A shell daemon (the reporter's interpreter may not be reachable for another user): it reports HUP, and
+    // ends on USR1. Its `sleep`s are its own children, not told: only they would die of a HUP.
+    let daemon = "trap 'echo daemon got HUP' HUP; trap 'echo daemon got USR1; exit 0' USR1; \
+                  echo daemon ready $(id -u); while :; do sleep 0.1; done";
+    let script = format!("(setsid sh -c \"{daemon}\" &); exit 5");
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &["--wait-all", "-u", "65534:65534", "--", "sh", "-c", &script],
+        );
+        let ready = run.expect_stdout("daemon ready", secs(20.0));
+        assert_eq!(ready, "daemon ready 65534", "{mode:?}");
+        run.expect_stderr("still running: ", secs(10.0));
+        run.signal(libc::SIGHUP);
+        run.expect_stdout("daemon got HUP", secs(5.0));
+        run.signal(libc::SIGUSR1);
+        run.expect_stdout("daemon got USR1", secs(5.0));
+        let done = run.wait(secs(10.0));
+        let log = done.stderr_text();
+        assert_eq!(done.code, Some(5), "{mode:?}: {log}");
+        assert!(
+            log.contains("every process it left has exited"),
+            "{mode:?}: {log}"
+        );
+    }
+}
+
+/// The README's example, as written there: a launcher script that starts nginx, which daemonises.
+#[test]
+fn the_readme_example_waits_for_nginx_and_stops_it_gracefully() {
+    let readme = std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR")))
+        .expect("README.md");
+    let section = readme
+        .split("### `--wait-all`")
+        .nth(1)
+        .expect("the --wait-all section");
+    let blocks: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .take(2)
+        .map(|b| b.split("```").next().unwrap_or_default())
+        .collect();
+    let [script, command] = blocks.as_slice() else {
+        panic!("the section's two sh blocks: {blocks:?}");
+    };
+    assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+    let args: Vec<&str> = command
+        .trim()
+        .strip_prefix("grace-init ")
+        .expect("a grace-init command line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(args.last(), Some(&"./start.sh"), "{args:?}");
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("nginx is missing: run scripts/setup-test-deps.sh (as root) first");
+    for mode in modes() {
+        let scratch = Scratch::new(&format!("wait-all-readme-{mode:?}"));
+        let port = free_port();
+        let conf = std::fs::read_to_string(format!(
+            "{}/tests/servers/nginx.conf",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("nginx.conf")
+        .replace("daemon off;", "daemon on;")
+        .replace("@PREFIX@", &scratch.0.display().to_string())
+        .replace("@PORT@", &port.to_string());
+        let conf_path = scratch.path("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let start = scratch.path("start.sh");
+        std::fs::write(&start, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&start, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut argv: Vec<&str> = args.clone();
+        *argv.last_mut().unwrap() = &start;
+        let path = format!(
+            "{}:{}",
+            std::path::Path::new(nginx).parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut run = Run::start_env(mode, &argv, &[("NGINX_CONF", &conf_path), ("PATH", &path)]);
+        run.expect_stdout("start.sh: nginx is up", secs(20.0));
+        run.expect_stderr("exited with code 0 after running", secs(10.0));
+        let listed = run.expect_stderr("still running: ", secs(5.0));
+        assert!(listed.contains("(nginx)"), "{mode:?}: {listed}");
+        let answer = wait_for(secs(10.0), || http_get(port, "/fast"));
+        assert_eq!(answer.as_deref(), Some("fast"), "{mode:?}: nginx serves");
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        let at_exit = run.started_at();
+        let done = run.wait(secs(30.0));
+        let took = (at_exit + done.elapsed).saturating_duration_since(sent);
+        let log = done.stderr_text();
+        assert_eq!(done.code, Some(0), "{mode:?}: start.sh's code\n{log}");
+        assert!(
+            took < secs(5.0),
+            "{mode:?}: nginx quit gracefully within {took:?}\n{log}"
+        );
+        assert!(
+            log.contains("forwarding SIGQUIT to every process left")
+                && log.contains(
+                    "leftovers: 1 forwarded SIGQUIT, 0 sent SIGTERM, 0 SIGKILLed; exit code 0"
+                ),
+            "{mode:?}: {log}"
+        );
+        assert!(http_get(port, "/fast").is_none(), "{mode:?}: nginx is gone");
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// The body of `GET path` on the loopback port, if something answers with 200 within a second.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, secs(1.0)).ok()?;
+    stream.set_read_timeout(Some(secs(1.0))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.trim().to_string())
+}
