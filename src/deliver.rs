@@ -1,4 +1,5 @@
-//! Sends signals: to the child, its group, every leftover process. The only caller of kill.
+//! Sends the signals the supervisor decides on: to the child, its group, every leftover process. Besides it only
+//! route.rs (a plain forward, sent as it is read) and terminal.rs (job control) call kill.
 //!
 //! Identity before signal: a number read from /proc may name another process by the time it is used. So:
 //! - the child's group gets one kill(-pgid) only while the child is not reaped (until then its pid, and with it
@@ -19,8 +20,9 @@ use nix::errno::Errno;
 
 use crate::comm::Comm;
 use crate::procs::{self, PidDir, Proc};
+use crate::route::Sent;
 use crate::signals::name;
-use crate::sys::{self, Sent};
+use crate::sys;
 use crate::terms::{Reach, Target};
 
 /// Knows who grace-init is (PID 1 or a subreaper), its main child, and whether /proc shows its processes.
@@ -110,7 +112,7 @@ impl Deliverer {
     }
 
     /// Says how a forward to the child or its group went: the event loop's own (`forward`), or one sent as the
-    /// signal was read, along the supervisor's standing route (see `sys::read_signals`).
+    /// signal was read, along the supervisor's standing route (see `route::Taker`).
     pub fn report_sent(&self, sent: Sent) {
         let Sent { signal, to, result } = sent;
         if self.report(result, to, signal) {

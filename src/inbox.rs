@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::supervisor::Route;
+use crate::route::{Received, Route, Taker};
 use crate::sys;
 
 /// Blocks every signal that can be blocked, the fault signals (SEGV, ABRT, ...) included, so that one sent
@@ -44,14 +44,17 @@ fn first_leg(left: Duration) -> Duration {
     Duration::from_micros(u64::try_from(leg.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX))
 }
 
+/// How many signals one blocking read of the signalfd takes at most (the rest stay queued in the kernel and are
+/// read on the next, immediate, turn of the loop).
+pub const SIGNAL_BATCH: usize = 16;
+
 /// The signal queue of grace-init.
 pub struct Inbox {
     /// `None` where signalfd is refused: then signals are taken with `sigtimedwait` only.
     fd: Option<SignalFd>,
     mask: SigSet,
     me: i32,
-    batch: Vec<sys::Received>,
-    /// The records one read fills, allocated once.
+    /// The records one read fills, allocated once and reused: nothing is cleared or allocated per wake-up.
     records: Vec<libc::signalfd_siginfo>,
 }
 
@@ -77,8 +80,7 @@ impl Inbox {
             fd,
             mask,
             me: std::process::id().try_into().unwrap_or(0),
-            batch: Vec::with_capacity(sys::SIGNAL_BATCH),
-            records: vec![sys::empty_siginfo(); sys::SIGNAL_BATCH],
+            records: vec![sys::empty_siginfo(); SIGNAL_BATCH],
         })
     }
 
@@ -89,42 +91,36 @@ impl Inbox {
     }
 
     /// Sleeps until a signal arrives or `deadline` passes (`None`: no deadline), then appends what arrived to
-    /// `received` (nothing when the deadline passed first). Signals `route` covers are forwarded as they are
-    /// read, and come back marked as sent (only in the wait without a deadline, the app's steady state).
+    /// `received` (nothing when the deadline passed first). Signals on `route` are forwarded as they are taken
+    /// (see `route::Taker`), and come back marked as sent.
     pub fn wait(
         &mut self,
         deadline: Option<Instant>,
         route: Option<&Route>,
-        received: &mut Vec<sys::Received>,
+        received: &mut Vec<Received>,
     ) {
-        self.batch.clear();
+        let mut taker = Taker::new(route, self.me);
         let outcome = match (deadline, &self.fd) {
-            (None, Some(fd)) => {
-                let routing = route.map(|r| sys::Routing {
-                    to: r.to,
-                    table: r.table(),
-                    me: self.me,
-                });
-                sys::read_signals(fd, &mut self.records, routing, &mut self.batch)
-            }
-            (None, None) => sys::wait_signal(&self.mask, None).map(|got| self.batch.extend(got)),
-            (Some(at), _) => {
-                let left = at.saturating_duration_since(Instant::now());
-                sys::wait_signal(&self.mask, Some(first_leg(left)))
-                    .map(|got| self.batch.extend(got))
+            (None, Some(fd)) => sys::read_signalfd(fd, &mut self.records).map(|n| {
+                for info in self.records.iter().take(n) {
+                    let signal = i32::try_from(info.ssi_signo).unwrap_or(0);
+                    let sender = i32::try_from(info.ssi_pid).unwrap_or(0);
+                    received.extend(taker.take(signal, sender));
+                }
+            }),
+            (deadline, _) => {
+                let timeout =
+                    deadline.map(|at| first_leg(at.saturating_duration_since(Instant::now())));
+                sys::wait_signal(&self.mask, timeout).map(|got| {
+                    if let Some((signal, sender)) = got {
+                        received.extend(taker.take(signal, sender));
+                    }
+                })
             }
         };
         match outcome {
             Ok(()) | Err(Errno::EINTR) => {}
             Err(e) => log::warn!("waiting for signals failed: {}", e.desc()),
-        }
-        for got in &self.batch {
-            // A signal grace-init raised itself (a SIGPIPE from a write to a closed stderr) is not a request to
-            // forward. SIGCHLD always counts: it is how the kernel reports a child, with the child as sender.
-            if got.sender == self.me && got.signal != libc::SIGCHLD {
-                continue;
-            }
-            received.push(*got);
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod note;
 pub mod pause;
 pub mod procs;
 pub mod reap;
+pub mod route;
 pub mod run;
 pub mod signals;
 pub mod sink;

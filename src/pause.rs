@@ -18,9 +18,9 @@ pub fn pause(config: &Config, early: Early) -> i32 {
             return SETUP_FAILED;
         }
     };
-    let mut received: Vec<crate::sys::Received> = register_as_reaper(config, early.parent)
+    let mut received: Vec<crate::route::Received> = register_as_reaper(config, early.parent)
         .into_iter()
-        .map(crate::sys::Received::unsent)
+        .map(crate::route::Received::unsent)
         .collect();
     let mut keep: Vec<_> = inbox.as_raw_fd().into_iter().collect();
     keep.extend(crate::logging::private_fd());

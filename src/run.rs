@@ -12,10 +12,10 @@ use crate::inbox::Inbox;
 use crate::logging;
 use crate::note::StillRunning;
 use crate::reap::{self, Change, reap_all, reap_all_named};
+use crate::route::Received;
 use crate::spawn::{spawn_child, spawn_pre_stop};
 use crate::startup::{Early, register_as_reaper};
 use crate::supervisor::{Action, Event, Left, Output, Supervisor};
-use crate::sys;
 use crate::terminal::Terminal;
 
 /// How often to look again at /proc while, as PID 1, only processes that are not its children are left
@@ -93,9 +93,8 @@ impl EventLoop {
         job_control: bool,
     ) -> i32 {
         let child = self.supervisor.child();
-        let mut received: Vec<sys::Received> =
-            orphaned.into_iter().map(sys::Received::unsent).collect();
-        received.reserve(crate::sys::SIGNAL_BATCH);
+        let mut received: Vec<Received> = orphaned.into_iter().map(Received::unsent).collect();
+        received.reserve(crate::inbox::SIGNAL_BATCH);
         let mut strangers_left = false;
         // Reap on the first turn (the child may already be gone), then only when a SIGCHLD came, a wait timed
         // out or strangers are watched: a wake-up for a forwarded signal then costs a read and a kill.
@@ -111,7 +110,7 @@ impl EventLoop {
                 }
                 // Signals the supervisor only forwards go out as they are read (see `Route`).
                 let route = self.supervisor.route();
-                inbox.wait(deadline, route.as_ref(), &mut received);
+                inbox.wait(deadline, route, &mut received);
                 must_reap |= received.is_empty();
             }
             must_reap |= strangers_left;

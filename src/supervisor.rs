@@ -14,6 +14,7 @@ use log::{Level, LevelFilter};
 use crate::comm::Comm;
 use crate::exit_code::{ChildStatus, STATUS_LOST, exit_code};
 use crate::note::{Note, Stage, StopTimes, Summary, Tally};
+use crate::route::Route;
 use crate::terms::{Policy, Reach, Target};
 
 /// After SIGKILL, how often to sweep again while processes remain: a process that forked between the walk
@@ -131,35 +132,6 @@ pub enum Left {
     Strangers,
 }
 
-/// The supervisor's decision for the signals it only forwards, taken in advance. While the app runs and no stop
-/// has begun, a signal that is not a stop signal goes, rewritten, to the child's process group (the child alone
-/// with `--single-child`), and nothing else happens. The shell sends such a signal the moment it is read, before
-/// the clock is read or any other code runs (a forward's latency is mostly the memory touched between `read` and
-/// `kill`), then tells the supervisor with `Event::Forwarded`. Every other signal waits for `step`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Route {
-    /// The `kill(2)` target: minus the process group id, or the child's pid.
-    pub to: i32,
-    /// What each signal, by number, is sent as; 0 for a signal that must go through `step`.
-    as_signal: [u8; ROUTED_SIGNALS],
-}
-
-/// Signal numbers 0 to 64.
-const ROUTED_SIGNALS: usize = 65;
-
-impl Route {
-    /// What `signal` is forwarded as, if it is routed.
-    pub fn forward_as(&self, signal: i32) -> Option<i32> {
-        let slot = self.as_signal.get(usize::try_from(signal).ok()?)?;
-        (*slot != 0).then_some(i32::from(*slot))
-    }
-
-    /// The table, by signal number, for the loop that reads signals (0: not routed).
-    pub fn table(&self) -> &[u8; ROUTED_SIGNALS] {
-        &self.as_signal
-    }
-}
-
 /// What the shell must do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -182,6 +154,15 @@ pub enum Action {
     ListRest,
     /// Exit with this code: nothing is left.
     Exit(i32),
+}
+
+/// Why the forwarding rule sends a signal nowhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unsent {
+    /// Rewritten to `none`.
+    Dropped,
+    /// Meant for the child alone, which is reaped: its pid may be someone else's.
+    ChildGone,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,8 +192,8 @@ struct Stop {
 #[derive(Debug)]
 pub struct Supervisor {
     policy: Policy,
-    /// What `route` hands out: each signal's forwarded number, worked out once from the policy.
-    routes: [u8; ROUTED_SIGNALS],
+    /// What `route` hands out: `only_forwards` for every signal, worked out once, while the child runs.
+    routes: Route,
     child: i32,
     started: Instant,
     stop: Option<Stop>,
@@ -246,10 +227,9 @@ impl Supervisor {
         } else {
             PreStop::NotConfigured
         };
-        let routes = standing_routes(&policy);
-        Supervisor {
+        let mut supervisor = Supervisor {
             policy,
-            routes,
+            routes: Route::build(|_| None),
             child,
             started: now,
             stop: None,
@@ -268,24 +248,31 @@ impl Supervisor {
             killed: Tally::default(),
             killed_reported: false,
             done: false,
-        }
+        };
+        supervisor.routes = Route::build(|signal| supervisor.only_forwards(signal));
+        supervisor
     }
 
-    /// The signals that may be forwarded the moment they are read (see `Route`): only while the app runs and no
-    /// stop has begun; `None` otherwise.
-    pub fn route(&self) -> Option<Route> {
-        if self.done || self.stop.is_some() || self.child_exit.is_some() {
+    /// The signals the shell may forward the moment it reads them, then report with `Event::Forwarded`: what
+    /// `only_forwards` said for each while the app ran and no stop had begun, which holds for as long as that
+    /// state lasts (its answers depend on the policy and on whether the child is reaped). `None` afterwards.
+    pub fn route(&self) -> Option<&Route> {
+        (!self.done && self.stop.is_none() && self.child_exit.is_none()).then_some(&self.routes)
+    }
+
+    /// What receiving `signal` now comes to when all there is to do is forward it with one `kill(2)`: what it is
+    /// sent as and the pid to send it to (minus the group id for the child's group). `None` when it does more (a
+    /// stop signal), or nothing (rewritten to `none`, the child gone), or needs a search (the group's members).
+    /// The very rule `step` forwards by.
+    pub fn only_forwards(&self, signal: i32) -> Option<(i32, i32)> {
+        if self.done || self.is_stop(signal) {
             return None;
         }
-        let to = match self.target() {
-            Target::Group(pgid) | Target::Members(pgid) => -pgid,
-            Target::Child(pid) => pid,
-            Target::Rest { .. } => return None,
-        };
-        Some(Route {
-            to,
-            as_signal: self.routes,
-        })
+        match self.forwarding(signal) {
+            Ok((as_signal, Target::Group(pgid))) => Some((as_signal, -pgid)),
+            Ok((as_signal, Target::Child(pid))) => Some((as_signal, pid)),
+            Ok((_, Target::Members(_) | Target::Rest { .. })) | Err(_) => None,
+        }
     }
 
     /// The earliest instant at which a `Tick` has something to do; `None` means sleep until a signal.
@@ -406,25 +393,36 @@ impl Supervisor {
     }
 
     fn forward(&self, received: i32, out: &mut Output) {
-        let Some(signal) = self.policy.rewrites.apply(received) else {
-            say!(out, Debug, Note::Dropped(received));
-            return;
-        };
+        match self.forwarding(received) {
+            Ok((signal, target)) => out.actions.push(Action::Forward { signal, target }),
+            Err(Unsent::Dropped) => say!(out, Debug, Note::Dropped(received)),
+            Err(Unsent::ChildGone) => say!(out, Debug, Note::NotForwardedChildGone(received)),
+        }
+    }
+
+    /// The forwarding rule: what `received` is sent as, and to whom; or why it is not sent.
+    fn forwarding(&self, received: i32) -> Result<(i32, Target), Unsent> {
+        let signal = self
+            .policy
+            .rewrites
+            .apply(received)
+            .ok_or(Unsent::Dropped)?;
         let target = match (self.child_exit, self.target()) {
             (None, target) => target,
             (Some(_), _) if self.policy.wait_all => self.rest(),
             (Some(_), Target::Group(pgid) | Target::Members(pgid)) => Target::Members(pgid),
-            (Some(_), Target::Child(_) | Target::Rest { .. }) => {
-                // The child's pid may already belong to another process: do not signal it.
-                say!(out, Debug, Note::NotForwardedChildGone(received));
-                return;
-            }
+            // The child's pid may already belong to another process: do not signal it.
+            (Some(_), Target::Child(_) | Target::Rest { .. }) => return Err(Unsent::ChildGone),
         };
-        out.actions.push(Action::Forward { signal, target });
+        Ok((signal, target))
+    }
+
+    fn is_stop(&self, signal: i32) -> bool {
+        self.policy.stop_signals.contains(&signal)
     }
 
     fn on_signal(&mut self, signal: i32, now: Instant, out: &mut Output) {
-        let is_stop = self.policy.stop_signals.contains(&signal);
+        let is_stop = self.is_stop(signal);
         match (is_stop, self.stop) {
             (true, None) => {
                 self.deadline = self.earliest_deadline(now);
@@ -775,26 +773,6 @@ impl Supervisor {
             killed,
         }
     }
-}
-
-/// Each signal's number when forwarded, or 0 where `step` must decide: the stop signals (they start the grace
-/// period), SIGCHLD (a reap), the uncatchable ones, and those rewritten to `none` (the drop is logged).
-fn standing_routes(policy: &Policy) -> [u8; ROUTED_SIGNALS] {
-    let mut routes = [0u8; ROUTED_SIGNALS];
-    for (signal, slot) in (0i32..).zip(routes.iter_mut()) {
-        let decided_later = signal == 0
-            || signal == libc::SIGCHLD
-            || crate::signals::is_uncatchable(signal)
-            || policy.stop_signals.contains(&signal);
-        if !decided_later {
-            *slot = policy
-                .rewrites
-                .apply(signal)
-                .and_then(|to| u8::try_from(to).ok())
-                .unwrap_or(0);
-        }
-    }
-    routes
 }
 
 #[cfg(test)]
@@ -1674,10 +1652,10 @@ mod tests {
                 match route.forward_as(signal) {
                     Some(sent) => {
                         let target = if policy.single_child {
-                            assert_eq!(route.to, CHILD);
+                            assert_eq!(route.to(), CHILD);
                             Target::Child(CHILD)
                         } else {
-                            assert_eq!(route.to, -CHILD);
+                            assert_eq!(route.to(), -CHILD);
                             Target::Group(CHILD)
                         };
                         assert_eq!(

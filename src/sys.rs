@@ -84,63 +84,13 @@ pub fn reset_inherited_dispositions() {
     }
 }
 
-/// One signal taken from the queue: its number and the pid of its sender (0 for the kernel).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Received {
-    pub signal: i32,
-    pub sender: i32,
-    /// Set when it was forwarded as soon as it was read, along the supervisor's standing route.
-    pub sent: Option<Sent>,
-}
-
-impl Received {
-    /// A signal to act on that did not come through the queue (the parent died during start-up).
-    pub fn unsent(signal: i32) -> Received {
-        Received {
-            signal,
-            sender: 0,
-            sent: None,
-        }
-    }
-}
-
-/// A signal forwarded straight from the read: what it was sent as, to whom (the `kill(2)` pid), and how it went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sent {
-    pub signal: i32,
-    pub to: i32,
-    pub result: Result<(), Errno>,
-}
-
-/// The signals to forward as soon as they are read: the `kill(2)` target and, by signal number, what each is
-/// sent as (0: not routed). See `supervisor::Route`.
-#[derive(Clone, Copy, Debug)]
-pub struct Routing<'a> {
-    pub to: i32,
-    pub table: &'a [u8],
-    /// grace-init's own pid: a signal it raised itself (SIGPIPE) is never forwarded.
-    pub me: i32,
-}
-
-/// How many signals one blocking read of the signalfd takes at most (the rest stay queued in the kernel and are
-/// read on the next, immediate, turn of the loop).
-pub const SIGNAL_BATCH: usize = 16;
-
 /// Blocks in `read(2)` on a (blocking) signalfd until at least one signal is pending, then takes as many as
-/// `buf` holds in that same call: a burst costs one read, an idle wait no poll. `buf` is the caller's and is
-/// reused: nothing is cleared or allocated per wake-up (the kernel fills only the records it returns).
-///
-/// With `routing`, a signal it routes is forwarded right here, between the `read` and the next record: a
-/// forward then runs a few dozen instructions on a few pages, as in the leanest C inits. The first signal that
-/// is not routed (SIGCHLD aside, which decides nothing) ends the routing for the rest of the batch, so signals
-/// still reach the app in the order they came.
-pub fn read_signals(
+/// `buf` holds in that same call: a burst costs one read, an idle wait no poll. Returns how many records it
+/// filled, from the start of `buf` (the kernel fills only the records it returns).
+pub fn read_signalfd(
     fd: &impl AsRawFd,
     buf: &mut [libc::signalfd_siginfo],
-    mut routing: Option<Routing>,
-    out: &mut Vec<Received>,
-) -> Result<(), Errno> {
-    const SIZE: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+) -> Result<usize, Errno> {
     // SAFETY: the buffer is valid and writable for its whole length, which is what is passed.
     let n = unsafe {
         libc::read(
@@ -150,32 +100,7 @@ pub fn read_signals(
         )
     };
     let n = usize::try_from(n).map_err(|_| Errno::last())?;
-    for info in buf.iter().take(n / SIZE) {
-        let signal = i32::try_from(info.ssi_signo).unwrap_or(0);
-        let sender = i32::try_from(info.ssi_pid).unwrap_or(0);
-        let mut sent = None;
-        if let Some(route) = routing {
-            let as_signal = usize::try_from(signal)
-                .ok()
-                .and_then(|i| route.table.get(i))
-                .map_or(0, |&s| i32::from(s));
-            if as_signal != 0 && sender != route.me {
-                sent = Some(Sent {
-                    signal: as_signal,
-                    to: route.to,
-                    result: kill(route.to, as_signal),
-                });
-            } else if signal != libc::SIGCHLD {
-                routing = None;
-            }
-        }
-        out.push(Received {
-            signal,
-            sender,
-            sent,
-        });
-    }
-    Ok(())
+    Ok(n / std::mem::size_of::<libc::signalfd_siginfo>())
 }
 
 /// An all-zero signalfd record, to size the caller's buffer with.
@@ -185,8 +110,8 @@ pub fn empty_siginfo() -> libc::signalfd_siginfo {
 }
 
 /// `sigtimedwait(2)`: takes one pending signal of `set`, waiting at most `timeout` (`None`: as long as it
-/// takes). `Ok(None)`: the time passed.
-pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Errno> {
+/// takes), and returns its number and the pid of its sender (0 for the kernel). `Ok(None)`: the time passed.
+pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Result<Option<(i32, i32)>, Errno> {
     // SAFETY: timespec is plain old data; all-zero is a valid value.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     if let Some(timeout) = timeout {
@@ -226,11 +151,7 @@ pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Rec
     }
     // SAFETY: si_pid reads the sender field, which the kernel fills for every signal (0 when it has none).
     let sender = unsafe { info.si_pid() };
-    Ok(Some(Received {
-        signal,
-        sender,
-        sent: None,
-    }))
+    Ok(Some((signal, sender)))
 }
 
 /// `pidfd_open(2)`: a handle on process `pid` that can never refer to another process, even after it dies
@@ -374,8 +295,6 @@ pub fn send_nonblocking(fd: BorrowedFd, bytes: &[u8]) -> Result<usize, Errno> {
     };
     usize::try_from(n).map_err(|_| Errno::last())
 }
-
-// ---- issue 12: user switch, socket activation, descriptor hygiene, reap warnings. ----
 
 /// Makes the command drop to `uid`, `gid` and the supplementary `groups` (`None`: keep those held) between
 /// fork and exec (after `start_clean`'s hook, so the process group and the terminal are set up first, with
