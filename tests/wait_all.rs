@@ -113,6 +113,12 @@ fn a_stop_during_the_wait_reaches_the_daemon_and_the_deadline_holds() {
             run.expect_stdout("daemon ready", secs(20.0));
             run.expect_stderr("exited with code 5", secs(10.0));
             run.expect_stderr("still running: 1 process", secs(5.0));
+            // The wait has no timer: grace-init sleeps until something happens.
+            std::thread::sleep(secs(0.2));
+            let before = wakeups(run.init_pid());
+            std::thread::sleep(secs(1.0));
+            let idle = wakeups(run.init_pid()) - before;
+            assert_eq!(idle, 0, "{mode:?}: woke up {idle} times in 1 s of waiting");
             let sent = Instant::now();
             run.signal(libc::SIGTERM);
             // The daemon reports the signal and carries on: only SIGKILL at the deadline ends it.
@@ -138,10 +144,21 @@ fn a_stop_during_the_wait_reaches_the_daemon_and_the_deadline_holds() {
 }
 
 #[test]
-fn a_stop_during_the_wait_keeps_the_drain_delay_and_a_cooperative_daemon_ends_it() {
+fn a_stop_during_the_wait_keeps_the_drain_delay_and_the_pre_stop_and_a_cooperative_daemon_ends_it()
+{
     for mode in modes() {
         let launcher = reporter_launcher("--exit-on TERM=0");
-        let mut args = vec!["--wait-all", "-t", "5", "--drain-delay", "0.5", "--"];
+        let pre_stop = "echo deregistered >&2";
+        let mut args = vec![
+            "--wait-all",
+            "-t",
+            "5",
+            "--drain-delay",
+            "0.5",
+            "--pre-stop",
+            pre_stop,
+            "--",
+        ];
         args.extend(launcher.iter().map(String::as_str));
         let mut run = Run::start(mode, &args);
         run.expect_stdout("daemon ready", secs(20.0));
@@ -153,12 +170,19 @@ fn a_stop_during_the_wait_keeps_the_drain_delay_and_a_cooperative_daemon_ends_it
         let done = run.wait(secs(10.0));
         let log = done.stderr_text();
         assert_eq!(done.code, Some(5), "{mode:?}: {log}");
+        // The pre-stop command's output (grace-init's stderr) comes before the stop signal goes out.
+        let at = |line: &str| done.stderr.iter().position(|l| l.ends_with(line));
+        assert!(
+            at("deregistered").is_some() && at("deregistered") < at("to every process left"),
+            "{mode:?}: {log}"
+        );
         assert!(
             told >= secs(0.5) && told < secs(2.0),
             "{mode:?}: told {told:?} after the signal, after the drain delay"
         );
         assert!(
             log.contains("draining for 0.500s before forwarding")
+                && log.contains("pre-stop command finished in")
                 && log.contains("leftovers: 1 forwarded SIGTERM, 0 sent SIGTERM, 0 SIGKILLed"),
             "{mode:?}: {log}"
         );
@@ -299,4 +323,48 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let (head, body) = response.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200")
         .then(|| body.trim().to_string())
+}
+
+/// As PID 1, a process entered from outside (`docker exec`) is no reason to keep waiting: once the command's
+/// processes are gone it is stopped as any leftover (SIGTERM, then the bounded wait).
+#[test]
+fn as_pid1_a_process_entered_from_outside_is_stopped_once_the_commands_processes_are_gone() {
+    if !pid1_available() {
+        return;
+    }
+    let script = launcher(1.5);
+    let mut run = Run::start(
+        Mode::Pid1,
+        &["--wait-all", "-t", "5", "--", "sh", "-c", &script],
+    );
+    run.expect_stdout("launcher done", secs(10.0));
+    run.expect_stderr("still running: ", secs(5.0));
+    let mut stranger = std::process::Command::new("nsenter")
+        .args(["-t", &run.init_pid().to_string(), "-p", "-m", "--", "sh", "-c"])
+        .arg("trap 'echo stranger got TERM; exit 0' TERM; echo stranger ready; while :; do sleep 0.05; done")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nsenter");
+    let lines = pump(stranger.stdout.take().expect("stdout"));
+    let ready = lines.recv_timeout(secs(5.0)).ok();
+    let daemon_done = seen(&mut run, "daemon done", secs(10.0));
+    let said = lines.recv_timeout(secs(5.0)).ok();
+    let told = daemon_done.elapsed();
+    let at_exit = run.started_at();
+    let done = run.wait(secs(10.0));
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    let log = done.stderr_text();
+    assert_eq!(ready.as_deref(), Some("stranger ready"));
+    assert_eq!(said.as_deref(), Some("stranger got TERM"), "{log}");
+    assert!(told < secs(2.0), "told {told:?} after the daemon ended");
+    assert_eq!(done.code, Some(7), "{log}");
+    assert!(
+        (at_exit + done.elapsed).saturating_duration_since(daemon_done) < secs(3.0),
+        "{log}"
+    );
+    assert!(
+        log.contains("the child is gone but processes remain: sending them SIGTERM"),
+        "{log}"
+    );
 }

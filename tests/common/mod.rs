@@ -373,6 +373,14 @@ pub fn status_field(pid: i32, field: &str) -> Option<String> {
     })
 }
 
+/// Voluntary plus involuntary context switches of `pid`: how often it has woken up.
+pub fn wakeups(pid: i32) -> u64 {
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .iter()
+        .filter_map(|f| status_field(pid, f)?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Polls `probe` every 5 ms until it returns Some, at most `within`.
 pub fn wait_for<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
