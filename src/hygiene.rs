@@ -1,16 +1,32 @@
 //! Holding nothing of the caller's once the child runs: grace-init's own working directory becomes `/` (so it
-//! keeps no mount point busy) and it closes, in itself, the descriptors above 2 it inherited (so a pipe whose
-//! write end it was handed gives its reader EOF when the app closes its copy). The child keeps both.
+//! keeps no mount point busy), its own stdin and stdout become /dev/null (so a reader of the caller's stdout sees
+//! EOF when the app is done with it), and it closes, in itself, the descriptors above 2 it inherited (so a pipe
+//! whose write end it was handed gives its reader EOF when the app closes its copy). The child keeps all of them.
+//! The directory the app was started in is remembered by its path, for the pre-stop command: a descriptor
+//! would keep its mount point busy.
 
 use std::os::fd::RawFd;
+use std::path::PathBuf;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use crate::sys;
 
-/// Moves grace-init (not the child) to `/` and closes its inherited descriptors, keeping 0, 1, 2 and `keep`
-/// (grace-init's own: the signalfd, a log descriptor).
-pub fn detach_from_caller(keep: &[RawFd]) {
+/// Moves grace-init (not the child) to `/`, points its own stdin and stdout at /dev/null and closes its
+/// inherited descriptors, keeping 0, 1, 2 and `keep` (grace-init's own: the signalfd, a log descriptor, the
+/// terminal). Returns the directory it was started in (the app's, the image's WORKDIR), when it has a path.
+pub fn detach_from_caller(keep: &[RawFd]) -> Option<PathBuf> {
+    let start_dir = match std::env::current_dir() {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            log::warn!(
+                "cannot tell the directory the app was started in ({e}): the pre-stop command will run in /"
+            );
+            None
+        }
+    };
     if let Err(e) = nix::unistd::chdir("/") {
         log::warn!(
             "cannot change grace-init's own directory to /: {}",
@@ -18,6 +34,36 @@ pub fn detach_from_caller(keep: &[RawFd]) {
         );
     }
     close_inherited_fds(keep);
+    release_stdin_and_stdout();
+    start_dir
+}
+
+/// Points grace-init's own descriptors 0 and 1 at /dev/null: it reads and writes neither (its log is stderr),
+/// and a copy it held would keep the caller's pipe open after the app let go of it. Without /dev/null (a bare
+/// image) they stay as they are.
+fn release_stdin_and_stdout() {
+    let null = match nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+    {
+        Ok(null) => null,
+        Err(e) => {
+            log::debug!(
+                "cannot open /dev/null ({}): stdin and stdout kept",
+                e.desc()
+            );
+            return;
+        }
+    };
+    for (name, result) in [
+        ("stdin", nix::unistd::dup2_stdin(&null)),
+        ("stdout", nix::unistd::dup2_stdout(&null)),
+    ] {
+        if let Err(e) = result {
+            log::debug!(
+                "cannot point grace-init's own {name} at /dev/null: {}",
+                e.desc()
+            );
+        }
+    }
 }
 
 /// Closes every descriptor above 2 but those in `keep`: with close_range around the kept ones, or, on a

@@ -24,7 +24,8 @@ pub fn pause(config: &Config, early: Early) -> i32 {
         .collect();
     let mut keep: Vec<_> = inbox.as_raw_fd().into_iter().collect();
     keep.extend(crate::logging::private_fd());
-    crate::hygiene::detach_from_caller(&keep);
+    // Nothing is started later: the start directory is not needed.
+    let _ = crate::hygiene::detach_from_caller(&keep);
     log::debug!("pausing: reaping orphans until a stop signal");
     let stop_signals = &config.policy.stop_signals;
     loop {

@@ -47,7 +47,8 @@ pub fn run(config: Config, early: Early) -> i32 {
     // issue 12: cwd `/` and no inherited descriptors in grace-init itself; the child keeps both.
     let mut keep: Vec<_> = inbox.as_raw_fd().into_iter().collect();
     keep.extend(logging::private_fd());
-    crate::hygiene::detach_from_caller(&keep);
+    keep.extend(terminal.as_ref().map(Terminal::as_raw_fd));
+    let start_dir = crate::hygiene::detach_from_caller(&keep);
     // From here on grace-init never bails out: errors are warnings, and it exits only when nothing is left.
     log::debug!("started child {child} in its own process group");
     let supervisor = Supervisor::new(config.policy.clone(), child, Instant::now());
@@ -59,6 +60,7 @@ pub fn run(config: Config, early: Early) -> i32 {
         supervisor,
         deliverer,
         config,
+        start_dir,
         out: Output::new(log::max_level()),
         exit: None,
     };
@@ -79,6 +81,8 @@ struct EventLoop {
     supervisor: Supervisor,
     deliverer: Deliverer,
     config: Config,
+    /// Where the app was started: the pre-stop command runs there too.
+    start_dir: Option<std::path::PathBuf>,
     /// Reused for every event: steady state allocates nothing.
     out: Output,
     exit: Option<i32>,
@@ -253,7 +257,11 @@ impl EventLoop {
             }
             Action::StartPreStop => {
                 let line = self.config.pre_stop.clone().unwrap_or_default();
-                let outcome = match spawn_pre_stop(&line, self.config.user.as_deref()) {
+                let outcome = match spawn_pre_stop(
+                    &line,
+                    self.config.user.as_deref(),
+                    self.start_dir.as_deref(),
+                ) {
                     Ok(pid) => {
                         log::info!("running pre-stop command: {line}");
                         Event::PreStopStarted(pid)

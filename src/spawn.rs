@@ -1,5 +1,5 @@
 //! Starts processes: the main child (own process group, terminal foreground, clean signal state) and the
-//! pre-stop command.
+//! pre-stop command (the same clean start, in the app's directory).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -138,10 +138,14 @@ fn explain(program: &OsString, error: &io::Error) -> SpawnError {
     SpawnError { code, message }
 }
 
-/// Starts the pre-stop command line in a process group of its own, with stdin on /dev/null and its
-/// output on grace-init's stderr. Uses `/bin/sh -c`; in an image without a shell the line is split on
-/// white space and executed directly.
-pub fn spawn_pre_stop(line: &str, user: Option<&Identity>) -> io::Result<i32> {
+/// Starts the pre-stop command line in a process group of its own, in the directory the app was started in
+/// (`start_dir`), with stdin on /dev/null and its output on grace-init's stderr. Uses `/bin/sh -c`; in an
+/// image without a shell the line is split on white space and executed directly.
+pub fn spawn_pre_stop(
+    line: &str,
+    user: Option<&Identity>,
+    start_dir: Option<&Path>,
+) -> io::Result<i32> {
     let mut cmd = if Path::new("/bin/sh").exists() {
         let mut sh = Command::new("/bin/sh");
         sh.arg("-c").arg(line);
@@ -161,6 +165,9 @@ pub fn spawn_pre_stop(line: &str, user: Option<&Identity>) -> io::Result<i32> {
         cmd.stdout(stderr);
     }
     sys::start_clean(&mut cmd, false);
+    if let Some(dir) = start_dir {
+        cmd.current_dir(dir);
+    }
     become_user(&mut cmd, user);
     cmd.spawn().and_then(|child| pid_of(&child))
 }

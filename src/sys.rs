@@ -229,8 +229,14 @@ pub fn peek_exit(pid: i32) -> Result<Option<i32>, Errno> {
     Ok(Some(raw))
 }
 
+/// At most this many pending signals are discarded in a process about to start (see `start_clean`).
+const PENDING_BOUND: usize = 4096;
+
 /// Arranges for the command to start clean: in a process group of its own, in the terminal's foreground
-/// when `take_terminal`, with every signal disposition at its default and an empty signal mask.
+/// when `take_terminal`, with every signal disposition at its default, nothing pending and an empty signal
+/// mask. Until `setpgid` the forked process is in grace-init's group, with every signal blocked (inherited):
+/// a signal sent to that group meanwhile (GNU `timeout` signals its child's whole group) waits pending in it,
+/// and grace-init got it as well and acts on it. So it is taken off the queue before anything is unblocked.
 pub fn start_clean(command: &mut Command, take_terminal: bool) {
     let hook = move || -> io::Result<()> {
         // SAFETY: runs in the forked child before exec; every call below is async-signal-safe and uses only
@@ -263,6 +269,25 @@ pub fn start_clean(command: &mut Command, take_terminal: bool) {
                         std::ptr::null_mut::<u64>(),
                         8usize,
                     );
+                }
+            }
+            // Take whatever is pending, one signal per call, without waiting (zero timeout) until none is left
+            // (EAGAIN). Queued real-time signals count one each; a bound keeps a flood from holding the start.
+            let every_signal: u64 = u64::MAX;
+            let no_wait = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            for _ in 0..PENDING_BOUND {
+                let taken = libc::syscall(
+                    libc::SYS_rt_sigtimedwait,
+                    &every_signal as *const u64,
+                    std::ptr::null_mut::<libc::siginfo_t>(),
+                    &no_wait as *const libc::timespec,
+                    8usize,
+                );
+                if taken <= 0 {
+                    break;
                 }
             }
             libc::sigemptyset(&mut set);

@@ -1,5 +1,8 @@
 //! Job control for a run started in the foreground of a terminal: the child takes the terminal over, and
 //! grace-init takes it back when the child ends or is stopped, stopping along with it as a shell's job would.
+//! It reaches the terminal through a descriptor of its own, since its stdin is /dev/null once the child runs.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::unistd::{Pid, getpgid, getpgrp, getpid, getppid, getsid, isatty, tcgetpgrp, tcsetpgrp};
 
@@ -12,6 +15,8 @@ use crate::sys;
 pub struct Terminal {
     /// grace-init's own process group: the caller's job.
     ours: Pid,
+    /// A copy of stdin as it was at start (the terminal), close-on-exec.
+    fd: OwnedFd,
 }
 
 impl Terminal {
@@ -20,13 +25,27 @@ impl Terminal {
         let stdin = std::io::stdin();
         let ours = getpgrp();
         let owned = isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).is_ok_and(|fg| fg == ours);
-        owned.then_some(Terminal { ours })
+        if !owned {
+            return None;
+        }
+        match stdin.as_fd().try_clone_to_owned() {
+            Ok(fd) => Some(Terminal { ours, fd }),
+            Err(e) => {
+                log::warn!("cannot keep the terminal ({e}): the child does not take it over");
+                None
+            }
+        }
+    }
+
+    /// The descriptor grace-init keeps for the terminal (not to be closed with the inherited ones).
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 
     /// Makes grace-init's group the foreground again (SIGTTOU is blocked, so this works from the background),
     /// so whoever started it can read the terminal once it is gone.
     pub fn take_back(&self) {
-        if let Err(e) = tcsetpgrp(std::io::stdin(), self.ours) {
+        if let Err(e) = tcsetpgrp(&self.fd, self.ours) {
             log::debug!("cannot take the terminal back: {}", e.desc());
         }
     }
@@ -66,9 +85,8 @@ impl Terminal {
         logging::flush();
         // SIGSTOP cannot be blocked: grace-init stops here until the shell sends SIGCONT.
         let _ = sys::kill(getpid().as_raw(), libc::SIGSTOP);
-        let stdin = std::io::stdin();
-        if tcgetpgrp(&stdin).is_ok_and(|fg| fg == self.ours) {
-            let _ = tcsetpgrp(&stdin, Pid::from_raw(child));
+        if tcgetpgrp(&self.fd).is_ok_and(|fg| fg == self.ours) {
+            let _ = tcsetpgrp(&self.fd, Pid::from_raw(child));
         }
         let _ = sys::kill(-child, libc::SIGCONT);
         log::debug!("continued: child {child} continued");

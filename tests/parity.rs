@@ -438,6 +438,57 @@ fn grace_init_closes_inherited_descriptors_and_leaves_the_callers_directory_the_
     }
 }
 
+#[test]
+fn grace_init_lets_go_of_the_callers_stdin_and_stdout_once_the_app_runs() {
+    // `grace-init -- producer | consumer`: the consumer sees EOF when the producer is done with its stdout, not
+    // when grace-init exits. grace-init points its own 0 and 1 at /dev/null; the app keeps the caller's.
+    let app = "echo ready >&2; exec >/dev/null; exec sleep 1000";
+    let scratch = Scratch::new("stdio");
+    let input = scratch.path("input");
+    std::fs::write(&input, "").unwrap();
+    for mode in modes() {
+        let (eof, fifo) = fifo_with_eof_watch(&scratch);
+        // The consumer's pipe is opened by the process that becomes grace-init, as a shell's `|` would.
+        let launch = Launch {
+            prefix: strings(&["sh", "-c", r#"exec "$0" "$@" <"$INPUT" >"$FIFO""#]),
+            env: vec![
+                ("INPUT".to_string(), input.clone()),
+                ("FIFO".to_string(), fifo.display().to_string()),
+            ],
+            ..Launch::default()
+        };
+        let mut run = Run::launch(mode, &launch, &["--", "sh", "-c", app]);
+        run.expect_stderr("ready", secs(10.0));
+        let init = run.init_pid();
+        assert!(
+            eof.recv_timeout(secs(5.0)).is_ok(),
+            "{mode:?}: no EOF once the app let go of stdout; grace-init holds {:?}",
+            descriptors(init)
+        );
+        let held: Vec<String> = [0, 1]
+            .iter()
+            .map(|fd| {
+                let link = std::fs::read_link(format!("/proc/{init}/fd/{fd}")).unwrap();
+                link.display().to_string()
+            })
+            .collect();
+        assert_eq!(
+            held,
+            ["/dev/null", "/dev/null"],
+            "{mode:?}: grace-init's own 0 and 1"
+        );
+        let child = children(init)[0];
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{child}/fd/0")).unwrap(),
+            Path::new(&input),
+            "{mode:?}: the app keeps the caller's stdin"
+        );
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+    }
+}
+
 /// The activated app: checks LISTEN_PID against its own pid, accepts one connection on fd 3 and answers.
 const ACTIVATED_APP: &str = r#"
 import os, signal, socket, sys

@@ -297,6 +297,77 @@ fn a_hanging_pre_stop_command_is_cut_off_by_the_budget() {
 }
 
 #[test]
+fn the_pre_stop_command_runs_in_the_directory_the_app_was_started_in() {
+    // `--pre-stop ./deregister.sh` from the image's WORKDIR, as the app itself would find it.
+    let scratch = Scratch::new("pre-stop-dir");
+    let script = scratch.0.join("deregister.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"deregistered in $(pwd)\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let reporter = reporter();
+    for mode in modes() {
+        let args = [
+            "--pre-stop",
+            "./deregister.sh",
+            "--",
+            &reporter,
+            "--exit-on",
+            "TERM=0",
+        ];
+        let mut run = Run::launch(mode, &Launch::in_dir(&scratch.0), &args);
+        run.expect_stdout("child ready", secs(10.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        let want = format!("deregistered in {}", scratch.0.display());
+        assert!(
+            done.stderr.iter().any(|l| l == &want),
+            "{mode:?}: want {want:?}: {}",
+            done.stderr_text()
+        );
+        assert!(
+            done.stderr_text().contains("pre-stop command finished"),
+            "{mode:?}: {}",
+            done.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn a_signal_to_grace_inits_group_while_the_pre_stop_command_starts_does_not_reach_it() {
+    // GNU `timeout` signals its child, then its whole process group. The pre-stop command is forked while the
+    // first signal is handled, and belongs to grace-init's group until it moves to its own: what reached the
+    // group meanwhile must not kill it. Here the group is signalled over and over while it starts.
+    // The app ignores the stop signal and ends on SIGUSR1, which the test sends once the pre-stop command is
+    // over: so that command is never a leftover of an app already gone (which would get SIGTERM too).
+    let app = "trap '' TERM; trap 'exit 0' USR1; echo ready; while :; do sleep 0.05; done";
+    for mode in modes() {
+        for round in 0..10 {
+            let pre_stop = "echo pre-stop ran";
+            let args = ["-t", "10", "--pre-stop", pre_stop, "--", "sh", "-c", app];
+            let mut run = Run::launch(mode, &Launch::own_group(), &args);
+            run.expect_stdout("ready", secs(10.0));
+            let group = run.init_pid();
+            assert_eq!(send_signal(group, libc::SIGTERM), 0);
+            let until = Instant::now() + secs(0.2);
+            while Instant::now() < until {
+                send_signal(-group, libc::SIGTERM);
+            }
+            let outcome = run.expect_stderr("pre-stop command ", secs(10.0));
+            run.signal(libc::SIGUSR1);
+            let done = run.wait(secs(10.0));
+            let what = format!("{mode:?} round {round}");
+            assert!(
+                outcome.contains("pre-stop command finished"),
+                "{what}: the pre-stop command did not run: {outcome}\n{}",
+                done.stderr_text()
+            );
+            assert_eq!(done.code, Some(0), "{what}: {}", done.stderr_text());
+        }
+    }
+}
+
+#[test]
 fn a_failing_pre_stop_is_logged_and_the_stop_goes_on() {
     let reporter = reporter();
     let mut run = Run::start(

@@ -834,6 +834,21 @@ impl Launch {
         }
     }
 
+    /// The mode's launcher, with grace-init started in `dir` (the image's WORKDIR).
+    pub fn in_dir(dir: &std::path::Path) -> Launch {
+        Launch {
+            prefix: strings(&["sh", "-c", r#"cd "$START_DIR" && exec "$0" "$@""#]),
+            env: vec![("START_DIR".to_string(), dir.display().to_string())],
+            ..Launch::default()
+        }
+    }
+
+    /// The mode's launcher, with grace-init leading a session and process group of its own, so a signal to
+    /// that group reaches grace-init and nothing of the test's (`Run::init_pid` is the group id).
+    pub fn own_group() -> Launch {
+        Launch::prefixed(&["setsid", "--"])
+    }
+
     /// Subreaper mode in a mount namespace of its own where /proc has been unmounted.
     pub fn without_proc() -> Launch {
         Launch::prefixed(&[
