@@ -557,6 +557,8 @@ mod tests {
         let pause = config(&["--pause", "-w"]);
         assert!(pause.pause && pause.command.is_empty() && pause.policy.warn_reap);
         assert!(config(&["--wait-all", "x"]).policy.wait_all && !config(&["x"]).policy.wait_all);
+        // Pause mode has no command to wait after: --wait-all is accepted there and has nothing to act on.
+        assert!(config(&["--pause", "--wait-all"]).pause);
         // The current user can always be asked for, root or not.
         let (uid, gid) = (
             nix::unistd::geteuid().as_raw(),
