@@ -11,6 +11,7 @@ use crate::duration::{Limit, format_duration, parse_duration, parse_limit};
 use crate::exit_code::parse_code;
 use crate::log_filter::{FILTER_VAR, Filter, parse_filter};
 use crate::signals::{Rewrite, Rewrites, parse_receivable, parse_rewrite};
+use crate::termination::{Destination, parse_destination};
 use crate::terms::Policy;
 use crate::user::{Identity, UserSpec, parse_spec};
 
@@ -79,6 +80,7 @@ struct Args {
     pre_stop: Option<String>,
 
     /// Report this exit code of the child (e.g. 143 from a JVM after SIGTERM) as 0. Repeatable.
+    /// Never applies to grace-init's own SIGKILL at the deadline or to an OOM kill.
     #[arg(short, long = "expect-exit", allow_hyphen_values = true, hide_env_values = true,
         env = "GRACE_INIT_EXPECT_EXIT", value_name = "CODE", value_delimiter = ',', value_parser = parse_code)]
     expect_exit: Vec<i32>,
@@ -124,6 +126,12 @@ struct Args {
         env = "GRACE_INIT_WAIT_ALL", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     wait_all: bool,
 
+    /// On exit, write the summary line to PATH (Kubernetes' termination message), or `none`. Default:
+    /// /dev/termination-log when it exists. A message the app wrote there itself is kept.
+    #[arg(long, allow_hyphen_values = true, hide_env_values = true,
+        env = "GRACE_INIT_TERMINATION_LOG", value_name = "PATH", value_parser = parse_destination)]
+    termination_log: Option<Destination>,
+
     /// More log output (-v debug, -vv trace); overrides GRACE_INIT_LOG.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
@@ -167,6 +175,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Settings that are valid but work against themselves, to be logged as warnings once logging is up.
     pub warnings: Vec<String>,
+    /// Where the exit summary goes as the termination message (`--termination-log`).
+    pub termination_log: Destination,
 }
 
 /// What parsing came to: a config to run, or text to print and an exit code.
@@ -446,6 +456,7 @@ fn validate(args: Args) -> Result<Config, String> {
         log_filter,
         log_format: args.log_format,
         warnings,
+        termination_log: args.termination_log.unwrap_or(Destination::Default),
     })
 }
 
@@ -594,6 +605,7 @@ mod tests {
             (&["--warn-reap=maybe", "x"], "--warn-reap"),
             (&["--wait-all=maybe", "x"], "--wait-all"),
             (&["--log-format", "yaml", "x"], "valid values: text, json"),
+            (&["--termination-log", "", "x"], "''"),
         ];
         for (args, named) in table {
             let message = usage(args);

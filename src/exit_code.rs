@@ -7,6 +7,8 @@ pub enum ChildStatus {
     Exited(i32),
     /// It was killed by this signal.
     Killed(i32),
+    /// It was killed by this signal, and the kernel wrote a core dump.
+    Dumped(i32),
 }
 
 /// grace-init's exit code when the command could not be started.
@@ -26,18 +28,33 @@ impl ChildStatus {
     pub fn code(self) -> i32 {
         match self {
             ChildStatus::Exited(code) => code,
-            ChildStatus::Killed(signal) => 128 + signal,
+            ChildStatus::Killed(signal) | ChildStatus::Dumped(signal) => 128 + signal,
+        }
+    }
+
+    /// The signal it was killed by, if any.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ChildStatus::Exited(_) => None,
+            ChildStatus::Killed(signal) | ChildStatus::Dumped(signal) => Some(signal),
         }
     }
 }
 
-/// For the log: "exited with code 3" / "was killed by SIGKILL".
+/// For the log: "exited with code 3" / "was killed by SIGKILL" / "was killed by SIGSEGV (core dumped)".
 impl std::fmt::Display for ChildStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
             ChildStatus::Exited(code) => write!(f, "exited with code {code}"),
             ChildStatus::Killed(signal) => {
                 write!(f, "was killed by {}", crate::signals::name(signal))
+            }
+            ChildStatus::Dumped(signal) => {
+                write!(
+                    f,
+                    "was killed by {} (core dumped)",
+                    crate::signals::name(signal)
+                )
             }
         }
     }
@@ -76,6 +93,8 @@ mod tests {
             (ChildStatus::Exited(143), &[143], 0),
             (ChildStatus::Exited(1), &[143], 1),
             (ChildStatus::Exited(7), &[3, 7], 0),
+            (ChildStatus::Dumped(libc::SIGSEGV), &[], 139),
+            (ChildStatus::Dumped(libc::SIGABRT), &[134], 0),
         ];
         for (status, expected, want) in table {
             assert_eq!(
@@ -84,6 +103,18 @@ mod tests {
                 "{status:?} with {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_core_dump_is_said() {
+        assert_eq!(
+            ChildStatus::Dumped(libc::SIGSEGV).to_string(),
+            "was killed by SIGSEGV (core dumped)"
+        );
+        assert_eq!(
+            ChildStatus::Killed(libc::SIGKILL).to_string(),
+            "was killed by SIGKILL"
+        );
     }
 
     #[test]

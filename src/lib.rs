@@ -6,8 +6,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod cgroup;
 pub mod cli;
 pub mod comm;
+pub mod death;
 pub mod deliver;
 pub mod duration;
 pub mod exit_code;
@@ -28,5 +30,6 @@ pub mod startup;
 pub mod supervisor;
 pub mod sys;
 pub mod terminal;
+pub mod termination;
 pub mod terms;
 pub mod user;

@@ -92,6 +92,7 @@ impl Log for StderrLogger {
             record.level(),
             *record.args(),
             stamp,
+            record.key_values(),
         );
         if pending.text.len() > PENDING_LIMIT {
             pending.text.truncate(start);
@@ -107,16 +108,29 @@ impl Log for StderrLogger {
 /// Appends one log line, newline included, to `buf`. The message is cut (with "…") so that the line reaches a
 /// pipe in one atomic write, whole or not at all; the message is cut, not the line, so a JSON line stays valid
 /// JSON (an escape is never split). A pre-stop command line can be long. `ts` is the JSON line's time stamp.
+/// A JSON line carries the record's key-values as fields after the message; text lines say the same in words.
 fn append_line(
     buf: &mut Vec<u8>,
     format: LogFormat,
     level: Level,
     message: fmt::Arguments,
     ts: Duration,
+    fields: &dyn log::kv::Source,
 ) {
     let start = buf.len();
     let json = format == LogFormat::Json;
-    let suffix: &[u8] = if json { b"\"}\n" } else { b"\n" };
+    // Only a line with fields (the app's end, the summary) builds a suffix of its own.
+    let mut json_tail = Vec::new();
+    let suffix: &[u8] = if json && fields.count() > 0 {
+        json_tail.push(b'"');
+        let _ = fields.visit(&mut JsonFields(&mut json_tail));
+        json_tail.extend_from_slice(b"}\n");
+        &json_tail
+    } else if json {
+        b"\"}\n"
+    } else {
+        b"\n"
+    };
     if json {
         // Writing into a Vec cannot fail.
         let _ = write!(
@@ -234,6 +248,49 @@ impl fmt::Write for Message<'_> {
     }
 }
 
+/// Writes key-values as JSON fields: `,"key":value`, numbers and booleans bare, anything else a string.
+struct JsonFields<'a>(&'a mut Vec<u8>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        let out = &mut *self.0;
+        out.extend_from_slice(b",\"");
+        push_json_text(out, key.as_str());
+        out.extend_from_slice(b"\":");
+        if let Some(n) = value.to_u64() {
+            let _ = write!(out, "{n}");
+        } else if let Some(n) = value.to_i64() {
+            let _ = write!(out, "{n}");
+        } else if let Some(b) = value.to_bool() {
+            let _ = write!(out, "{b}");
+        } else {
+            out.push(b'"');
+            push_json_text(out, &value.to_string());
+            out.push(b'"');
+        }
+        Ok(())
+    }
+}
+
+/// Appends `text` escaped for the inside of a JSON string.
+fn push_json_text(out: &mut Vec<u8>, text: &str) {
+    for c in text.chars() {
+        let mut encoded = [0u8; 6];
+        if c.is_ascii() && !needs_json_escape(c as u8) {
+            out.push(c as u8);
+        } else if c.is_ascii() {
+            out.extend_from_slice(json_escaped(c, &mut encoded).as_bytes());
+        } else {
+            let mut utf8 = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+}
+
 /// Whether a byte must be escaped inside a JSON string: a quote, a backslash, a control character.
 fn needs_json_escape(b: u8) -> bool {
     b == b'"' || b == b'\\' || b < 0x20
@@ -285,7 +342,56 @@ pub fn format_line(format: LogFormat, level: Level, message: &str) -> String {
 /// `format_line` with the time stamp `ts` (JSON).
 fn format_line_at(format: LogFormat, level: Level, message: &str, ts: Duration) -> String {
     let mut buf = Vec::new();
-    append_line(&mut buf, format, level, format_args!("{message}"), ts);
+    append_line(
+        &mut buf,
+        format,
+        level,
+        format_args!("{message}"),
+        ts,
+        &NO_FIELDS,
+    );
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Logs `message` at `level` for `target`, with `fields` for a JSON line.
+pub fn log_with(
+    target: &str,
+    level: Level,
+    message: &dyn fmt::Display,
+    fields: &dyn log::kv::Source,
+) {
+    if level > log::max_level() {
+        return;
+    }
+    log::logger().log(
+        &Record::builder()
+            .target(target)
+            .level(level)
+            .args(format_args!("{message}"))
+            .key_values(fields)
+            .build(),
+    );
+}
+
+/// A line without fields.
+const NO_FIELDS: [(&str, &str); 0] = [];
+
+/// One log line with fields (JSON only), newline included, cut to fit one atomic write.
+pub fn format_line_with(
+    format: LogFormat,
+    level: Level,
+    message: &str,
+    fields: &dyn log::kv::Source,
+) -> String {
+    let mut buf = Vec::new();
+    append_line(
+        &mut buf,
+        format,
+        level,
+        format_args!("{message}"),
+        wall_clock(),
+        fields,
+    );
     String::from_utf8(buf).unwrap_or_default()
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::comm::Comm;
+use crate::death::Cause;
 use crate::duration::seconds;
 use crate::exit_code::ChildStatus;
 use crate::signals::name;
@@ -43,6 +44,7 @@ pub enum Note {
     Reaped {
         pid: i32,
         status: ChildStatus,
+        cause: Cause,
         warn: bool,
         name: Option<Comm>,
     },
@@ -50,6 +52,7 @@ pub enum Note {
     ChildEnded {
         pid: i32,
         status: ChildStatus,
+        cause: Cause,
         when: Stage,
         after: Duration,
     },
@@ -157,9 +160,13 @@ impl fmt::Display for Whom {
 pub struct Summary {
     pub stop: Option<StopTimes>,
     pub status: ChildStatus,
+    /// Why the child ended, beyond its status.
+    pub cause: Cause,
     pub code: i32,
     /// Under `--wait-all`, the stop signal as forwarded to what the child left, and whom it reached.
     pub told_rest: Option<(i32, Tally)>,
+    /// The code was listed with `--expect-exit` but kept: the cause is one it never hides.
+    pub kept: bool,
     pub terminated: Tally,
     pub killed: Tally,
 }
@@ -195,7 +202,7 @@ impl fmt::Display for Summary {
             }
             None => f.write_str("exiting: the child ended without a stop signal")?,
         }
-        write!(f, "; child {}; leftovers: ", self.status)?;
+        write!(f, "; child {}{}; leftovers: ", self.status, self.cause)?;
         if let Some((signal, told)) = self.told_rest {
             write!(f, "{told} forwarded {}, ", name(signal))?;
         }
@@ -207,7 +214,11 @@ impl fmt::Display for Summary {
         if self.killed.child {
             f.write_str(", and the child")?;
         }
-        write!(f, "; exit code {}", self.code)
+        write!(f, "; exit code {}", self.code)?;
+        if self.kept {
+            f.write_str(" (--expect-exit does not hide grace-init's SIGKILL or an OOM kill)")?;
+        }
+        Ok(())
     }
 }
 
@@ -268,6 +279,7 @@ impl fmt::Display for Note {
             Note::Reaped {
                 pid,
                 status,
+                cause,
                 warn: true,
                 name,
             } => {
@@ -276,12 +288,15 @@ impl fmt::Display for Note {
                     Some(n) => write!(f, "{n}")?,
                     None => f.write_str("name unknown")?,
                 }
-                write!(f, "), left behind by the app: it {status}")
+                write!(f, "), left behind by the app: it {status}{cause}")
             }
-            Note::Reaped { pid, status, .. } => write!(f, "reaped process {pid}: {status}"),
+            Note::Reaped {
+                pid, status, cause, ..
+            } => write!(f, "reaped process {pid}: {status}{cause}"),
             Note::ChildEnded {
                 pid,
                 status,
+                cause,
                 when,
                 after,
             } => {
@@ -289,13 +304,15 @@ impl fmt::Display for Note {
                 match when {
                     Stage::AfterForward => write!(
                         f,
-                        "child {pid} {status} {after} after the stop signal was forwarded"
+                        "child {pid} {status}{cause} {after} after the stop signal was forwarded"
                     ),
                     Stage::BeforeForward => write!(
                         f,
-                        "child {pid} {status} {after} after the stop signal, before it was forwarded"
+                        "child {pid} {status}{cause} {after} after the stop signal, before it was forwarded"
                     ),
-                    Stage::Running => write!(f, "child {pid} {status} after running {after}"),
+                    Stage::Running => {
+                        write!(f, "child {pid} {status}{cause} after running {after}")
+                    }
                 }
             }
             Note::StatusLost(child) => write!(
@@ -424,6 +441,87 @@ impl fmt::Display for StillRunning<'_> {
     }
 }
 
+/// What a JSON log line carries as fields besides its text, for the lines that report how a process ended
+/// and the summary: the signal, a core dump, who sent a SIGKILL, the memory cgroup's figures, the exit code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fields {
+    exit_code: Option<i32>,
+    signal: Option<crate::signals::Name>,
+    core_dumped: bool,
+    killed_by: Option<&'static str>,
+    oom: Option<crate::cgroup::OomKill>,
+}
+
+impl Fields {
+    fn of(status: ChildStatus, cause: Cause) -> Fields {
+        Fields {
+            exit_code: None,
+            signal: status.signal().map(name),
+            core_dumped: matches!(status, ChildStatus::Dumped(_)),
+            killed_by: cause.killed_by(),
+            oom: cause.oom(),
+        }
+    }
+
+    /// Whether there is any field to write.
+    pub fn is_empty(&self) -> bool {
+        *self == Fields::default()
+    }
+}
+
+impl log::kv::Source for Fields {
+    fn visit<'kvs>(
+        &'kvs self,
+        visitor: &mut dyn log::kv::VisitSource<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        use log::kv::{Key, Value};
+        if let Some(code) = self.exit_code {
+            visitor.visit_pair(Key::from("exit_code"), Value::from(code))?;
+        }
+        if let Some(signal) = &self.signal {
+            visitor.visit_pair(Key::from("signal"), Value::from_display(signal))?;
+        }
+        if self.core_dumped {
+            visitor.visit_pair(Key::from("core_dumped"), Value::from(true))?;
+        }
+        if let Some(by) = self.killed_by {
+            visitor.visit_pair(Key::from("killed_by"), Value::from(by))?;
+        }
+        if let Some(oom) = &self.oom {
+            visitor.visit_pair(Key::from("oom_kills"), Value::from(oom.kills))?;
+            match oom.limit {
+                Some(crate::cgroup::Limit::Bytes(b)) => {
+                    visitor.visit_pair(Key::from("memory_limit_bytes"), Value::from(b))?
+                }
+                Some(crate::cgroup::Limit::Unlimited) => {
+                    visitor.visit_pair(Key::from("memory_limit_bytes"), Value::from("max"))?
+                }
+                None => {}
+            }
+            if let Some(peak) = oom.peak {
+                visitor.visit_pair(Key::from("memory_peak_bytes"), Value::from(peak))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Note {
+    /// The fields a JSON line carries for this note (none for most notes).
+    pub fn fields(&self) -> Fields {
+        match *self {
+            Note::ChildEnded { status, cause, .. } | Note::Reaped { status, cause, .. } => {
+                Fields::of(status, cause)
+            }
+            Note::Summary(summary) => Fields {
+                exit_code: Some(summary.code),
+                ..Fields::of(summary.status, summary.cause)
+            },
+            _ => Fields::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +610,7 @@ mod tests {
                 Note::Reaped {
                     pid: 42,
                     status: ChildStatus::Exited(0),
+                    cause: Cause::Plain,
                     warn: false,
                     name: None,
                 },
@@ -521,6 +620,7 @@ mod tests {
                 Note::Reaped {
                     pid: 42,
                     status: killed,
+                    cause: Cause::Plain,
                     warn: true,
                     name: None,
                 },
@@ -529,6 +629,7 @@ mod tests {
             (
                 Note::ChildEnded {
                     pid: 9,
+                    cause: Cause::Plain,
                     status: killed,
                     when: Stage::AfterForward,
                     after: ms(30),
@@ -538,6 +639,7 @@ mod tests {
             (
                 Note::ChildEnded {
                     pid: 9,
+                    cause: Cause::Plain,
                     status: ChildStatus::Exited(1),
                     when: Stage::BeforeForward,
                     after: ms(30),
@@ -547,6 +649,7 @@ mod tests {
             (
                 Note::ChildEnded {
                     pid: 9,
+                    cause: Cause::Plain,
                     status: ChildStatus::Exited(0),
                     when: Stage::Running,
                     after: ms(61_000),
@@ -686,6 +789,69 @@ mod tests {
     }
 
     #[test]
+    fn json_lines_carry_how_the_app_ended_as_fields() {
+        use crate::cgroup::{Limit, OomKill};
+        use crate::cli::LogFormat;
+        let oom = OomKill {
+            kills: 1,
+            limit: Some(Limit::Bytes(64 << 20)),
+            peak: Some(66_949_120),
+        };
+        let summary = Note::Summary(Summary {
+            stop: None,
+            status: ChildStatus::Killed(libc::SIGKILL),
+            cause: Cause::OomKiller(oom),
+            code: 137,
+            told_rest: None,
+            kept: false,
+            terminated: Tally::default(),
+            killed: Tally::default(),
+        });
+        let line = crate::logging::format_line_with(
+            LogFormat::Json,
+            log::Level::Info,
+            &summary.to_string(),
+            &summary.fields(),
+        );
+        assert!(
+            line.ends_with(
+                "; exit code 137\",\"exit_code\":137,\"signal\":\"SIGKILL\",\"killed_by\":\"oom-killer\",\
+                 \"oom_kills\":1,\"memory_limit_bytes\":67108864,\"memory_peak_bytes\":66949120}\n"
+            ),
+            "{line}"
+        );
+        let dumped = Note::ChildEnded {
+            pid: 9,
+            status: ChildStatus::Dumped(libc::SIGSEGV),
+            cause: Cause::Plain,
+            when: Stage::Running,
+            after: Duration::from_millis(5),
+        };
+        let line = crate::logging::format_line_with(
+            LogFormat::Json,
+            log::Level::Info,
+            &dumped.to_string(),
+            &dumped.fields(),
+        );
+        assert!(
+            line.ends_with(
+                "child 9 was killed by SIGSEGV (core dumped) after running 0.005s\",\"signal\":\"SIGSEGV\",\
+                 \"core_dumped\":true}\n"
+            ),
+            "{line}"
+        );
+        assert!(Note::Received(libc::SIGHUP).fields().is_empty());
+        // Text lines say it in words only.
+        let text = crate::logging::format_line_with(
+            LogFormat::Text,
+            log::Level::Info,
+            &summary.to_string(),
+            &summary.fields(),
+        );
+        assert!(text.ends_with("exit code 137\n"), "{text}");
+    }
+
+    #[test]
     fn the_summary_lists_only_the_steps_that_happened() {
         let ms = Duration::from_millis;
         let mut killed = Tally::default();
@@ -699,8 +865,10 @@ mod tests {
                 total: ms(5300),
             }),
             status: ChildStatus::Exited(0),
+            cause: Cause::Plain,
             code: 0,
             told_rest: None,
+            kept: false,
             terminated: Tally::default(),
             killed,
         };
@@ -712,8 +880,10 @@ mod tests {
         let bare = Summary {
             stop: None,
             status: ChildStatus::Exited(3),
+            cause: Cause::Plain,
             code: 3,
             told_rest: None,
+            kept: false,
             terminated: Tally::default(),
             killed: Tally::default(),
         };

@@ -18,6 +18,8 @@ pub enum Change {
 pub fn decode(raw: i32) -> Change {
     if libc::WIFSTOPPED(raw) {
         Change::Stopped(libc::WSTOPSIG(raw))
+    } else if libc::WIFSIGNALED(raw) && libc::WCOREDUMP(raw) {
+        Change::Ended(ChildStatus::Dumped(libc::WTERMSIG(raw)))
     } else if libc::WIFSIGNALED(raw) {
         Change::Ended(ChildStatus::Killed(libc::WTERMSIG(raw)))
     } else {

@@ -5,8 +5,11 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::getpid;
 
+use crate::cgroup::Memory;
 use crate::cli::Config;
+use crate::death::MemoryLook;
 use crate::deliver::Deliverer;
+use crate::exit_code::ChildStatus;
 use crate::exit_code::SETUP_FAILED;
 use crate::inbox::Inbox;
 use crate::logging;
@@ -17,6 +20,7 @@ use crate::spawn::{spawn_child, spawn_pre_stop};
 use crate::startup::{Early, register_as_reaper};
 use crate::supervisor::{Action, Event, Left, Output, Supervisor};
 use crate::terminal::Terminal;
+use crate::termination::TerminationLog;
 
 /// How often to look again at /proc while, as PID 1, only processes that are not its children are left
 /// (`docker exec` sessions): they send no SIGCHLD when they exit.
@@ -33,6 +37,9 @@ pub fn run(config: Config, early: Early) -> i32 {
     };
     let orphaned = register_as_reaper(&config, early.parent);
     let terminal = Terminal::detect();
+    // Both looked at before the app runs: the OOM kills counted so far, and the file as the app finds it.
+    let memory = Memory::open();
+    let termination_log = TerminationLog::prepare(&config.termination_log);
     let child = match spawn_child(&config.command, terminal.is_some(), config.user.as_deref()) {
         Ok(pid) => pid,
         Err(e) => {
@@ -41,6 +48,9 @@ pub fn run(config: Config, early: Early) -> i32 {
                 terminal.take_back();
             }
             log::error!("{}", e.message);
+            if let Some(file) = &termination_log {
+                file.write(&format!("grace-init: {}; exit code {}", e.message, e.code));
+            }
             return e.code;
         }
     };
@@ -48,6 +58,7 @@ pub fn run(config: Config, early: Early) -> i32 {
     let mut keep: Vec<_> = inbox.as_raw_fd().into_iter().collect();
     keep.extend(logging::private_fd());
     keep.extend(terminal.as_ref().map(Terminal::as_raw_fd));
+    keep.extend(memory.as_ref().map(Memory::raw_fd));
     let start_dir = crate::hygiene::detach_from_caller(&keep);
     // From here on grace-init never bails out: errors are warnings, and it exits only when nothing is left.
     log::debug!("started child {child} in its own process group");
@@ -63,6 +74,7 @@ pub fn run(config: Config, early: Early) -> i32 {
         start_dir,
         out: Output::new(log::max_level()),
         exit: None,
+        memory,
     };
     // Nothing is torn down: grace-init ends with _exit, and closing the signalfd or freeing the loop's buffers
     // (which the C library may hand back to the kernel with munmap) would only add system calls on the way out.
@@ -72,6 +84,9 @@ pub fn run(config: Config, early: Early) -> i32 {
         terminal,
         job_control,
     );
+    if let (Some(file), Some(last)) = (&termination_log, event_loop.supervisor.last_word()) {
+        file.write(&format!("grace-init: {last}"));
+    }
     std::mem::forget(event_loop);
     code
 }
@@ -86,6 +101,8 @@ struct EventLoop {
     /// Reused for every event: steady state allocates nothing.
     out: Output,
     exit: Option<i32>,
+    /// The memory cgroup, to tell an OOM kill from another SIGKILL; `None` where it cannot be read.
+    memory: Option<Memory>,
 }
 
 impl EventLoop {
@@ -169,7 +186,16 @@ impl EventLoop {
                     terminal.take_back();
                 }
             }
-            event_loop.feed(Event::Reaped { pid, status, name }, now);
+            let memory = event_loop.look_at_memory(pid == child, status);
+            event_loop.feed(
+                Event::Reaped {
+                    pid,
+                    status,
+                    name,
+                    memory,
+                },
+                now,
+            );
         };
         let on_change = |event_loop: &mut EventLoop, pid, change| match change {
             Change::Ended(status) => on_exit(event_loop, pid, status, None),
@@ -203,6 +229,23 @@ impl EventLoop {
         left == Left::Strangers
     }
 
+    /// Asks the memory cgroup about a death that may need explaining: the app's, whatever it was, and any
+    /// SIGKILL before grace-init sent its own. One read of the kill counter; the limit and the peak only when
+    /// the count rose.
+    fn look_at_memory(&mut self, main: bool, status: ChildStatus) -> Option<MemoryLook> {
+        let unexplained = status.signal() == Some(libc::SIGKILL) && !self.supervisor.sent_sigkill();
+        if !main && !unexplained {
+            return None;
+        }
+        let memory = self.memory.as_mut()?;
+        let look = memory.look()?;
+        let counted = |kills: u64| (kills > 0).then(|| memory.report(kills));
+        Some(MemoryLook {
+            new: counted(look.new),
+            since_start: counted(look.since_start),
+        })
+    }
+
     /// Feeds one event to the supervisor, queues its lines, and carries out what it decides.
     fn feed(&mut self, event: Event, now: Instant) {
         if self.exit.is_some() {
@@ -234,7 +277,7 @@ impl EventLoop {
         if let Some((said, mark)) = said {
             logging::queue_at(mark, || {
                 for &(level, note) in &said {
-                    log::log!(target: "grace_init::supervisor", level, "{note}");
+                    logging::log_with("grace_init::supervisor", level, &note, &note.fields());
                 }
             });
             self.out.reuse_notes(said);

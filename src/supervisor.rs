@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use log::{Level, LevelFilter};
 
 use crate::comm::Comm;
-use crate::exit_code::{ChildStatus, STATUS_LOST, exit_code};
+use crate::death::{Cause, MemoryLook, final_code};
+use crate::exit_code::{ChildStatus, STATUS_LOST};
 use crate::note::{Note, Stage, StopTimes, Summary, Tally};
 use crate::route::Route;
 use crate::terms::{Policy, Reach, Target};
@@ -94,11 +95,13 @@ macro_rules! say {
 pub enum Event {
     /// A signal arrived from another process.
     Signal(i32),
-    /// A process was reaped; `name` is known only with `--warn-reap` (read before it was reaped).
+    /// A process was reaped; `name` is known only with `--warn-reap` (read before it was reaped); `memory` is
+    /// what the memory cgroup said, when the shell looked (the app's end, and a SIGKILL grace-init did not send).
     Reaped {
         pid: i32,
         status: ChildStatus,
         name: Option<Comm>,
+        memory: Option<MemoryLook>,
     },
     /// The reap pass is over: what is left.
     Settled(Left),
@@ -198,6 +201,10 @@ pub struct Supervisor {
     started: Instant,
     stop: Option<Stop>,
     child_exit: Option<(ChildStatus, Instant)>,
+    /// Why the main child ended, once it has.
+    child_cause: Cause,
+    /// The line grace-init ends with, once it is known: for the termination message.
+    last_word: Option<Note>,
     pre_stop: PreStop,
     deadline: Option<Instant>,
     leftovers_signalled: bool,
@@ -234,6 +241,8 @@ impl Supervisor {
             started: now,
             stop: None,
             child_exit: None,
+            child_cause: Cause::Plain,
+            last_word: None,
             pre_stop,
             deadline: None,
             leftovers_signalled: false,
@@ -316,6 +325,18 @@ impl Supervisor {
         self.child
     }
 
+    /// Whether grace-init has sent SIGKILL to every process left (the grace period is over): a SIGKILL death
+    /// before that was someone else's, and the shell asks the memory cgroup about it.
+    pub fn sent_sigkill(&self) -> bool {
+        self.killed_at.is_some()
+    }
+
+    /// The line grace-init ends with (the summary, or why no status came), once the supervisor has decided to
+    /// exit: what the shell writes as the termination message.
+    pub fn last_word(&self) -> Option<Note> {
+        self.last_word
+    }
+
     /// Turns one event at time `now` into the actions to perform, in order, appended to `out.actions`, and
     /// what is to be said about it, appended to `out` (see `Output::notes`). The shell acts first and writes the lines after.
     pub fn step(&mut self, event: Event, now: Instant, out: &mut Output) {
@@ -324,7 +345,12 @@ impl Supervisor {
         }
         match event {
             Event::Signal(signal) => self.on_signal(signal, now, out),
-            Event::Reaped { pid, status, name } => self.on_reaped(pid, status, name, now, out),
+            Event::Reaped {
+                pid,
+                status,
+                name,
+                memory,
+            } => self.on_reaped(pid, status, name, memory, now, out),
             Event::Settled(left) => self.on_settled(left, now, out),
             Event::PreStopStarted(pid) => {
                 if let PreStop::Starting { since } = self.pre_stop {
@@ -534,6 +560,7 @@ impl Supervisor {
         pid: i32,
         status: ChildStatus,
         name: Option<Comm>,
+        memory: Option<MemoryLook>,
         now: Instant,
         out: &mut Output,
     ) {
@@ -555,16 +582,19 @@ impl Supervisor {
                 return;
             }
         }
+        let we_killed = self.killed_at.is_some();
         if pid != self.child {
             // --warn-reap (issue 12): a zombie the app left behind, named.
             let warn = self.policy.warn_reap;
+            let cause = Cause::of(status, we_killed, memory, false);
             let reaped = Note::Reaped {
                 pid,
                 status,
+                cause,
                 warn,
                 name,
             };
-            if warn {
+            if warn || matches!(cause, Cause::OomKiller(_)) {
                 say!(out, Warn, reaped);
             } else {
                 say!(out, Debug, reaped);
@@ -572,9 +602,12 @@ impl Supervisor {
             return;
         }
         self.child_exit = Some((status, now));
+        let cause = Cause::of(status, we_killed, memory, true);
+        self.child_cause = cause;
         let ended = |when, since: Instant| Note::ChildEnded {
             pid,
             status,
+            cause,
             when,
             after: now.saturating_duration_since(since),
         };
@@ -599,6 +632,7 @@ impl Supervisor {
                 // ignored when grace-init started, or another reaper took it). Its status is lost; waiting on
                 // would be waiting forever.
                 say!(out, Error, Note::StatusLost(self.child));
+                self.last_word = Some(Note::StatusLost(self.child));
                 self.done = true;
                 out.actions.push(Action::Exit(STATUS_LOST));
             }
@@ -734,13 +768,15 @@ impl Supervisor {
 
     fn finish(&mut self, status: ChildStatus, now: Instant, out: &mut Output) {
         self.done = true;
-        let code = exit_code(status, &self.policy.expect_exit);
-        say!(out, Info, Note::Summary(self.summary(status, code, now)));
+        let (code, kept) = final_code(status, self.child_cause, &self.policy.expect_exit);
+        let summary = Note::Summary(self.summary(status, code, kept, now));
+        self.last_word = Some(summary);
+        say!(out, Info, summary);
         out.actions.push(Action::Exit(code));
     }
 
     /// The one line that says why grace-init is exiting and how long each step took.
-    fn summary(&self, status: ChildStatus, code: i32, now: Instant) -> Summary {
+    fn summary(&self, status: ChildStatus, code: i32, kept: bool, now: Instant) -> Summary {
         let stop = self.stop.map(|stop| StopTimes {
             signal: stop.signal,
             drain: (!self.policy.drain_delay.is_zero()).then(|| {
@@ -767,8 +803,10 @@ impl Supervisor {
         Summary {
             stop,
             status,
+            cause: self.child_cause,
             code,
             told_rest: self.told_rest,
+            kept,
             terminated: self.terminated,
             killed,
         }
@@ -778,6 +816,7 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::death::MemoryLook;
     use crate::signals::{self, Rewrites, parse_rewrite};
 
     const CHILD: i32 = 100;
@@ -830,6 +869,7 @@ mod tests {
             pid,
             status: ChildStatus::Exited(code),
             name: None,
+            memory: None,
         }
     }
 
@@ -1154,6 +1194,7 @@ mod tests {
             pid: CHILD,
             status: ChildStatus::Killed(libc::SIGKILL),
             name: None,
+            memory: None,
         };
         assert_eq!(sup.handle(killed, t0 + ms(10_001)), vec![]);
         assert_eq!(
@@ -1227,6 +1268,7 @@ mod tests {
             pid: CHILD,
             status: ChildStatus::Killed(9),
             name: None,
+            memory: None,
         };
         sup.handle(killed, t0 + ms(10_101));
         assert_eq!(
@@ -1492,6 +1534,7 @@ mod tests {
                     pid: 200,
                     status: ChildStatus::Killed(9),
                     name: None,
+                    memory: None,
                 },
                 t0 + ms(5001)
             ),
@@ -1516,11 +1559,91 @@ mod tests {
                         pid: CHILD,
                         status: ChildStatus::Killed(TERM),
                         name: None,
+                        memory: None,
                     },
                     vec![],
                 ),
                 (1, NONE_LEFT, vec![Action::Exit(0)]),
             ],
+        );
+    }
+
+    /// Feeds the stop, the deadline and the child's SIGKILL death (with what the memory cgroup said) to a
+    /// supervisor with `-e 137`; returns the exit action and the lines said at info.
+    fn killed_with_expect_137(
+        memory: Option<MemoryLook>,
+        deadline: bool,
+    ) -> (Vec<Action>, Vec<String>) {
+        let t0 = Instant::now();
+        let policy = Policy {
+            expect_exit: vec![137],
+            ..policy()
+        };
+        let mut sup = Supervisor::new(policy, CHILD, t0);
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(Event::Signal(TERM), t0, &mut out);
+        let at = if deadline {
+            sup.step(Event::Tick, t0 + ms(10_000), &mut out);
+            t0 + ms(10_001)
+        } else {
+            t0 + ms(5)
+        };
+        out.actions.clear();
+        let killed = Event::Reaped {
+            pid: CHILD,
+            status: ChildStatus::Killed(libc::SIGKILL),
+            name: None,
+            memory,
+        };
+        sup.step(killed, at, &mut out);
+        sup.step(NONE_LEFT, at, &mut out);
+        let said = out.notes().map(|(_, n)| n.to_string()).collect();
+        assert_eq!(
+            sup.last_word().map(|n| n.to_string()),
+            out.notes().last().map(|(_, n)| n.to_string())
+        );
+        (out.actions, said)
+    }
+
+    #[test]
+    fn expect_exit_never_hides_the_deadline_kill_or_an_oom_kill() {
+        use crate::cgroup::{Limit, OomKill};
+        let (actions, said) = killed_with_expect_137(None, true);
+        assert_eq!(actions, vec![Action::Exit(137)]);
+        let summary = said.last().unwrap();
+        assert!(
+            summary.contains(
+                "child was killed by SIGKILL (grace-init's, at the end of the grace period)"
+            ) && summary.ends_with(
+                "exit code 137 (--expect-exit does not hide grace-init's SIGKILL or an OOM kill)"
+            ),
+            "{said:?}"
+        );
+        let oom = OomKill {
+            kills: 1,
+            limit: Some(Limit::Bytes(32 << 20)),
+            peak: Some(32 << 20),
+        };
+        let counted = MemoryLook {
+            new: Some(oom),
+            since_start: Some(oom),
+        };
+        let (actions, said) = killed_with_expect_137(Some(counted), false);
+        assert_eq!(actions, vec![Action::Exit(137)]);
+        assert!(
+            said.iter().any(|l| l.starts_with(&format!(
+                "child {CHILD} was killed by SIGKILL from the kernel's OOM killer (memory limit 32 MiB, peak 32 MiB) 0.005s after"
+            ))),
+            "{said:?}"
+        );
+        // A SIGKILL from someone else, with no OOM kill counted: the user listed 137, so it is 0.
+        let (actions, said) = killed_with_expect_137(Some(MemoryLook::default()), false);
+        assert_eq!(actions, vec![Action::Exit(0)]);
+        assert!(
+            said.last().unwrap().contains(
+                "child was killed by SIGKILL (not sent by grace-init, and not by the OOM killer)"
+            ),
+            "{said:?}"
         );
     }
 
@@ -1692,6 +1815,7 @@ mod tests {
                 pid: CHILD,
                 status: ChildStatus::Exited(0),
                 name: None,
+                memory: None,
             },
             t0,
         );
@@ -1725,7 +1849,9 @@ mod tests {
         let mut sup = Supervisor::new(policy(), CHILD, t0);
         sup.handle(Event::Terminated(Reach::Group(CHILD)), t0);
         sup.handle(Event::Killed(Reach::Everyone), t0);
-        let line = sup.summary(ChildStatus::Exited(0), 0, t0).to_string();
+        let line = sup
+            .summary(ChildStatus::Exited(0), 0, false, t0)
+            .to_string();
         assert!(
             line.contains(&format!(
                 "leftovers: 0 (and process group {CHILD}, uncounted) sent SIGTERM, 0 (and every process with kill -1, uncounted) SIGKILLed;"
@@ -1766,13 +1892,15 @@ mod tests {
             pid: CHILD,
             status: ChildStatus::Killed(libc::SIGKILL),
             name: None,
+            memory: None,
         };
         sup.handle(killed, t0 + ms(10_101));
         let (actions, lines) = said(&mut sup, NONE_LEFT, t0 + ms(10_101));
         assert_eq!(actions, vec![Action::Exit(137)]);
         assert!(
             lines[0].ends_with(
-                "child was killed by SIGKILL; leftovers: 0 sent SIGTERM, 2 SIGKILLed, and the child; exit code 137"
+                "child was killed by SIGKILL (grace-init's, at the end of the grace period); leftovers: 0 sent \
+                 SIGTERM, 2 SIGKILLed, and the child; exit code 137"
             ),
             "{lines:?}"
         );

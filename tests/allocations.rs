@@ -117,6 +117,7 @@ fn reaping_orphans_allocates_nothing_at_the_default_level() {
                 pid,
                 status: ChildStatus::Exited(0),
                 name: None,
+                memory: None,
             };
             feed(&mut sup, &mut out, reaped, t0);
         }
@@ -138,6 +139,7 @@ fn a_whole_shutdown_formats_its_lines_without_allocating() {
             pid: CHILD,
             status: ChildStatus::Killed(libc::SIGTERM),
             name: None,
+            memory: None,
         };
         said += feed(&mut sup, &mut out, reaped, later);
         said += feed(&mut sup, &mut out, Event::Settled(Left::Nothing), later);

@@ -208,6 +208,12 @@ fn bad_flags() -> Vec<(Vec<&'static str>, Vec<&'static str>)> {
         add(&["--stop-signals", v], &[bad]);
     }
     add(&["--stop-signals", "TERM,NOPE"], &["'NOPE'"]);
+    // --termination-log
+    add(&["--termination-log", ""], &["''", "termination log"]);
+    add(
+        &["--termination-log", "/a", "--termination-log", "/b"],
+        &["--termination-log"],
+    );
     // --log-format
     add(
         &["--log-format", ""],

@@ -841,3 +841,44 @@ fn kube_play_of_the_deployment_drains_for_its_delay_and_exits_0_within_the_grace
     let left = p.ok(&["pod", "ps", "--format", "{{.Name}}"]);
     assert!(!left.contains("hello-gunicorn"), "pods left: {left}");
 }
+
+/// The app takes all the memory it can: busybox sh reads 300 MB into a variable.
+const MEMORY_HOG: &str = "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived";
+
+#[test]
+fn an_app_over_podman_s_memory_limit_is_reported_as_oom_killed_in_the_log_and_the_termination_message()
+ {
+    let Some(p) = podman() else { return };
+    // Mounted as Kubernetes mounts it: an empty file at /dev/termination-log, which grace-init writes by default.
+    let dir = p
+        .home
+        .join("contexts")
+        .join(format!("oom-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("create a directory");
+    let message = dir.join("termination-log");
+    fs::write(&message, "").expect("create the message file");
+    let mount = format!("{}:/dev/termination-log", message.display());
+    let c = Container::run(
+        p,
+        Pid1::GraceInit(&[]),
+        &["--memory", "48m", "--memory-swap", "48m", "-v", &mount],
+        &["sh", "-c", MEMORY_HOG],
+    );
+    p.ok(&["wait", &c.name]);
+    let logs = c.logs();
+    assert_eq!(c.exit_code(), 137, "{logs}");
+    let said = "was killed by SIGKILL from the kernel's OOM killer (memory limit 48 MiB, peak ";
+    assert!(logs.contains(said) && !logs.contains("survived"), "{logs}");
+    let written = fs::read_to_string(&message).expect("read the message file");
+    assert!(
+        written.starts_with(&format!(
+            "grace-init: exiting: the child ended without a stop signal; child {said}"
+        )) && written.ends_with("; exit code 137\n"),
+        "{written}\n{logs}"
+    );
+    eprintln!(
+        "podman --memory 48m: podman inspect says OOMKilled={}; the termination message: {written}",
+        c.inspect("{{.State.OOMKilled}}").trim()
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -5,6 +5,7 @@
 #![allow(unsafe_code)]
 
 pub mod host;
+pub mod memcg;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

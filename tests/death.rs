@@ -1,0 +1,285 @@
+//! Why the app died, as grace-init tells it: an app over its limit in a real memory cgroup created here is
+//! OOM-killed, and the text log, the JSON log and the termination message say so with the limit and the peak;
+//! a SIGKILL grace-init sent at the deadline and one it did not send are told apart; a core dump is said; and
+//! `--expect-exit` never turns the deadline's SIGKILL or an OOM kill into 0.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::memcg::MemoryCgroup;
+use common::*;
+
+/// The limit of the cgroup the memory hog runs in: far above what grace-init, sh and Python need, far below
+/// what the hog asks for.
+const LIMIT: u64 = 48 << 20;
+const LIMIT_TEXT: &str = "memory limit 48 MiB";
+/// An app that touches 512 MiB.
+const HOG: &[&str] = &["python3", "-c", "a = bytearray(512 << 20)"];
+
+const BOUND: Duration = Duration::from_secs(30);
+
+/// grace-init's last line: the summary.
+fn summary(done: &Finished) -> &str {
+    done.stderr
+        .iter()
+        .rev()
+        .find(|l| l.contains("exit code"))
+        .unwrap_or_else(|| panic!("no summary line: {:#?}", done.stderr))
+}
+
+/// A number field of a JSON line.
+fn json_number(line: &str, field: &str) -> Option<u64> {
+    let at = line.find(&format!("\"{field}\":"))? + field.len() + 3;
+    let digits: String = line
+        .get(at..)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn an_app_over_its_memory_limit_is_reported_as_killed_by_the_oom_killer() {
+    for mode in modes() {
+        for format in ["text", "json"] {
+            let Some(cgroup) = MemoryCgroup::create(&format!("oom-{mode:?}-{format}"), Some(LIMIT))
+            else {
+                return;
+            };
+            let scratch = Scratch::new(&format!("oom-{mode:?}-{format}"));
+            let message = scratch.path("termination-log");
+            std::fs::write(&message, "").unwrap();
+            let mut args = vec![
+                "--log-format",
+                format,
+                "-e",
+                "137",
+                "--termination-log",
+                &message,
+                "--",
+            ];
+            args.extend(HOG);
+            let done = Run::launch(mode, &cgroup.launch(), &args).wait(BOUND);
+            let context = format!("{mode:?} {format}: {:#?}", done.stderr);
+            assert_eq!(cgroup.oom_kills(), Some(1), "{context}");
+            // -e 137 is there, and does not hide it.
+            assert_eq!(done.code, Some(137), "{context}");
+            let line = summary(&done);
+            let said = "child was killed by SIGKILL from the kernel's OOM killer (memory limit 48 MiB, peak ";
+            assert!(line.contains(said), "{context}");
+            assert!(
+                line.contains(
+                    "exit code 137 (--expect-exit does not hide grace-init's SIGKILL or an OOM kill)"
+                ),
+                "{context}"
+            );
+            if format == "json" {
+                assert!(
+                    line.contains("\"exit_code\":137,\"signal\":\"SIGKILL\",\"killed_by\":\"oom-killer\",\"oom_kills\":1,")
+                        && json_number(line, "memory_limit_bytes") == Some(LIMIT),
+                    "{context}"
+                );
+                // The cgroup's peak: at its limit, and never above it.
+                let peak = json_number(line, "memory_peak_bytes").expect("a peak");
+                assert!(peak > LIMIT / 2 && peak <= LIMIT, "peak {peak}: {context}");
+            }
+            let written = std::fs::read_to_string(&message).unwrap();
+            assert!(
+                written.starts_with(&format!(
+                    "grace-init: exiting: the child ended without a stop signal; {said}"
+                )) && written.ends_with("SIGKILLed; exit code 137 (--expect-exit does not hide grace-init's SIGKILL or an OOM kill)\n")
+                    && written.contains(LIMIT_TEXT),
+                "{written}"
+            );
+            drop(cgroup);
+        }
+    }
+}
+
+#[test]
+fn a_sigkill_grace_init_did_not_send_is_not_called_an_oom_kill() {
+    for mode in modes() {
+        let Some(cgroup) = MemoryCgroup::create(&format!("kill-{mode:?}"), None) else {
+            return;
+        };
+        let app = ["--", "sh", "-c", "kill -KILL $$"];
+        let done = Run::launch(mode, &cgroup.launch(), &app).wait(BOUND);
+        assert_eq!(done.code, Some(137), "{mode:?}: {:#?}", done.stderr);
+        assert!(
+            summary(&done).contains(
+                "child was killed by SIGKILL (not sent by grace-init, and not by the OOM killer); "
+            ),
+            "{mode:?}: {:#?}",
+            done.stderr
+        );
+        // Someone else's SIGKILL, with no OOM kill counted: listed with -e, it is 0 as the user asked.
+        let mut args = vec!["-e", "137", "--log-format", "json"];
+        args.extend(app);
+        let done = Run::launch(mode, &cgroup.launch(), &args).wait(BOUND);
+        assert_eq!(done.code, Some(0), "{mode:?}: {:#?}", done.stderr);
+        assert!(
+            summary(&done).contains(
+                "\"exit_code\":0,\"signal\":\"SIGKILL\",\"killed_by\":\"not-grace-init\"}"
+            ),
+            "{mode:?}: {:#?}",
+            done.stderr
+        );
+        assert_eq!(cgroup.oom_kills(), Some(0));
+    }
+}
+
+#[test]
+fn the_deadline_sigkill_is_grace_inits_own_and_expect_exit_does_not_hide_it() {
+    for mode in modes() {
+        let mut run = Run::start(
+            mode,
+            &[
+                "-t",
+                "1",
+                "-e",
+                "137",
+                "--",
+                "python3",
+                &reporter(),
+                "--ignore",
+                "TERM",
+            ],
+        );
+        run.expect_stdout("child ready", BOUND);
+        let stop = Instant::now();
+        run.signal(libc::SIGTERM);
+        let done = run.wait(BOUND);
+        assert_eq!(done.code, Some(137), "{mode:?}: {:#?}", done.stderr);
+        assert!(
+            stop.elapsed() < Duration::from_secs(1) + Duration::from_secs(5),
+            "{mode:?}: {:?}",
+            stop.elapsed()
+        );
+        let text = done.stderr_text();
+        assert!(
+            text.contains(
+                "was killed by SIGKILL (grace-init's, at the end of the grace period) 1.0"
+            ),
+            "{mode:?}: {text}"
+        );
+        assert!(
+            summary(&done).ends_with(
+                "child was killed by SIGKILL (grace-init's, at the end of the grace period); leftovers: 0 sent \
+                 SIGTERM, 0 SIGKILLed, and the child; exit code 137 (--expect-exit does not hide grace-init's \
+                 SIGKILL or an OOM kill)"
+            ),
+            "{mode:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_death_by_signal_names_it_and_says_when_a_core_was_dumped() {
+    for mode in modes() {
+        let scratch = Scratch::new(&format!("core-{mode:?}"));
+        let dir = scratch.path("");
+        let script = format!("cd '{dir}' && ulimit -c unlimited && kill -SEGV $$");
+        let done =
+            Run::start(mode, &["--log-format", "json", "--", "sh", "-c", &script]).wait(BOUND);
+        assert_eq!(done.code, Some(139), "{mode:?}: {:#?}", done.stderr);
+        // Whether the kernel wrote a core depends on the host's core_pattern: the log says what happened.
+        let dumped = std::fs::read_dir(&scratch.0)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("core"));
+        let line = summary(&done);
+        if dumped {
+            assert!(
+                line.contains("child was killed by SIGSEGV (core dumped); ")
+                    && line.ends_with(
+                        "\"exit_code\":139,\"signal\":\"SIGSEGV\",\"core_dumped\":true}"
+                    ),
+                "{mode:?}: {line}"
+            );
+        } else {
+            eprintln!("no core was dumped here (core_pattern): only the signal is checked");
+            assert!(
+                line.contains("child was killed by SIGSEGV; ")
+                    && line.ends_with("\"exit_code\":139,\"signal\":\"SIGSEGV\"}"),
+                "{mode:?}: {line}"
+            );
+        }
+        // No core: only the signal.
+        let done = Run::start(mode, &["--", "sh", "-c", "kill -TERM $$"]).wait(BOUND);
+        assert_eq!(done.code, Some(143));
+        assert!(
+            summary(&done).contains("; child was killed by SIGTERM; leftovers"),
+            "{mode:?}: {:#?}",
+            done.stderr
+        );
+    }
+}
+
+#[test]
+fn the_termination_message_is_written_unless_the_app_wrote_its_own() {
+    for mode in modes() {
+        let scratch = Scratch::new(&format!("message-{mode:?}"));
+        let message = scratch.path("termination-log");
+        // An empty file, as Kubernetes mounts it: grace-init's summary goes in.
+        std::fs::write(&message, "").unwrap();
+        let done = Run::start(
+            mode,
+            &["--termination-log", &message, "--", "sh", "-c", "exit 3"],
+        )
+        .wait(BOUND);
+        assert_eq!(done.code, Some(3));
+        assert_eq!(
+            std::fs::read_to_string(&message).unwrap(),
+            "grace-init: exiting: the child ended without a stop signal; child exited with code 3; leftovers: 0 \
+             sent SIGTERM, 0 SIGKILLed; exit code 3\n"
+        );
+        // The app writes its own message: it stays.
+        std::fs::write(&message, "").unwrap();
+        let script = format!("echo 'app: config missing' > '{message}'; exit 3");
+        let done = Run::start_env(
+            mode,
+            &["--", "sh", "-c", &script],
+            &[("GRACE_INIT_TERMINATION_LOG", &message)],
+        )
+        .wait(BOUND);
+        assert_eq!(done.code, Some(3));
+        assert_eq!(
+            std::fs::read_to_string(&message).unwrap(),
+            "app: config missing\n"
+        );
+        assert!(
+            done.stderr_text().contains(&format!(
+                "termination message not written: {message} changed since start (the app wrote its own)"
+            )),
+            "{mode:?}: {:#?}",
+            done.stderr
+        );
+        // A FIFO nobody reads: no hang, no error.
+        let fifo = scratch.path("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let done = Run::start(mode, &["--termination-log", &fifo, "--", "true"]).wait(BOUND);
+        assert_eq!(done.code, Some(0));
+        assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
+        assert!(
+            !done.stderr_text().contains("warning"),
+            "{:#?}",
+            done.stderr
+        );
+        // `none` on the command line wins over the environment: nothing is written.
+        std::fs::write(&message, "").unwrap();
+        let done = Run::start_env(
+            mode,
+            &["--termination-log", "none", "--", "true"],
+            &[("GRACE_INIT_TERMINATION_LOG", &message)],
+        )
+        .wait(BOUND);
+        assert_eq!(done.code, Some(0));
+        assert_eq!(std::fs::read_to_string(&message).unwrap(), "");
+    }
+}
