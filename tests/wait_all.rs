@@ -46,6 +46,10 @@ fn a_double_forked_daemon_is_waited_for_and_the_launchers_code_is_kept() {
             "{mode:?}: exited {:?} after the daemon\n{log}",
             exited.saturating_duration_since(ended)
         );
+        println!(
+            "{mode:?}: exit {:?} after the daemon's last line",
+            exited.saturating_duration_since(ended)
+        );
         assert!(
             log.contains("every process it left has exited")
                 && log.contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed; exit code 7"),
@@ -128,6 +132,9 @@ fn a_stop_during_the_wait_reaches_the_daemon_and_the_deadline_holds() {
             let took = (at_exit + done.elapsed).saturating_duration_since(sent);
             let log = done.stderr_text();
             let what = format!("{mode:?} {rewrite:?}");
+            println!(
+                "{what}: {idle} wake-ups in 1 s of waiting; exit {took:?} after the stop signal (-t 1)"
+            );
             assert_eq!(done.code, Some(5), "{what}: the launcher's code\n{log}");
             assert!(
                 took >= secs(1.0) && took < secs(1.5),
