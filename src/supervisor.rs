@@ -205,6 +205,8 @@ pub struct Supervisor {
     child_cause: Cause,
     /// The line grace-init ends with, once it is known: for the termination message.
     last_word: Option<Note>,
+    /// Whether grace-init sent SIGKILL to the pre-stop command's group.
+    pre_stop_killed: bool,
     pre_stop: PreStop,
     deadline: Option<Instant>,
     leftovers_signalled: bool,
@@ -243,6 +245,7 @@ impl Supervisor {
             child_exit: None,
             child_cause: Cause::Plain,
             last_word: None,
+            pre_stop_killed: false,
             pre_stop,
             deadline: None,
             leftovers_signalled: false,
@@ -586,7 +589,11 @@ impl Supervisor {
         if pid != self.child {
             // --warn-reap (issue 12): a zombie the app left behind, named.
             let warn = self.policy.warn_reap;
-            let cause = Cause::of(status, we_killed, memory, false);
+            let cause = match Cause::of(status, we_killed, memory, false) {
+                // The overrunning pre-stop command's group got grace-init's SIGKILL: no claim either way.
+                Cause::NotOurs { .. } if self.pre_stop_killed => Cause::Plain,
+                cause => cause,
+            };
             let reaped = Note::Reaped {
                 pid,
                 status,
@@ -704,6 +711,7 @@ impl Supervisor {
                 };
                 if let Some(pid) = pid {
                     out.actions.push(Action::KillPreStop(pid));
+                    self.pre_stop_killed = true;
                 }
             }
         }
@@ -1541,6 +1549,17 @@ mod tests {
             vec![]
         );
         assert_eq!(sup.next_wakeup(), Some(t0 + ms(10_000)));
+        // A member of the pre-stop command's group died of that SIGKILL too: no claim about whose it was.
+        let mut out = Output::new(LevelFilter::Trace);
+        let member = Event::Reaped {
+            pid: 201,
+            status: ChildStatus::Killed(libc::SIGKILL),
+            name: None,
+            memory: Some(MemoryLook::default()),
+        };
+        sup.step(member, t0 + ms(5002), &mut out);
+        let said: Vec<String> = out.notes().map(|(_, n)| n.to_string()).collect();
+        assert_eq!(said, vec!["reaped process 201: was killed by SIGKILL"]);
     }
 
     #[test]

@@ -98,6 +98,59 @@ fn an_app_over_its_memory_limit_is_reported_as_killed_by_the_oom_killer() {
 }
 
 #[test]
+fn an_oom_kill_of_another_process_is_said_and_expect_exit_does_not_hide_it() {
+    for mode in modes() {
+        // A shell wrapping the app exits 137 by itself when the app was OOM-killed: -e 137 does not hide it.
+        let Some(cgroup) = MemoryCgroup::create(&format!("wrapper-{mode:?}"), Some(LIMIT)) else {
+            return;
+        };
+        let wrapper = "python3 -c 'a = bytearray(512 << 20)'; exit $?";
+        let done = Run::launch(
+            mode,
+            &cgroup.launch(),
+            &["-e", "137", "--", "sh", "-c", wrapper],
+        )
+        .wait(BOUND);
+        assert_eq!(done.code, Some(137), "{mode:?}: {:#?}", done.stderr);
+        assert!(
+            summary(&done).contains(
+                "child exited with code 137 (meanwhile the OOM killer killed 1 process in the container; \
+                 memory limit 48 MiB, peak "
+            ) && summary(&done)
+                .ends_with("(--expect-exit does not hide grace-init's SIGKILL or an OOM kill)"),
+            "{mode:?}: {:#?}",
+            done.stderr
+        );
+        drop(cgroup);
+
+        // An orphan the OOM killer took is reaped by grace-init: a warning, before the app ends.
+        let Some(cgroup) = MemoryCgroup::create(&format!("orphan-{mode:?}"), Some(LIMIT)) else {
+            return;
+        };
+        let orphan = "(python3 -c 'a = bytearray(512 << 20)' &); sleep 60";
+        let mut run = Run::launch(mode, &cgroup.launch(), &["--", "sh", "-c", orphan]);
+        let line = run.expect_stderr("grace-init: warning: reaped process", BOUND);
+        assert!(
+            line.contains(
+                ": was killed by SIGKILL from the kernel's OOM killer (memory limit 48 MiB, peak "
+            ),
+            "{line}"
+        );
+        run.signal(libc::SIGTERM);
+        let done = run.wait(BOUND);
+        assert_eq!(done.code, Some(143), "{mode:?}: {:#?}", done.stderr);
+        assert!(
+            summary(&done).contains(
+                "child was killed by SIGTERM (meanwhile the OOM killer killed 1 process in the container; "
+            ),
+            "{mode:?}: {:#?}",
+            done.stderr
+        );
+        drop(cgroup);
+    }
+}
+
+#[test]
 fn a_sigkill_grace_init_did_not_send_is_not_called_an_oom_kill() {
     for mode in modes() {
         let Some(cgroup) = MemoryCgroup::create(&format!("kill-{mode:?}"), None) else {
