@@ -40,6 +40,14 @@ pub enum Note {
     PreStopEnded { status: ChildStatus, took: Duration },
     /// The pre-stop command was still running at the end of its share of the grace period.
     PreStopOverran,
+    /// The pre-stop command (`command`) was reaped after it was cut off, or a process of its group (named with
+    /// `--warn-reap`).
+    PreStopReaped {
+        pid: i32,
+        status: ChildStatus,
+        name: Option<Comm>,
+        command: bool,
+    },
     /// A process other than the main child was reaped; with `--warn-reap`, named.
     Reaped {
         pid: i32,
@@ -275,6 +283,22 @@ impl fmt::Display for Note {
             }
             Note::PreStopOverran => {
                 f.write_str("pre-stop command overran its share of the grace period: killing it")
+            }
+            Note::PreStopReaped {
+                pid,
+                status,
+                command: true,
+                ..
+            } => write!(f, "pre-stop command (process {pid}) reaped: it {status}"),
+            Note::PreStopReaped {
+                pid, status, name, ..
+            } => {
+                write!(f, "reaped process {pid} (")?;
+                match name {
+                    Some(n) => write!(f, "{n}")?,
+                    None => f.write_str("name unknown")?,
+                }
+                write!(f, ") of the pre-stop command: it {status}")
             }
             Note::Reaped {
                 pid,
@@ -605,6 +629,24 @@ mod tests {
             (
                 Note::PreStopOverran,
                 "pre-stop command overran its share of the grace period: killing it",
+            ),
+            (
+                Note::PreStopReaped {
+                    pid: 40,
+                    status: ChildStatus::Killed(9),
+                    name: None,
+                    command: true,
+                },
+                "pre-stop command (process 40) reaped: it was killed by SIGKILL",
+            ),
+            (
+                Note::PreStopReaped {
+                    pid: 41,
+                    status: ChildStatus::Killed(9),
+                    name: Some(Comm::new(b"sleep")),
+                    command: false,
+                },
+                "reaped process 41 (sleep) of the pre-stop command: it was killed by SIGKILL",
             ),
             (
                 Note::Reaped {

@@ -50,7 +50,7 @@ pub fn pause(config: &Config, early: Early) -> i32 {
 /// Reaps every exited process; with `warn`, names each one.
 fn reap(warn: bool) {
     if warn {
-        reap_all_named(|pid, status, comm| {
+        reap_all_named(|pid, status, comm, _group| {
             let comm = comm.map_or_else(|| "name unknown".to_string(), |c| c.to_string());
             log::warn!("reaped process {pid} ({comm}): it {}", status);
         });

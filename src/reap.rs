@@ -54,18 +54,20 @@ pub fn peek(pid: i32) -> Option<ChildStatus> {
 }
 
 /// Like `reap_all`, and also names each process before it is reaped (for `--warn-reap`): waitid with WNOWAIT
-/// finds an exited child and leaves it a zombie, its name is read from /proc, then exactly that child is
-/// reaped. Costs an extra system call and a /proc read per exit, so it is used only when asked for.
+/// finds an exited child and leaves it a zombie, its name and process group are read from /proc, then exactly
+/// that child is reaped. Costs an extra system call and two /proc reads per exit, so it is used only when asked
+/// for.
 pub fn reap_all_named(
-    mut on_exit: impl FnMut(i32, ChildStatus, Option<crate::comm::Comm>),
+    mut on_exit: impl FnMut(i32, ChildStatus, Option<crate::comm::Comm>, Option<i32>),
 ) -> bool {
     loop {
         match sys::peek_exited() {
             Ok(Some(pid)) => {
                 let name = crate::comm::Comm::of(pid);
+                let group = crate::procs::Proc::read(pid).map(|p| p.pgrp);
                 match sys::wait_pid_nohang(pid) {
                     Ok(Some(raw)) => match decode(raw) {
-                        Change::Ended(status) => on_exit(pid, status, name),
+                        Change::Ended(status) => on_exit(pid, status, name, group),
                         Change::Stopped(_) => continue,
                     },
                     Ok(None) | Err(Errno::EINTR) => continue,

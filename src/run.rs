@@ -207,7 +207,15 @@ impl EventLoop {
         };
         let children_left = if self.config.policy.warn_reap {
             // --warn-reap names each process before reaping it; the default path does not pay for it.
-            let left = reap_all_named(|pid, status, name| on_exit(self, pid, status, name));
+            let left = reap_all_named(|pid, status, name, group| {
+                let pre_stop = self.supervisor.pre_stop_group();
+                if group.is_some() && group == pre_stop && Some(pid) != pre_stop {
+                    let helper = Event::PreStopHelperReaped { pid, status, name };
+                    self.feed(helper, now);
+                } else {
+                    on_exit(self, pid, status, name);
+                }
+            });
             // It reports exits only: under job control, a second pass picks up a child stopped from the terminal.
             if left && job_control {
                 reap_all(true, |pid, change| on_change(self, pid, change))

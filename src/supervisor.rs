@@ -103,6 +103,13 @@ pub enum Event {
         name: Option<Comm>,
         memory: Option<MemoryLook>,
     },
+    /// A process of the pre-stop command's process group, other than the command itself, was reaped (told
+    /// apart only with `--warn-reap`, from its group read before it was reaped).
+    PreStopHelperReaped {
+        pid: i32,
+        status: ChildStatus,
+        name: Option<Comm>,
+    },
     /// The reap pass is over: what is left.
     Settled(Left),
     /// The pre-stop command was started with this pid.
@@ -208,6 +215,8 @@ pub struct Supervisor {
     /// Whether grace-init sent SIGKILL to the pre-stop command's group.
     pre_stop_killed: bool,
     pre_stop: PreStop,
+    /// The pre-stop command's pid, which is also its process group id, once it was started.
+    pre_stop_group: Option<i32>,
     deadline: Option<Instant>,
     leftovers_signalled: bool,
     reaped_since_pass: bool,
@@ -229,6 +238,12 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// The pre-stop command's process group (its pid) once it was started: processes reaped from that group are
+    /// the command's, not the app's (see `Event::PreStopHelperReaped`).
+    pub fn pre_stop_group(&self) -> Option<i32> {
+        self.pre_stop_group
+    }
+
     /// A supervisor for the main child `child`, started at `now`.
     pub fn new(policy: Policy, child: i32, now: Instant) -> Supervisor {
         let pre_stop = if policy.pre_stop {
@@ -247,6 +262,7 @@ impl Supervisor {
             last_word: None,
             pre_stop_killed: false,
             pre_stop,
+            pre_stop_group: None,
             deadline: None,
             leftovers_signalled: false,
             reaped_since_pass: false,
@@ -358,7 +374,21 @@ impl Supervisor {
             Event::PreStopStarted(pid) => {
                 if let PreStop::Starting { since } = self.pre_stop {
                     self.pre_stop = PreStop::Running { pid, since };
+                    self.pre_stop_group = Some(pid);
                 }
+            }
+            Event::PreStopHelperReaped { pid, status, name } => {
+                self.reaped_since_pass = true;
+                say!(
+                    out,
+                    Debug,
+                    Note::PreStopReaped {
+                        pid,
+                        status,
+                        name,
+                        command: false
+                    }
+                );
             }
             Event::PreStopFailed => {
                 if let PreStop::Starting { since } = self.pre_stop {
@@ -584,6 +614,17 @@ impl Supervisor {
                 self.forward_stop_when_ready(now, out);
                 return;
             }
+        }
+        if self.pre_stop_group == Some(pid) {
+            // The pre-stop command, reaped after it was cut off: it is not something the app left behind.
+            let reaped = Note::PreStopReaped {
+                pid,
+                status,
+                name,
+                command: true,
+            };
+            say!(out, Info, reaped);
+            return;
         }
         let we_killed = self.killed_at.is_some();
         if pid != self.child {

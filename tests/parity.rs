@@ -690,6 +690,44 @@ fn warn_reap_names_the_zombies_the_app_left_behind_and_nothing_else() {
 }
 
 #[test]
+fn warn_reap_does_not_blame_the_app_for_a_pre_stop_command_killed_for_overrunning() {
+    // The pre-stop command is a shell and its sleep, in a process group of their own, SIGKILLed together at
+    // half the budget: the sleep is re-parented to grace-init and reaped there too.
+    let app = "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done";
+    for mode in modes() {
+        let args = [
+            "-w",
+            "-t",
+            "2",
+            "--pre-stop",
+            "sleep 100; true",
+            "--",
+            "sh",
+            "-c",
+            app,
+        ];
+        let mut run = Run::start(mode, &args);
+        run.expect_stdout("ready", secs(10.0));
+        run.signal(libc::SIGTERM);
+        let done = run.wait(secs(10.0));
+        let text = done.stderr_text();
+        assert_eq!(done.code, Some(0), "{mode:?}: {text}");
+        assert!(
+            text.contains("pre-stop command overran"),
+            "{mode:?}: {text}"
+        );
+        assert!(
+            !text.contains("left behind by the app"),
+            "{mode:?}: the pre-stop command's processes are not the app's: {text}"
+        );
+        assert!(
+            text.contains("pre-stop command (process ") && text.contains("was killed by SIGKILL"),
+            "{mode:?}: its end is said as the pre-stop command's: {text}"
+        );
+    }
+}
+
+#[test]
 fn warn_reap_names_every_one_of_many_orphans_exactly_once() {
     // 200 orphans exiting together (SIGCHLDs coalesce): with -w each is named once (none lost to the peek, none
     // named twice); without it, none is named and all are reaped just the same.
