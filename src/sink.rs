@@ -104,7 +104,7 @@ impl Sink {
                 // free slot is certain. Another writer can still take it between the look and the write; it
                 // would have to fill the whole pipe in that moment.
                 Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS | Errno::EPERM) => {
-                    if !sys::pipe_has_free_slot(stderr.as_fd()) {
+                    if !pipe_has_free_slot(stderr.as_fd()) {
                         return Err(Errno::EAGAIN);
                     }
                     nix::unistd::write(stderr.as_fd(), chunk)
@@ -120,6 +120,23 @@ impl Sink {
             Sink::Plain => nix::unistd::write(stderr.as_fd(), chunk),
             Sink::Closed => Err(Errno::EBADF),
         }
+    }
+}
+
+/// Whether the pipe behind `fd` surely has a free slot, so that a write of at most PIPE_BUF bytes cannot wait
+/// (it takes at most one slot: merged into the last page or a page of its own). A pipe holds up to
+/// F_GETPIPE_SZ / page-size pages, and each page in use holds at least one unread byte, but possibly only one:
+/// data spliced in (sendfile, busybox `cat`) is never merged. So only fewer bytes queued (FIONREAD) than the
+/// pipe has slots prove a slot free. `false` when either cannot be read.
+fn pipe_has_free_slot(fd: BorrowedFd) -> bool {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|page| usize::try_from(page).ok())
+        .filter(|page| *page > 0);
+    match (sys::pipe_fill(fd), page) {
+        (Ok((size, queued)), Some(page)) => queued < size / page,
+        _ => false,
     }
 }
 

@@ -1,5 +1,7 @@
-//! The only module with `unsafe`: thin wrappers over the libc calls that nix does not cover for us
-//! (real-time signals, raw wait statuses, work between fork and exec).
+//! The only module with `unsafe`: thin wrappers over the system calls that nix does not cover for us (real-time
+//! signals, raw wait statuses, signalfd records, pidfds, work between fork and exec). Each does one call (or, in
+//! a pre-exec hook, the fixed sequence the child needs) and returns what the kernel said; what to make of it is
+//! decided by the caller.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -486,25 +488,17 @@ pub fn write_nowait(fd: BorrowedFd, bytes: &[u8]) -> Result<usize, Errno> {
     usize::try_from(n).map_err(|_| Errno::last())
 }
 
-/// Whether the pipe behind `fd` surely has a free slot, so that a write of at most PIPE_BUF bytes cannot wait
-/// (it takes at most one slot: merged into the last page or a page of its own). A pipe holds up to
-/// F_GETPIPE_SZ / page-size pages, and each page in use holds at least one unread byte, but possibly only one:
-/// data spliced in (sendfile, busybox `cat`) is never merged. So only fewer bytes queued (FIONREAD) than the
-/// pipe has slots prove a slot free. `false` when either cannot be read.
-pub fn pipe_has_free_slot(fd: BorrowedFd) -> bool {
+/// The pipe behind `fd`: its capacity in bytes (`fcntl(F_GETPIPE_SZ)`) and how many unread bytes it holds
+/// (`ioctl(FIONREAD)`).
+pub fn pipe_fill(fd: BorrowedFd) -> Result<(usize, usize), Errno> {
     // SAFETY: F_GETPIPE_SZ takes no argument and returns an integer.
     let size = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    let size = usize::try_from(size).map_err(|_| Errno::last())?;
     let mut queued: libc::c_int = 0;
     // SAFETY: FIONREAD writes one c_int into `queued`, which is valid and writable for the call.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut queued) };
-    // SAFETY: sysconf takes a constant and returns a number.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let (Ok(size), Ok(queued), Ok(page)) = (
-        usize::try_from(size),
-        usize::try_from(queued),
-        usize::try_from(page),
-    ) else {
-        return false;
-    };
-    rc == 0 && page > 0 && queued < size / page
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    Ok((size, usize::try_from(queued).map_err(|_| Errno::EINVAL)?))
 }
