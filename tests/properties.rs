@@ -1,5 +1,6 @@
 //! Property tests over the pure parsers: they never panic on any input, durations and signal names print in a
-//! form that parses back to the same value, and the command-line parser survives any argv, non-UTF-8 included.
+//! form that parses back to the same value, the command-line parser survives any argv, non-UTF-8 included, and
+//! the memory cgroup's files (/proc/self/cgroup, mountinfo, the counters) are read without a guess.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -389,5 +390,51 @@ proptest! {
                 .sum()
         };
         prop_assert!(line.len() - in_line(&said) + in_line(&text) > libc::PIPE_BUF, "cut though it fitted");
+    }
+}
+
+/// A /proc/self/cgroup line: v1 controllers or v2's empty list, a path that may climb out with `..`.
+fn cgroup_line() -> impl Strategy<Value = String> {
+    (
+        "(0|[1-9])",
+        "(|memory|cpu,memory|name=systemd|pids)",
+        "(/[a-z.]{0,6}){0,4}",
+    )
+        .prop_map(|(id, controllers, path)| format!("{id}:{controllers}:{path}\n"))
+}
+
+/// A mountinfo line of a cgroup file system (v1 with options, or v2), mounted from some root.
+fn mount_line() -> impl Strategy<Value = String> {
+    (
+        "(/[a-z.]{0,6}){0,3}",
+        "/sys/fs/cgroup(/[a-z\\\\0-9]{0,6})?",
+        "(cgroup|cgroup2|tmpfs)",
+        "(rw|rw,memory|rw,cpu|rw,nsdelegate)",
+    )
+        .prop_map(|(root, point, fstype, options)| {
+            format!("35 31 0:32 {root} {point} rw,relatime - {fstype} {fstype} {options}\n")
+        })
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn the_cgroup_parsers_never_panic_and_only_name_a_dir_below_a_mount(
+        cgroup in any::<Vec<u8>>(),
+        mountinfo in any::<Vec<u8>>(),
+        lines in prop::collection::vec(cgroup_line(), 0..4),
+        mounts in prop::collection::vec(mount_line(), 0..4),
+    ) {
+        use grace_init::cgroup::{keyed, locate, parse_bytes, parse_limit};
+        let _ = locate(&cgroup, &mountinfo);
+        let _ = (keyed(&cgroup, "oom_kill"), parse_limit(&cgroup), parse_bytes(&mountinfo));
+        let cgroup: String = lines.concat();
+        let mountinfo: String = mounts.concat();
+        if let Some(found) = locate(cgroup.as_bytes(), mountinfo.as_bytes()) {
+            // Below a mount point that is listed, and never climbing out of it.
+            prop_assert!(found.dir.starts_with("/sys/fs/cgroup"), "{found:?}");
+            prop_assert!(!found.dir.components().any(|c| c.as_os_str() == ".."), "{found:?}");
+        }
     }
 }
