@@ -27,8 +27,8 @@ pub enum Cause {
     OomKiller(OomKill),
     /// A SIGKILL grace-init did not send; `oom_ruled_out` when the memory cgroup counted no OOM kill.
     NotOurs { oom_ruled_out: bool },
-    /// It ended by itself (an exit code, another signal), while the OOM killer killed processes in the
-    /// container: a shell wrapping the app exits 137 when the app was OOM-killed.
+    /// It ended by itself, while the OOM killer killed processes in the container: a shell wrapping the app
+    /// exits 137 when the app was OOM-killed.
     OthersOomKilled(OomKill),
 }
 

@@ -237,12 +237,14 @@ impl EventLoop {
         left == Left::Strangers
     }
 
-    /// Asks the memory cgroup about a death that may need explaining: the app's, whatever it was, and any
-    /// SIGKILL before grace-init sent its own. One read of the kill counter; the limit and the peak only when
-    /// the count rose.
+    /// Asks the memory cgroup about a death that may need explaining: any SIGKILL before grace-init sent its
+    /// own, and the app's end with code 137 (a SIGKILL, or a shell around the app passing one on), the only
+    /// code an OOM kill leaves. One read of the kill counter; the limit and the peak only when the count rose.
+    /// A clean exit costs nothing.
     fn look_at_memory(&mut self, main: bool, status: ChildStatus) -> Option<MemoryLook> {
         let unexplained = status.signal() == Some(libc::SIGKILL) && !self.supervisor.sent_sigkill();
-        if !main && !unexplained {
+        let app_137 = main && status.code() == 128 + libc::SIGKILL;
+        if !unexplained && !app_137 {
             return None;
         }
         let memory = self.memory.as_mut()?;
