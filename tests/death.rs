@@ -285,6 +285,17 @@ fn the_termination_message_is_written_unless_the_app_wrote_its_own() {
             "grace-init: exiting: the child ended without a stop signal; child exited with code 3; leftovers: 0 \
              sent SIGTERM, 0 SIGKILLed; exit code 3\n"
         );
+        // A command that cannot start: the reason is the message.
+        let done = Run::start(
+            mode,
+            &["--termination-log", &message, "--", "/nonexistent/app"],
+        )
+        .wait(BOUND);
+        assert_eq!(done.code, Some(127));
+        assert_eq!(
+            std::fs::read_to_string(&message).unwrap(),
+            "grace-init: cannot run '/nonexistent/app': no such file or directory; exit code 127\n"
+        );
         // The app writes its own message: it stays.
         std::fs::write(&message, "").unwrap();
         let script = format!("echo 'app: config missing' > '{message}'; exit 3");
