@@ -11,9 +11,14 @@ pub struct Comm {
 }
 
 impl Comm {
-    /// Takes at most 15 bytes of `name` (what the kernel keeps), without a trailing newline.
+    /// Takes at most 15 bytes of `name` (what the kernel keeps), without a trailing newline (as /proc/<pid>/comm
+    /// ends).
     pub fn new(name: &[u8]) -> Comm {
-        let name = name.strip_suffix(b"\n").unwrap_or(name);
+        Comm::exact(name.strip_suffix(b"\n").unwrap_or(name))
+    }
+
+    /// Takes at most 15 bytes of `name`, whatever they are (as /proc/<pid>/stat holds them).
+    pub fn exact(name: &[u8]) -> Comm {
         let mut bytes = [0u8; 16];
         let mut len = 0u8;
         for (slot, b) in bytes.iter_mut().zip(name.iter().take(15)) {
@@ -31,10 +36,27 @@ impl Comm {
     }
 }
 
+/// The name as text for a log line, which it must not break: UTF-8 as it is, except control characters and
+/// bytes that are no UTF-8 (a character the kernel cut), which are written `\xNN`.
 impl fmt::Display for Comm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
-        f.write_str(&String::from_utf8_lossy(name))
+        for chunk in name.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c.is_control() || c == '\\' {
+                    let mut utf8 = [0u8; 4];
+                    for b in c.encode_utf8(&mut utf8).bytes() {
+                        write!(f, "\\x{b:02x}")?;
+                    }
+                } else {
+                    fmt::Write::write_char(f, c)?;
+                }
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -58,5 +80,17 @@ mod tests {
         assert_eq!(Comm::new(b"").to_string(), "");
         let me = Comm::of(std::process::id() as i32).unwrap();
         assert!(!me.to_string().is_empty());
+    }
+
+    #[test]
+    fn a_name_prints_on_one_line_whatever_its_bytes() {
+        // Cut by the kernel inside a character (worker_数据同步.py), or given with prctl(PR_SET_NAME).
+        assert_eq!(
+            Comm::new(b"worker_\xe6\x95\xb0\xe6\x8d\xae\xe5\x90\n").to_string(),
+            "worker_数据\\xe5\\x90"
+        );
+        assert_eq!(Comm::exact(b"a) b\nc\td").to_string(), "a) b\\x0ac\\x09d");
+        assert_eq!(Comm::exact(b"back\\slash").to_string(), "back\\x5cslash");
+        assert_eq!(Comm::exact(b"\xff").to_string(), "\\xff");
     }
 }

@@ -23,7 +23,7 @@ use crate::procs::{self, PidDir, Proc};
 use crate::route::Sent;
 use crate::signals::name;
 use crate::sys;
-use crate::terms::{Reach, Target};
+use crate::terms::{Reach, Target, Unreached};
 
 /// Knows who grace-init is (PID 1 or a subreaper), its main child, and whether /proc shows its processes.
 pub struct Deliverer {
@@ -367,6 +367,35 @@ impl Deliverer {
             })
             .count();
         Reach::Counted(count)
+    }
+
+    /// What is still there for grace-init to wait for, the main child left out: its descendants, or as PID 1
+    /// every other process; when grace-init stops waiting, the log names them.
+    pub fn survey(&self) -> Unreached {
+        let mut unreached = Unreached::default();
+        let table = match procs::scan().filter(|_| self.proc_usable) {
+            Some(table) => table,
+            None => {
+                unreached.unreadable = Some(Errno::ENOENT);
+                return unreached;
+            }
+        };
+        let below = if self.is_pid1() {
+            table
+        } else {
+            procs::descendants(&table, self.me)
+        };
+        let left = below
+            .iter()
+            .filter(|p| p.counts() && p.pid != self.me && p.pid != self.child);
+        for p in left {
+            if let Some(slot) = unreached.named.get_mut(unreached.seen) {
+                *slot = Some((p.pid, p.name));
+            }
+            unreached.seen += 1;
+            unreached.children_seen += usize::from(p.ppid == self.me);
+        }
+        unreached
     }
 
     /// Whether /proc shows grace-init a 0 for `pid`'s exit code whatever it was (see `procs::exit_code_visible`).

@@ -10,7 +10,7 @@ use crate::death::Cause;
 use crate::duration::seconds;
 use crate::exit_code::ChildStatus;
 use crate::signals::name;
-use crate::terms::{Reach, Target};
+use crate::terms::{Reach, Target, Unreached};
 
 /// One log line of the supervisor, not yet formatted. Each variant prints as the line it stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,14 @@ pub enum Note {
     Killed { child: bool, reach: Reach },
     /// Processes remained after SIGKILL: it was sent again.
     KilledAgain(Reach),
+    /// `waited` after the SIGKILL, grace-init stops waiting for what is left: the main child when it was not
+    /// reaped, what /proc shows, and, with `hidden`, children waitpid reports that /proc does not show.
+    GaveUp {
+        waited: Duration,
+        child: Option<i32>,
+        unreached: Unreached,
+        hidden: bool,
+    },
     /// Processes remain that grace-init cannot wait for: `blind` without /proc, else not its children.
     CannotWait { blind: bool },
     /// The last line.
@@ -167,7 +175,8 @@ impl fmt::Display for Whom {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub stop: Option<StopTimes>,
-    pub status: ChildStatus,
+    /// How the main child ended; `None` when it had not ended when grace-init gave up waiting for it.
+    pub status: Option<ChildStatus>,
     /// Why the child ended, beyond its status.
     pub cause: Cause,
     pub code: i32,
@@ -210,7 +219,10 @@ impl fmt::Display for Summary {
             }
             None => f.write_str("exiting: the child ended without a stop signal")?,
         }
-        write!(f, "; child {}{}; leftovers: ", self.status, self.cause)?;
+        match self.status {
+            Some(status) => write!(f, "; child {status}{}; leftovers: ", self.cause)?,
+            None => f.write_str("; child had not ended after SIGKILL; leftovers: ")?,
+        }
         if let Some((signal, told)) = self.told_rest {
             write!(f, "{told} forwarded {}, ", name(signal))?;
         }
@@ -419,6 +431,50 @@ impl fmt::Display for Note {
             Note::ToldRest { signal, reach } => {
                 write!(f, "sent {} to {}", name(signal), Whom(reach))
             }
+            Note::GaveUp {
+                waited,
+                child,
+                unreached,
+                hidden,
+            } => {
+                write!(f, "gave up waiting {} after SIGKILL", seconds(waited))?;
+                let mut said = false;
+                let mut part = |f: &mut fmt::Formatter<'_>| {
+                    f.write_str(if std::mem::replace(&mut said, true) {
+                        "; "
+                    } else {
+                        ": "
+                    })
+                };
+                if let Some(pid) = child {
+                    part(f)?;
+                    write!(f, "child {pid} has not ended")?;
+                }
+                if unreached.seen > 0 {
+                    part(f)?;
+                    write!(f, "{} still there:", Processes(unreached.seen))?;
+                    let named = unreached.named.iter().flatten();
+                    for (i, (pid, name)) in named.enumerate() {
+                        let comma = if i == 0 { "" } else { "," };
+                        write!(f, "{comma} {pid} ({name})")?;
+                    }
+                    if unreached.seen > unreached.named.iter().flatten().count() {
+                        f.write_str(", …")?;
+                    }
+                }
+                if hidden {
+                    part(f)?;
+                    f.write_str("waitpid reports children that /proc does not show (hidepid, or not dumpable)")?;
+                }
+                if let Some(errno) = unreached.unreadable {
+                    part(f)?;
+                    write!(f, "/proc cannot be read ({})", errno.desc().to_lowercase())?;
+                }
+                if !said {
+                    f.write_str(": processes remain")?;
+                }
+                f.write_str("; exiting without them")
+            }
             Note::KilledAgain(reach) => write!(
                 f,
                 "processes remain after SIGKILL: swept again, reaching {}",
@@ -539,7 +595,10 @@ impl Note {
             }
             Note::Summary(summary) => Fields {
                 exit_code: Some(summary.code),
-                ..Fields::of(summary.status, summary.cause)
+                ..summary
+                    .status
+                    .map(|status| Fields::of(status, summary.cause))
+                    .unwrap_or_default()
             },
             _ => Fields::default(),
         }
@@ -841,7 +900,7 @@ mod tests {
         };
         let summary = Note::Summary(Summary {
             stop: None,
-            status: ChildStatus::Killed(libc::SIGKILL),
+            status: Some(ChildStatus::Killed(libc::SIGKILL)),
             cause: Cause::OomKiller(oom),
             code: 137,
             told_rest: None,
@@ -906,7 +965,7 @@ mod tests {
                 child_exit: Some(ms(40)),
                 total: ms(5300),
             }),
-            status: ChildStatus::Exited(0),
+            status: Some(ChildStatus::Exited(0)),
             cause: Cause::Plain,
             code: 0,
             told_rest: None,
@@ -921,7 +980,7 @@ mod tests {
         );
         let bare = Summary {
             stop: None,
-            status: ChildStatus::Exited(3),
+            status: Some(ChildStatus::Exited(3)),
             cause: Cause::Plain,
             code: 3,
             told_rest: None,
@@ -968,7 +1027,7 @@ mod tests {
             "still running: 1 process: 9 (name unknown)"
         );
         let child_killed = Summary {
-            status: ChildStatus::Killed(libc::SIGKILL),
+            status: Some(ChildStatus::Killed(libc::SIGKILL)),
             code: 137,
             killed: Tally {
                 child: true,

@@ -10,6 +10,7 @@ use std::fs::{self, File};
 use std::io::{Seek, SeekFrom};
 use std::os::fd::AsFd;
 
+use crate::comm::Comm;
 use crate::sys;
 
 /// The kernel marks its own threads with this flag in the `flags` field of /proc/<pid>/stat.
@@ -19,6 +20,8 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Proc {
     pub pid: i32,
+    /// Its name: whatever bytes it was given, cut to 15.
+    pub name: Comm,
     /// Parent pid as this namespace sees it (0: outside it, e.g. entered with `docker exec`).
     pub ppid: i32,
     pub pgrp: i32,
@@ -36,11 +39,15 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Parses the text of /proc/<pid>/stat.
-    pub fn parse(pid: i32, stat: &str) -> Option<Proc> {
-        // Fields after the command name, which is in parentheses and may itself contain spaces or ')'.
-        let (_, rest) = stat.rsplit_once(')')?;
-        let mut fields = rest.split_whitespace();
+    /// Parses /proc/<pid>/stat as the kernel writes it: `pid (name) state ppid ...`. The name is whatever bytes
+    /// the process was given (cut to 15 bytes, perhaps inside a UTF-8 character, and free to hold ')', spaces
+    /// and newlines), so the line is bytes, and the fields are those after the last ')'.
+    pub fn parse(pid: i32, stat: &[u8]) -> Option<Proc> {
+        let open = stat.iter().position(|&b| b == b'(')?;
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        let name = Comm::exact(stat.get(open + 1..close)?);
+        let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+        let mut fields = rest.split_ascii_whitespace();
         let state = fields.next()?;
         let ppid: i32 = fields.next()?.parse().ok()?;
         let pgrp: i32 = fields.next()?.parse().ok()?;
@@ -54,6 +61,7 @@ impl Proc {
         let zombie = matches!(state, "Z" | "X") && threads <= 1;
         Some(Proc {
             pid,
+            name,
             ppid,
             pgrp,
             start,
@@ -65,7 +73,7 @@ impl Proc {
 
     /// Reads one process; `None` when it is gone (or /proc is not there).
     pub fn read(pid: i32) -> Option<Proc> {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
         Proc::parse(pid, &stat)
     }
 
@@ -99,12 +107,14 @@ pub fn exit_code_visible(pid: i32, uid: u32, gid: u32) -> bool {
     all("Uid:", uid) && all("Gid:", gid)
 }
 
-/// The rest of the line starting with `key` in /proc/<pid>/status.
+/// The rest of the line starting with `key` in /proc/<pid>/status. The file is read as bytes: its `Name:` line
+/// holds the process's name, which need not be UTF-8.
 fn status_line(pid: &str, key: &str) -> Option<String> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = fs::read(format!("/proc/{pid}/status")).ok()?;
     status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(key.as_bytes()))
+        .and_then(|rest| std::str::from_utf8(rest).ok())
         .map(str::to_string)
 }
 
@@ -219,14 +229,32 @@ mod tests {
 
     #[test]
     fn stat_lines_are_parsed_even_with_odd_command_names() {
-        let line = "42 (a) b (c)) S 7 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 10";
+        let line =
+            b"42 (a) b (c)) S 7 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 10";
         let p = Proc::parse(42, line).expect("parsed");
         assert_eq!((p.ppid, p.pgrp, p.start), (7, 42, 123456));
+        assert_eq!(p.name.to_string(), "a) b (c)");
         assert!(p.counts());
-        let zombie = "43 (x) Z 1 43 43 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
+        let zombie = b"43 (x) Z 1 43 43 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
         let dead = Proc::parse(43, zombie).expect("parsed");
         assert!(!dead.counts() && !dead.killed);
-        assert_eq!(Proc::parse(1, "garbage"), None);
+        assert_eq!(Proc::parse(1, b"garbage"), None);
+        // A name the kernel cut inside a UTF-8 character (a script worker_数据同步.py), or given with
+        // prctl(PR_SET_NAME): ')', spaces, a newline, bytes that are no UTF-8 at all.
+        for name in [
+            &b"worker_\xe6\x95\xb0\xe6\x8d\xae\xe5\x90"[..],
+            b"a) b\nc\xe6\x95",
+            b") ) (",
+            b"\xff\xfe",
+            b"",
+        ] {
+            let mut line = b"44 (".to_vec();
+            line.extend_from_slice(name);
+            line.extend_from_slice(b") S 1 44 44 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0\n");
+            let p = Proc::parse(44, &line).unwrap_or_else(|| panic!("{name:?} not parsed"));
+            assert_eq!((p.ppid, p.pgrp, p.start), (1, 44, 555), "{name:?}");
+            assert_eq!(p.name, Comm::exact(name), "{name:?}");
+        }
     }
 
     /// A whole stat line of a zombie leader: 52 fields, `threads` at 20 and `exit_code` at 52.
@@ -243,20 +271,24 @@ mod tests {
         fields.join(" ")
     }
 
+    fn parse_zombie(threads: u32, exit_code: i32) -> Option<Proc> {
+        Proc::parse(50, zombie_line(threads, exit_code).as_bytes())
+    }
+
     #[test]
     fn a_leader_whose_threads_live_on_is_no_zombie_and_a_zombie_knows_it_was_killed() {
         // Main thread gone (pthread_exit), another running: /proc says Z, but it lives.
-        let living = Proc::parse(50, &zombie_line(2, 0)).expect("parsed");
+        let living = parse_zombie(2, 0).expect("parsed");
         assert!(
             living.counts() && !living.zombie && !living.killed,
             "{living:?}"
         );
         assert_eq!(living.start, 777);
-        let killed = Proc::parse(50, &zombie_line(1, libc::SIGKILL)).expect("parsed");
+        let killed = parse_zombie(1, libc::SIGKILL).expect("parsed");
         assert!(killed.zombie && killed.killed, "{killed:?}");
         // Exited 0 (status 0), or killed by SIGTERM with a core dump flag: dead, but not by a SIGKILL.
         for status in [0, 3 << 8, libc::SIGTERM | 0x80] {
-            let dead = Proc::parse(50, &zombie_line(1, status)).expect("parsed");
+            let dead = parse_zombie(1, status).expect("parsed");
             assert!(dead.zombie && !dead.killed, "{status}: {dead:?}");
         }
     }
@@ -276,6 +308,7 @@ mod tests {
     fn descendants_follow_parent_fields() {
         let p = |pid, ppid| Proc {
             pid,
+            name: Comm::exact(b"p"),
             ppid,
             pgrp: pid,
             start: 0,

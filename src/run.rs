@@ -335,6 +335,10 @@ impl EventLoop {
                 let reach = deliverer.kill_all(self.supervisor.child_alive());
                 self.feed(Event::Killed(reach), now);
             }
+            Action::Survey => {
+                let unreached = deliverer.survey();
+                self.feed(Event::Surveyed(unreached), now);
+            }
             Action::Exit(code) => self.exit = Some(code),
         }
     }

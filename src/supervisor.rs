@@ -16,11 +16,17 @@ use crate::death::{Cause, MemoryLook, final_code};
 use crate::exit_code::{ChildStatus, STATUS_LOST};
 use crate::note::{Note, Stage, StopTimes, Summary, Tally};
 use crate::route::Route;
-use crate::terms::{Policy, Reach, Target};
+use crate::terms::{Policy, Reach, Target, Unreached};
 
 /// After SIGKILL, how often to sweep again while processes remain: a process that forked between the walk
 /// of the tree and the kill, and whose orphan was re-parented to us silently, would otherwise never be killed.
 pub const RESWEEP: Duration = Duration::from_millis(100);
+
+/// After the SIGKILL at the deadline, how long to wait for what it reached to be gone. Then grace-init exits
+/// without what is left, and says what that is: a process SIGKILL cannot end (stuck in the kernel), or one it
+/// cannot see or signal (hidepid, another user's). The deadline is a bound, not an intention: from the stop signal
+/// (or the child's exit), grace-init is gone within the grace period and this.
+pub const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// With `--timeout infinity` there is no budget to take half of: the pre-stop command may run this long (or
 /// the drain delay, if longer) before it is killed and the stop signal goes through regardless.
@@ -127,6 +133,8 @@ pub enum Event {
     /// The shell forwarded the stop signal to what the child left (`Action::ForwardStop` to `Target::Rest`):
     /// whom it reached.
     ToldRest(Reach),
+    /// What the shell found still there (`Action::Survey`).
+    Surveyed(Unreached),
 }
 
 /// What a reap pass leaves behind.
@@ -162,6 +170,8 @@ pub enum Action {
     KillAgain,
     /// Log which processes are still running (the main child ended under `--wait-all`).
     ListRest,
+    /// Look at what is still there, and report it with `Event::Surveyed`: grace-init stops waiting for it.
+    Survey,
     /// Exit with this code: nothing is left.
     Exit(i32),
 }
@@ -416,6 +426,7 @@ impl Supervisor {
                     }
                 }
             }
+            Event::Surveyed(unreached) => self.give_up(unreached, now, out),
         }
     }
 
@@ -694,7 +705,7 @@ impl Supervisor {
                     Note::RestGone(now.saturating_duration_since(since))
                 );
             }
-            self.finish(status, now, out);
+            self.finish(Some(status), now, out);
             return;
         }
         if self.killed_at.is_some() {
@@ -765,11 +776,16 @@ impl Supervisor {
             let left = self.left != Left::Nothing;
             if left && last.checked_add(RESWEEP).is_some_and(|at| now >= at) {
                 self.last_kill = Some(now);
+                let waited_enough = self
+                    .killed_at
+                    .and_then(|killed| killed.checked_add(KILL_WAIT))
+                    .is_some_and(|end| now >= end);
                 match self.child_exit {
                     Some((status, _)) if self.blind || self.left == Left::Strangers => {
                         say!(out, Warn, Note::CannotWait { blind: self.blind });
-                        self.finish(status, now, out);
+                        self.finish(Some(status), now, out);
                     }
+                    _ if waited_enough => out.actions.push(Action::Survey),
                     _ => out.actions.push(Action::KillAgain),
                 }
             }
@@ -815,9 +831,38 @@ impl Supervisor {
         }
     }
 
-    fn finish(&mut self, status: ChildStatus, now: Instant, out: &mut Output) {
+    /// Stops waiting: `KILL_WAIT` has passed since the SIGKILL and processes remain. What is left is said, and
+    /// grace-init exits with the child's code; a child still not reaped will die of the SIGKILL it was sent.
+    fn give_up(&mut self, unreached: Unreached, now: Instant, out: &mut Output) {
+        let waited = self.killed_at.map_or(Duration::ZERO, |killed| {
+            now.saturating_duration_since(killed)
+        });
+        // waitpid says grace-init has children; /proc shows none of them.
+        let hidden = self.left == Left::Children
+            && unreached.children_seen == 0
+            && unreached.unreadable.is_none()
+            && self.child_exit.is_some();
+        let child = self.child_exit.is_none().then_some(self.child);
+        say!(
+            out,
+            Warn,
+            Note::GaveUp {
+                waited,
+                child,
+                unreached,
+                hidden
+            }
+        );
+        let status = self.child_exit.map(|(status, _)| status);
+        self.finish(status, now, out);
+    }
+
+    /// Ends the run with the child's status, or, when it never came (`None`: the child outlived its SIGKILL by
+    /// `KILL_WAIT`), with the code of the SIGKILL it will die of.
+    fn finish(&mut self, status: Option<ChildStatus>, now: Instant, out: &mut Output) {
         self.done = true;
-        let (code, kept) = final_code(status, self.child_cause, &self.policy.expect_exit);
+        let ending = status.unwrap_or(ChildStatus::Killed(libc::SIGKILL));
+        let (code, kept) = final_code(ending, self.child_cause, &self.policy.expect_exit);
         let summary = Note::Summary(self.summary(status, code, kept, now));
         self.last_word = Some(summary);
         say!(out, Info, summary);
@@ -825,7 +870,7 @@ impl Supervisor {
     }
 
     /// The one line that says why grace-init is exiting and how long each step took.
-    fn summary(&self, status: ChildStatus, code: i32, kept: bool, now: Instant) -> Summary {
+    fn summary(&self, status: Option<ChildStatus>, code: i32, kept: bool, now: Instant) -> Summary {
         let stop = self.stop.map(|stop| StopTimes {
             signal: stop.signal,
             drain: (!self.policy.drain_delay.is_zero()).then(|| {
@@ -848,7 +893,7 @@ impl Supervisor {
         });
         let mut killed = self.killed;
         // The child counts as SIGKILLed only when that is also how it ended.
-        killed.child &= status == ChildStatus::Killed(libc::SIGKILL);
+        killed.child &= status == Some(ChildStatus::Killed(libc::SIGKILL));
         Summary {
             stop,
             status,
@@ -1910,7 +1955,7 @@ mod tests {
         sup.handle(Event::Terminated(Reach::Group(CHILD)), t0);
         sup.handle(Event::Killed(Reach::Everyone), t0);
         let line = sup
-            .summary(ChildStatus::Exited(0), 0, false, t0)
+            .summary(Some(ChildStatus::Exited(0)), 0, false, t0)
             .to_string();
         assert!(
             line.contains(&format!(
@@ -1962,6 +2007,74 @@ mod tests {
                 "child was killed by SIGKILL (grace-init's, at the end of the grace period); leftovers: 0 sent \
                  SIGTERM, 2 SIGKILLed, and the child; exit code 137"
             ),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn after_sigkill_it_waits_kill_wait_then_says_what_is_left_and_exits() {
+        // A leftover /proc does not show (hidepid): SIGKILL reaches nobody, waitpid keeps saying children remain.
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(exited(CHILD, 3), t0);
+        sup.handle(LEFT, t0);
+        sup.handle(Event::Terminated(Reach::Counted(0)), t0);
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_000)),
+            vec![Action::KillAll]
+        );
+        sup.handle(Event::Killed(Reach::Counted(0)), t0 + ms(10_000));
+        let mut at = 10_000;
+        while at < 10_000 + KILL_WAIT.as_millis() as u64 - 100 {
+            at += 100;
+            sup.handle(LEFT, t0 + ms(at));
+            assert_eq!(sup.next_wakeup(), Some(t0 + ms(at - 100) + RESWEEP));
+            assert_eq!(
+                sup.handle(Event::Tick, t0 + ms(at)),
+                vec![Action::KillAgain],
+                "at {at} ms"
+            );
+        }
+        at += 100;
+        assert_eq!(sup.handle(Event::Tick, t0 + ms(at)), vec![Action::Survey]);
+        let (actions, lines) = said(&mut sup, Event::Surveyed(Unreached::default()), t0 + ms(at));
+        assert_eq!(actions, vec![Action::Exit(3)]);
+        assert_eq!(
+            lines[0],
+            "gave up waiting 2.000s after SIGKILL: waitpid reports children that /proc does not show \
+             (hidepid, or not dumpable); exiting without them"
+        );
+        assert!(lines[1].contains("child exited with code 3"), "{lines:?}");
+        assert_eq!(sup.next_wakeup(), None);
+    }
+
+    #[test]
+    fn a_child_that_outlives_its_sigkill_is_not_waited_for_past_kill_wait() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        sup.handle(Event::Tick, t0 + ms(10_000));
+        sup.handle(Event::Killed(Reach::Counted(1)), t0 + ms(10_000));
+        sup.handle(LEFT, t0 + ms(10_000));
+        let end = t0 + ms(10_000) + KILL_WAIT;
+        assert_eq!(sup.handle(Event::Tick, end), vec![Action::Survey]);
+        let mut seen = Unreached {
+            seen: 1,
+            children_seen: 0,
+            ..Unreached::default()
+        };
+        seen.named[0] = Some((57, crate::comm::Comm::exact(b"stuck")));
+        let (actions, lines) = said(&mut sup, Event::Surveyed(seen), end);
+        assert_eq!(actions, vec![Action::Exit(137)]);
+        assert_eq!(
+            lines[0],
+            format!(
+                "gave up waiting 2.000s after SIGKILL: child {CHILD} has not ended; 1 process still there: 57 (stuck); \
+                 exiting without them"
+            )
+        );
+        assert!(
+            lines[1].contains("; child had not ended after SIGKILL; leftovers: 0 sent SIGTERM, 1 SIGKILLed; exit code 137"),
             "{lines:?}"
         );
     }

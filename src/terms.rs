@@ -1,9 +1,12 @@
 //! The words the supervisor and the shell share: what the command line asked for (`Policy`), whom a signal is
-//! for (`Target`) and whom it reached (`Reach`). Plain values with no behaviour of their own, so the state
+//! for (`Target`), whom it reached (`Reach`) and what it could not reach (`Unreached`). Plain values with no behaviour of their own, so the state
 //! machine, its notes, the deliverer and the command line can all use them without knowing one another.
 
 use std::time::Duration;
 
+use nix::errno::Errno;
+
+use crate::comm::Comm;
 use crate::signals::Rewrites;
 
 /// What the supervisor was told to do by the command line.
@@ -58,4 +61,21 @@ pub enum Reach {
     Everyone,
     /// Nobody could be reached (a subreaper without /proc, once the child's group id may be reused).
     Nobody,
+}
+
+/// How many processes `Unreached` names, by pid and name; the rest are counted.
+pub const NAMED: usize = 3;
+
+/// What the shell found still there when grace-init stopped waiting after SIGKILL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unreached {
+    /// Live processes /proc shows that grace-init waits for (its descendants; as PID 1 every other process),
+    /// the main child left out.
+    pub seen: usize,
+    /// The first of them, by pid and name.
+    pub named: [Option<(i32, Comm)>; NAMED],
+    /// How many of them are grace-init's own children (those waitpid reports).
+    pub children_seen: usize,
+    /// /proc could not be read at all, for this reason: nothing above is known.
+    pub unreadable: Option<Errno>,
 }
