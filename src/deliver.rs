@@ -23,7 +23,7 @@ use crate::procs::{self, PidDir, Proc};
 use crate::route::Sent;
 use crate::signals::name;
 use crate::sys;
-use crate::terms::{Reach, Target, Unreached};
+use crate::terms::{Reach, Target, Trouble, Unreached};
 
 /// Knows who grace-init is (PID 1 or a subreaper), its main child, and whether /proc shows its processes.
 pub struct Deliverer {
@@ -41,10 +41,13 @@ pub struct Deliverer {
     group_told: Cell<bool>,
     /// Whether /proc shows every zombie's exit code (CAP_SYS_PTRACE), so a killed one can be told apart.
     sees_exit_codes: bool,
-    /// As PID 1 with /proc: the namespace's process list, open for the question asked at exit.
+    /// As PID 1 with /proc: the namespace's process list, open for the question asked at exit and for every
+    /// scan (listing it then takes no descriptor).
     pid_dir: Option<PidDir>,
     /// Targets (a pid, or a negative group id) a signal was refused for (EPERM): each is warned about once.
     refused: RefCell<HashSet<i32>>,
+    /// What the last look at /proc could not read, until the loop takes it to report (`take_trouble`).
+    trouble: Cell<Option<Trouble>>,
 }
 
 impl Deliverer {
@@ -72,7 +75,36 @@ impl Deliverer {
             sees_exit_codes: proc_usable && procs::sees_every_exit_code(),
             pid_dir: (proc_usable && me == 1).then(open_pid_dir).flatten(),
             refused: RefCell::new(HashSet::new()),
+            trouble: Cell::new(None),
         }
+    }
+
+    /// Every process /proc shows; `None` without a usable /proc, or when it cannot even be listed. What could
+    /// not be read is kept for the loop to report (`take_trouble`): it is never taken for gone.
+    fn look(&self) -> Option<Vec<Proc>> {
+        if !self.proc_usable {
+            return None;
+        }
+        match procs::scan(self.pid_dir.as_ref()) {
+            Ok(scan) => {
+                if let Some(why) = scan.why {
+                    self.trouble.set(Some(Trouble {
+                        why,
+                        unread: scan.unread,
+                    }));
+                }
+                Some(scan.procs)
+            }
+            Err(why) => {
+                self.trouble.set(Some(Trouble { why, unread: 0 }));
+                None
+            }
+        }
+    }
+
+    /// What the last looks at /proc could not read, once.
+    pub fn take_trouble(&self) -> Option<Trouble> {
+        self.trouble.take()
     }
 
     fn is_pid1(&self) -> bool {
@@ -137,7 +169,7 @@ impl Deliverer {
                 to: pid,
                 result: sys::kill(pid, signal),
             }),
-            Target::Members(pgid) => match procs::scan().filter(|_| self.proc_usable) {
+            Target::Members(pgid) => match self.look() {
                 Some(table) => {
                     // Only grace-init's own descendants: once the group is empty its id may be reused by a
                     // stranger's group (every real member was re-parented below grace-init when the child died).
@@ -177,7 +209,7 @@ impl Deliverer {
     /// process once and checked to be the process found. With `remember`, those it reached count as told and
     /// get no leftover SIGTERM. Without /proc, PID 1 reaches them with kill(-1); a subreaper finds nobody.
     fn signal_rest(&self, signal: i32, group: Option<i32>, remember: bool) -> Reach {
-        let Some(table) = procs::scan().filter(|_| self.proc_usable) else {
+        let Some(table) = self.look() else {
             if !self.is_pid1() {
                 return Reach::Nobody;
             }
@@ -213,7 +245,7 @@ impl Deliverer {
     /// What is still running once the main child ended, by pid, with names: as PID 1 every other process in the
     /// namespace, as a subreaper its descendants. `None` without /proc.
     pub fn still_running(&self) -> Option<Vec<(i32, Option<Comm>)>> {
-        let table = procs::scan().filter(|_| self.proc_usable)?;
+        let table = self.look()?;
         let mut running: Vec<(i32, Option<Comm>)> = if self.is_pid1() {
             table
         } else {
@@ -221,7 +253,7 @@ impl Deliverer {
         }
         .iter()
         .filter(|p| p.counts() && p.pid != self.me)
-        .map(|p| (p.pid, Comm::of(p.pid)))
+        .map(|p| (p.pid, Some(p.name)))
         .collect();
         running.sort_unstable_by_key(|(pid, _)| *pid);
         Some(running)
@@ -249,7 +281,7 @@ impl Deliverer {
     /// told once; with `skip_told`, not at all if the stop signal reached it. Called again after every reap
     /// while processes remain, since a process that exits hands its children over to grace-init.
     pub fn terminate_leftovers(&self, skip_told: bool) -> Reach {
-        let Some(table) = procs::scan().filter(|_| self.proc_usable) else {
+        let Some(table) = self.look() else {
             return self.terminate_blind();
         };
         let mut told = self.told.borrow_mut();
@@ -307,7 +339,9 @@ impl Deliverer {
             None => {}
         }
         // A stranger's zombie is its (outside) parent's to reap; a kernel thread is never ours.
-        procs::scan().is_some_and(|t| t.iter().any(|p| p.pid != self.me && p.counts()))
+        // Could it not be read, the answer is yes: grace-init waits (and its trouble is reported), within the bound.
+        self.look()
+            .is_none_or(|t| t.iter().any(|p| p.pid != self.me && p.counts()))
     }
 
     /// SIGKILL to everything left: as PID 1 every process in the namespace, as a subreaper the child's group
@@ -335,7 +369,7 @@ impl Deliverer {
         if self.is_pid1() {
             self.send(-1, libc::SIGKILL);
             sys::yield_cpu();
-            return match procs::scan().filter(|_| self.proc_usable) {
+            return match self.look() {
                 Some(table) => Reach::Counted(table.iter().filter(reached).count()),
                 None => Reach::Everyone,
             };
@@ -345,7 +379,7 @@ impl Deliverer {
             self.send(self.child, libc::SIGKILL);
             sys::yield_cpu();
         }
-        let Some(table) = procs::scan().filter(|_| self.proc_usable) else {
+        let Some(table) = self.look() else {
             return if child_alive {
                 Reach::Group(self.child)
             } else {
@@ -373,10 +407,11 @@ impl Deliverer {
     /// every other process; when grace-init stops waiting, the log names them.
     pub fn survey(&self) -> Unreached {
         let mut unreached = Unreached::default();
-        let table = match procs::scan().filter(|_| self.proc_usable) {
+        let table = match self.look() {
             Some(table) => table,
             None => {
-                unreached.unreadable = Some(Errno::ENOENT);
+                let why = self.trouble.get().map_or(Errno::ENOENT, |t| t.why);
+                unreached.unreadable = Some(why);
                 return unreached;
             }
         };

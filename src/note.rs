@@ -10,7 +10,7 @@ use crate::death::Cause;
 use crate::duration::seconds;
 use crate::exit_code::ChildStatus;
 use crate::signals::name;
-use crate::terms::{Reach, Target, Unreached};
+use crate::terms::{Reach, Target, Trouble, Unreached};
 
 /// One log line of the supervisor, not yet formatted. Each variant prints as the line it stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,8 @@ pub enum Note {
     Killed { child: bool, reach: Reach },
     /// Processes remained after SIGKILL: it was sent again.
     KilledAgain(Reach),
+    /// /proc could not be read, or some of the processes it lists.
+    CouldNotLook(Trouble),
     /// `waited` after the SIGKILL, grace-init stops waiting for what is left: the main child when it was not
     /// reaped, what /proc shows, and, with `hidden`, children waitpid reports that /proc does not show.
     GaveUp {
@@ -475,6 +477,18 @@ impl fmt::Display for Note {
                 }
                 f.write_str("; exiting without them")
             }
+            Note::CouldNotLook(Trouble { why, unread: 0 }) => write!(
+                f,
+                "cannot list the processes in /proc ({}): leftovers are reached only through the child's group \
+                 (as PID 1, with kill -1)",
+                why.desc().to_lowercase()
+            ),
+            Note::CouldNotLook(Trouble { why, unread }) => write!(
+                f,
+                "cannot read {} that /proc lists ({}): not signalled or counted by name",
+                Processes(unread),
+                why.desc().to_lowercase()
+            ),
             Note::KilledAgain(reach) => write!(
                 f,
                 "processes remain after SIGKILL: swept again, reaching {}",
@@ -878,6 +892,21 @@ mod tests {
                     reach: Reach::Nobody,
                 },
                 "escalated, but no leftover process can be found without /proc: none was SIGKILLed",
+            ),
+            (
+                Note::CouldNotLook(Trouble {
+                    why: nix::errno::Errno::EMFILE,
+                    unread: 0,
+                }),
+                "cannot list the processes in /proc (too many open files): leftovers are reached only through the \
+                 child's group (as PID 1, with kill -1)",
+            ),
+            (
+                Note::CouldNotLook(Trouble {
+                    why: nix::errno::Errno::EMFILE,
+                    unread: 2,
+                }),
+                "cannot read 2 processes that /proc lists (too many open files): not signalled or counted by name",
             ),
             (
                 Note::KilledAgain(Reach::Counted(1)),

@@ -233,6 +233,7 @@ impl EventLoop {
         } else {
             Left::Nothing
         };
+        self.report_trouble(now);
         self.feed(Event::Settled(left), now);
         left == Left::Strangers
     }
@@ -275,6 +276,7 @@ impl EventLoop {
         for action in actions.drain(..) {
             if self.exit.is_none() {
                 self.perform(action, now);
+                self.report_trouble(now);
             }
         }
         // Give the (now empty) buffer back unless a nested event put one in its place.
@@ -291,6 +293,13 @@ impl EventLoop {
                 }
             });
             self.out.reuse_notes(said);
+        }
+    }
+
+    /// Tells the supervisor what the deliverer's last looks at /proc could not read, if anything.
+    fn report_trouble(&mut self, now: Instant) {
+        if let Some(trouble) = self.deliverer.take_trouble() {
+            self.feed(Event::CouldNotLook(trouble), now);
         }
     }
 

@@ -16,7 +16,7 @@ use crate::death::{Cause, MemoryLook, final_code};
 use crate::exit_code::{ChildStatus, STATUS_LOST};
 use crate::note::{Note, Stage, StopTimes, Summary, Tally};
 use crate::route::Route;
-use crate::terms::{Policy, Reach, Target, Unreached};
+use crate::terms::{Policy, Reach, Target, Trouble, Unreached};
 
 /// After SIGKILL, how often to sweep again while processes remain: a process that forked between the walk
 /// of the tree and the kill, and whose orphan was re-parented to us silently, would otherwise never be killed.
@@ -135,6 +135,8 @@ pub enum Event {
     ToldRest(Reach),
     /// What the shell found still there (`Action::Survey`).
     Surveyed(Unreached),
+    /// Looking for processes (to signal, count or wait for them), the shell could not read /proc, or some of it.
+    CouldNotLook(Trouble),
 }
 
 /// What a reap pass leaves behind.
@@ -244,6 +246,8 @@ pub struct Supervisor {
     killed: Tally,
     /// Whether the first SIGKILL's reach has been reported (`Event::Killed`); later ones are sweeps.
     killed_reported: bool,
+    /// The last reason /proc could not be read that was said (`Event::CouldNotLook`).
+    trouble_said: Option<nix::errno::Errno>,
     done: bool,
 }
 
@@ -285,6 +289,7 @@ impl Supervisor {
             terminated: Tally::default(),
             killed: Tally::default(),
             killed_reported: false,
+            trouble_said: None,
             done: false,
         };
         supervisor.routes = Route::build(|signal| supervisor.only_forwards(signal));
@@ -427,6 +432,13 @@ impl Supervisor {
                 }
             }
             Event::Surveyed(unreached) => self.give_up(unreached, now, out),
+            Event::CouldNotLook(trouble) => {
+                // Said once for each reason: the shell looks again after every reap, and would say it each time.
+                if self.trouble_said != Some(trouble.why) {
+                    self.trouble_said = Some(trouble.why);
+                    say!(out, Warn, Note::CouldNotLook(trouble));
+                }
+            }
         }
     }
 
@@ -2077,5 +2089,25 @@ mod tests {
             lines[1].contains("; child had not ended after SIGKILL; leftovers: 0 sent SIGTERM, 1 SIGKILLed; exit code 137"),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn what_could_not_be_looked_at_is_said_once_per_reason() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        let emfile = Trouble {
+            why: nix::errno::Errno::EMFILE,
+            unread: 2,
+        };
+        let (_, lines) = said(&mut sup, Event::CouldNotLook(emfile), t0);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let (_, lines) = said(&mut sup, Event::CouldNotLook(emfile), t0 + ms(100));
+        assert!(lines.is_empty(), "said twice: {lines:?}");
+        let eacces = Trouble {
+            why: nix::errno::Errno::EACCES,
+            unread: 1,
+        };
+        let (_, lines) = said(&mut sup, Event::CouldNotLook(eacces), t0 + ms(200));
+        assert_eq!(lines.len(), 1, "{lines:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! The words the supervisor and the shell share: what the command line asked for (`Policy`), whom a signal is
-//! for (`Target`), whom it reached (`Reach`) and what it could not reach (`Unreached`). Plain values with no behaviour of their own, so the state
+//! for (`Target`), whom it reached (`Reach`), what it could not look at (`Trouble`) and what it could not reach
+//! (`Unreached`). Plain values with no behaviour of their own, so the state
 //! machine, its notes, the deliverer and the command line can all use them without knowing one another.
 
 use std::time::Duration;
@@ -78,4 +79,12 @@ pub struct Unreached {
     pub children_seen: usize,
     /// /proc could not be read at all, for this reason: nothing above is known.
     pub unreadable: Option<Errno>,
+}
+
+/// /proc could not be read, or not all of it: why, and how many of the processes it listed could not be read
+/// (0: not even the list). Such a process is neither signalled nor counted by name; it is never taken for gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trouble {
+    pub why: Errno,
+    pub unread: usize,
 }

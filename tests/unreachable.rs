@@ -219,3 +219,49 @@ per_mode!(
         }
     }
 );
+
+// Short of descriptors (`prlimit --nofile=N`, N = 5..10): grace-init either refuses to start, with one clear line
+// and exit 1, or a leftover gets its SIGTERM when the app exits and the log counts it. Main: as PID 1 with N = 7,
+// the /proc scan failed with EMFILE, taken for "gone": no SIGTERM, "SIGKILL to 0 processes" at the deadline.
+per_mode!(short_of_descriptors_a_leftover_still_gets_sigterm, |mode| {
+    let scratch = Scratch::new(&format!("nofile-{mode:?}"));
+    let mut started = 0;
+    for limit in 5..=10 {
+        let ready = scratch.path(&format!("ready-{limit}"));
+        let app = format!(
+            "setsid {} --tag left --exit-on TERM=0 --ready-file {ready} & \
+             i=0; while [ ! -e {ready} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; exit 0",
+            reporter()
+        );
+        let nofile = format!("--nofile={limit}:{limit}");
+        let launch = Launch::prefixed(&["prlimit", &nofile, "--"]);
+        let mut run = Run::launch(mode, &launch, &["-t", "3", "--", "sh", "-c", &app]);
+        let what = format!("{mode:?} nofile={limit}");
+        // It starts the app, which starts the leftover, or refuses to start.
+        let is_ready = || std::path::Path::new(&ready).exists();
+        let _ = wait_for(secs(10.0), || {
+            (is_ready() || run.has_exited()).then_some(())
+        });
+        if !is_ready() {
+            let done = run.wait(secs(10.0));
+            assert_eq!(done.code, Some(1), "{what}: {:?}", done.stderr);
+            assert!(
+                done.stderr.len() == 1 && done.stderr[0].contains("too many open files"),
+                "{what}: {:?}",
+                done.stderr
+            );
+            continue;
+        }
+        started += 1;
+        run.expect_stdout("left got SIGTERM", secs(2.5));
+        let done = run.wait(secs(10.0));
+        let text = done.stderr_text();
+        assert_eq!(done.code, Some(0), "{what}: {text}");
+        assert!(text.contains("sent SIGTERM to 1 process"), "{what}: {text}");
+        assert!(!text.contains("grace period over"), "{what}: {text}");
+    }
+    assert!(
+        started >= 3,
+        "{mode:?}: only {started} limits let grace-init start"
+    );
+});

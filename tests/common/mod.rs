@@ -615,6 +615,13 @@ impl Run {
         run
     }
 
+    /// Whether grace-init has exited (without collecting its output: `wait` still does).
+    pub fn has_exited(&mut self) -> bool {
+        self.process
+            .as_mut()
+            .is_some_and(|p| p.try_wait().ok().flatten().is_some())
+    }
+
     /// Sends `signal` to grace-init without asserting; returns 0 or the errno.
     pub fn try_signal(&self, signal: i32) -> i32 {
         if self.init_pid <= 0 {
