@@ -18,8 +18,9 @@ use crate::note::{Note, Stage, StopTimes, Summary, Tally};
 use crate::route::Route;
 use crate::terms::{Policy, Reach, Target, Trouble, Unreached};
 
-/// After SIGKILL, how often to sweep again while processes remain: a process that forked between the walk
-/// of the tree and the kill, and whose orphan was re-parented to us silently, would otherwise never be killed.
+/// After SIGKILL, how often to sweep again while processes remain (for at most `KILL_WAIT`): a process that
+/// forked between the walk of the tree and the kill, and whose orphan was re-parented to us silently, would
+/// otherwise never be killed.
 pub const RESWEEP: Duration = Duration::from_millis(100);
 
 /// After the SIGKILL at the deadline, how long to wait for what it reached to be gone. Then grace-init exits
