@@ -375,3 +375,43 @@ fn as_pid1_a_process_entered_from_outside_is_stopped_once_the_commands_processes
         "{log}"
     );
 }
+
+/// A subreaper without /proc waits for what the command left through waitpid, but cannot find it to signal:
+/// a stop reaches none of it, and at the end of the grace period grace-init says so and exits without it.
+#[test]
+fn without_proc_a_subreaper_waits_but_a_stop_ends_the_wait_at_the_deadline() {
+    let launcher = reporter_launcher("");
+    let mut args = vec!["--wait-all", "-t", "1", "--"];
+    args.extend(launcher.iter().map(String::as_str));
+    let mut run = Run::launch(Mode::Subreaper, &Launch::without_proc(), &args);
+    let ready = run.expect_stdout("daemon ready", secs(20.0));
+    let _daemon = Stray(vec![ready_pid(&ready)]);
+    run.expect_stderr(
+        "still running: processes grace-init cannot list without /proc",
+        secs(10.0),
+    );
+    // Waiting, with no timer: the daemon is still there a while later.
+    std::thread::sleep(secs(0.5));
+    assert!(state(ready_pid(&ready)).is_some_and(|s| s != 'Z'));
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    let at_exit = run.started_at();
+    let done = run.wait(secs(10.0));
+    let took = (at_exit + done.elapsed).saturating_duration_since(sent);
+    let log = done.stderr_text();
+    assert_eq!(done.code, Some(5), "{log}");
+    assert!(took >= secs(1.0) && took < secs(2.5), "{took:?}\n{log}");
+    assert!(
+        log.contains("no process left can be found without /proc: none was sent SIGTERM")
+            && log.contains("cannot wait for (not visible without /proc): exiting without them")
+            && log.contains(
+                "leftovers: 0 forwarded SIGTERM, 0 sent SIGTERM, 0 SIGKILLed; exit code 5"
+            ),
+        "{log}"
+    );
+    assert!(
+        !done.stdout.iter().any(|l| l.starts_with("daemon got")),
+        "{:?}",
+        done.stdout
+    );
+}

@@ -374,6 +374,32 @@ pub fn status_field(pid: i32, field: &str) -> Option<String> {
     })
 }
 
+/// Processes a test started that may outlive a failed grace-init run: SIGKILLed on drop if still a reporter.
+pub struct Stray(pub Vec<i32>);
+
+impl Drop for Stray {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            // Any thread's command line: a process whose main thread has exited shows an empty one.
+            let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten();
+            let is_reporter = threads.flatten().any(|t| {
+                let cmdline = std::fs::read(t.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmdline).contains("reporter.py")
+            });
+            if is_reporter {
+                send_signal(*pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The pid at the end of a reporter's ready line (its own view: the test's only in subreaper mode).
+pub fn ready_pid(line: &str) -> i32 {
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 /// Voluntary plus involuntary context switches of `pid`: how often it has woken up.
 pub fn wakeups(pid: i32) -> u64 {
     ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
