@@ -108,7 +108,10 @@ matrix!(
             log.contains("sigtimedwait"),
             "{what}: the log does not say how signals are taken: {log}"
         );
-        assert!(log.contains("exit code 0"), "{what}: {log}");
+        assert!(
+            log.contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed; exit code 0"),
+            "{what}: {log}"
+        );
     }
 );
 
@@ -134,10 +137,22 @@ matrix!(
             done.stderr_text()
         );
         assert_exit(&done, 137, sent, 1.0, &what);
+        let log = done.stderr_text();
         assert!(
-            done.stderr_text().contains("escalated: SIGKILL"),
-            "{what}: {}",
-            done.stderr_text()
+            log.contains("escalated: SIGKILL to the child and 0 other processes"),
+            "{what}: {log}"
+        );
+        assert!(
+            log.contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed, and the child; exit code 137"),
+            "{what}: {log}"
+        );
+        assert!(
+            !done
+                .stdout
+                .iter()
+                .any(|l| l.starts_with("child got SIGTERM")),
+            "{what}: SIGTERM is ignored, not handled: {:#?}",
+            done.stdout
         );
     }
 );
@@ -186,6 +201,10 @@ matrix!(
         let log = done.stderr_text();
         assert!(log.contains("sent SIGTERM to 1 process"), "{what}: {log}");
         assert!(log.contains("SIGKILL to 2 processes"), "{what}: {log}");
+        assert!(
+            log.contains("leftovers: 1 sent SIGTERM, 2 SIGKILLed; exit code 0"),
+            "{what}: {log}"
+        );
     }
 );
 
@@ -205,6 +224,10 @@ matrix!(
         assert_nothing_refused(&done, &what);
         let log = done.stderr_text();
         assert!(log.contains("SIGKILL to 2 processes"), "{what}: {log}");
+        assert!(
+            log.contains("leftovers: 1 sent SIGTERM, 2 SIGKILLed; exit code 0"),
+            "{what}: {log}"
+        );
     }
 );
 
