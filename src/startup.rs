@@ -20,8 +20,22 @@ impl Early {
     pub fn capture() -> Early {
         // On failure Inbox::open tries again and reports the error, once logging is set up.
         let _ = block_signals();
-        sys::reset_inherited_dispositions();
+        reset_inherited_dispositions();
         Early { parent: getppid() }
+    }
+}
+
+/// Puts every signal disposition grace-init inherited back to its default, in grace-init itself: whoever
+/// started it may have left SIGCHLD ignored (`trap '' CHLD` survives exec), and then the kernel reaps the
+/// children itself and no exit status ever arrives. The real-time signals the C library reserves (32 and 33
+/// with glibc; none with musl) are ignored instead: they cannot be blocked, so they never reach the signal
+/// queue, and their default action would end grace-init (and orphan the app) when it is not PID 1.
+/// Signals are blocked when this runs, so nothing is delivered in between.
+fn reset_inherited_dispositions() {
+    for signal in 1..=64 {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            sys::set_disposition(signal, (32..libc::SIGRTMIN()).contains(&signal));
+        }
     }
 }
 

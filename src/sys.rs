@@ -54,36 +54,21 @@ pub fn set_parent_death_signal(signal: i32) -> Result<(), Errno> {
     if rc == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
-/// Puts every signal disposition grace-init inherited back to its default, in grace-init itself: whoever
-/// started it may have left SIGCHLD ignored (`trap '' CHLD` survives exec), and then the kernel reaps the
-/// children itself and no exit status ever arrives. The real-time signals the C library reserves (32 and 33
-/// with glibc; none with musl) are ignored instead: they cannot be blocked, so they never reach the
-/// signalfd, and their default action would end grace-init (and orphan the app) when it is not PID 1.
-/// Signals are blocked when this runs, so nothing is delivered in between.
-pub fn reset_inherited_dispositions() {
+/// Sets `signal`'s disposition in grace-init itself to its default (`ignore` false) or to ignored, with no flags
+/// and an empty mask, through the raw `rt_sigaction`: the C library refuses the real-time signals it reserves.
+pub fn set_disposition(signal: i32, ignore: bool) {
     // All-zero kernel sigactions but for the handler: SIG_DFL (0) or SIG_IGN (1), no flags, empty mask.
-    let default_action = [0u64; 4];
-    let ignore = [1u64, 0, 0, 0];
-    for signal in 1..=64 {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
-            continue;
-        }
-        let action = if (32..libc::SIGRTMIN()).contains(&signal) {
-            &ignore
-        } else {
-            &default_action
-        };
-        // SAFETY: rt_sigaction reads the 32-byte action above and writes nothing (old action is null).
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                signal,
-                action.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                8usize,
-            )
-        };
-    }
+    let action = [u64::from(ignore), 0, 0, 0];
+    // SAFETY: rt_sigaction reads the 32-byte action above and writes nothing (old action is null).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            action.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
 }
 
 /// Blocks in `read(2)` on a (blocking) signalfd until at least one signal is pending, then takes as many as
