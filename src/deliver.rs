@@ -186,10 +186,20 @@ impl Deliverer {
                     name(signal)
                 ),
             },
-            Target::Rest { group } => {
-                let reach = self.signal_rest(signal, group, false);
-                log::debug!("forwarded {} to what is left: {reach:?}", name(signal));
-            }
+            Target::Rest { group } => match self.signal_rest(signal, group, false) {
+                Reach::Counted(count) => log::debug!(
+                    "forwarded {} to {count} of the processes left",
+                    name(signal)
+                ),
+                Reach::Everyone | Reach::Group(_) => log::debug!(
+                    "forwarded {} to every process (kill -1): /proc cannot list them",
+                    name(signal)
+                ),
+                Reach::Nobody => log::debug!(
+                    "{} not forwarded: no process left can be found without /proc",
+                    name(signal)
+                ),
+            },
         }
     }
 
