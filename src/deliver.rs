@@ -364,8 +364,8 @@ impl Deliverer {
     /// (milliseconds, when its pages went cold during the grace period). A process these kills reached is a
     /// zombie by then, or soon, and still listed (grace-init reaps it later). So the count is approximate: a
     /// zombie counts when its exit code says SIGKILL, or when /proc hides the code (another user's process,
-    /// without CAP_SYS_PTRACE); one that exited before does not. One reaped at once by its parent (outside the
-    /// namespace, or ignoring SIGCHLD) is gone and not counted.
+    /// without CAP_SYS_PTRACE); one that exited before does not. As PID 1, one reaped at once by its parent (outside
+    /// the namespace) counts when it was listed right before the kill and is gone after.
     pub fn kill_all(&self, child_alive: bool) -> Reach {
         if child_alive {
             self.send(-self.child, libc::SIGKILL);
@@ -377,10 +377,20 @@ impl Deliverer {
                 && (!p.zombie || p.killed || self.exit_code_hidden(p.pid))
         };
         if self.is_pid1() {
+            // Who is there, by pid only (one read of the kept /proc, no stat file): a process entered from outside
+            // (`docker exec`) is reaped by its own parent the moment the kill ends it, and would be missing from
+            // the count taken after.
+            let before = self.pid_dir.as_ref().and_then(|dir| dir.pids().ok());
             self.send(-1, libc::SIGKILL);
             sys::yield_cpu();
             return match self.look() {
-                Some(table) => Reach::Counted(table.iter().filter(reached).count()),
+                Some(table) => {
+                    let after: HashSet<i32> = table.iter().map(|p| p.pid).collect();
+                    let reaped_outside = before.unwrap_or_default().into_iter().filter(|pid| {
+                        *pid != self.me && *pid != self.child && !after.contains(pid)
+                    });
+                    Reach::Counted(table.iter().filter(reached).count() + reaped_outside.count())
+                }
                 None => Reach::Everyone,
             };
         }

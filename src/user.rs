@@ -304,8 +304,9 @@ fn read_text(path: &str) -> String {
 /// grants no CAP_SETUID or CAP_SETGID, a Kubernetes `drop: [ALL]` no CAP_KILL. `None` without /proc: then the
 /// switch is attempted and fails, if it does, when the command starts.
 fn effective_caps() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
+    // Read as bytes: the `Name:` line holds grace-init's own name, which need not be UTF-8 (a binary renamed).
+    let status = std::fs::read("/proc/self/status").ok()?;
+    String::from_utf8_lossy(&status)
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())

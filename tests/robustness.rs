@@ -652,3 +652,30 @@ fn the_escalation_names_the_app_and_counts_every_other_process_it_reached() {
         }
     }
 }
+
+#[test]
+fn as_pid1_the_escalation_counts_a_process_entered_from_outside_that_its_parent_reaped_at_once() {
+    // A TERM-ignoring app and a TERM-ignoring process entered with nsenter (docker exec): kill(-1) reaches both.
+    // The entered one is reaped by its own parent (nsenter) the moment it dies, so the count taken after the kill
+    // never saw it. Main: "escalated: SIGKILL to 0 processes".
+    if !pid1_available() {
+        return;
+    }
+    let reporter = reporter();
+    let mut run = Run::start(
+        Mode::Pid1,
+        &["-t", "1", "--", &reporter, "--ignore", "TERM"],
+    );
+    run.expect_stdout("child ready", secs(10.0));
+    let entered = run.enter(&["--tag", "entered", "--ignore", "TERM"]);
+    entered.expect("entered ready", secs(10.0));
+    run.signal(libc::SIGTERM);
+    let done = run.wait(secs(6.0));
+    let text = done.stderr_text();
+    assert_eq!(done.code, Some(137), "{text}");
+    assert!(
+        text.contains("escalated: SIGKILL to the child and 1 other process\n"),
+        "{text}"
+    );
+    assert_eq!(leftover_counts(&text), Some((0, 1)), "{text}");
+}

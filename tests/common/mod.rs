@@ -1056,3 +1056,49 @@ pub fn assert_killed_on_time(mut run: Run, what: &str) {
         "{what}: exited {took:?} after SIGTERM with --timeout 1"
     );
 }
+
+/// A reporter entered into a PID-1 run's namespaces from outside (`nsenter`, as `docker exec` does): not
+/// grace-init's descendant, and reaped by its own parent (nsenter) the moment it dies. Killed and reaped on drop.
+pub struct Entered {
+    pub process: Child,
+    pub lines: Receiver<String>,
+}
+
+impl Run {
+    /// Enters a reporter with `args` into this PID-1 run's PID and mount namespaces.
+    pub fn enter(&self, args: &[&str]) -> Entered {
+        let mut process = Command::new("nsenter")
+            .args(["-t", &self.init_pid.to_string(), "-p", "-m", "--"])
+            .arg(reporter())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("nsenter");
+        let lines = pump(process.stdout.take().expect("stdout"));
+        Entered { process, lines }
+    }
+}
+
+impl Entered {
+    /// Waits (bounded) for a line containing `needle`.
+    pub fn expect(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("no line {needle:?} from the entered process within {within:?}");
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
