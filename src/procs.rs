@@ -79,7 +79,7 @@ impl Proc {
     }
 
     /// Reads one process. ENOENT or ESRCH: it is gone. Any other error: it could not be looked at (EMFILE with no
-    /// descriptor left, EACCES under hidepid=1), which says nothing about whether it lives; EINVAL: a line that
+    /// descriptor left, EPERM under hidepid=1), which says nothing about whether it lives; EINVAL: a line that
     /// does not parse.
     pub fn look(pid: i32) -> Result<Proc, Errno> {
         let stat = fs::read(format!("/proc/{pid}/stat")).map_err(|e| errno_of(&e))?;

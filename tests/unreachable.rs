@@ -119,10 +119,13 @@ per_mode!(a_leftover_with_an_odd_name_gets_sigterm, |mode| {
 /// A uid of this file's own for the runs as a non-root user.
 const HIDDEN_UID: u32 = 64020;
 
-/// grace-init as the non-root `HIDDEN_UID`, with /proc mounted `hidepid=2`: a process of that same user that
-/// made itself non-dumpable (as ssh-agent and gpg-agent do) is hidden from it. As PID 1, in a PID namespace
-/// whose /proc is remounted so; as a subreaper, in a mount namespace of its own with a new /proc so mounted.
-fn under_hidepid(mode: Mode) -> Launch {
+/// grace-init as the non-root `HIDDEN_UID`, with /proc mounted `hidepid=N`: a process of that same user that
+/// made itself non-dumpable (as ssh-agent and gpg-agent do) is hidden from it (2), or listed but unreadable (1).
+/// As PID 1, in a PID namespace whose /proc is remounted so; as a subreaper, in a mount namespace of its own
+/// with a new /proc so mounted.
+fn under_hidepid(mode: Mode, hidepid: u8) -> Launch {
+    let remount = format!("mount -o remount,hidepid={hidepid} /proc && exec \"$0\" \"$@\"");
+    let mount = format!("mount -t proc -o hidepid={hidepid} proc /proc && exec \"$0\" \"$@\"");
     let mut launcher = match mode {
         Mode::Pid1 => strings(&[
             "unshare",
@@ -133,7 +136,7 @@ fn under_hidepid(mode: Mode) -> Launch {
             "--",
             "sh",
             "-c",
-            "mount -o remount,hidepid=2 /proc && exec \"$0\" \"$@\"",
+            &remount,
         ]),
         Mode::Subreaper => strings(&[
             "unshare",
@@ -143,7 +146,7 @@ fn under_hidepid(mode: Mode) -> Launch {
             "--",
             "sh",
             "-c",
-            "mount -t proc -o hidepid=2 proc /proc && exec \"$0\" \"$@\"",
+            &mount,
         ]),
     };
     launcher.extend(as_user(HIDDEN_UID));
@@ -164,6 +167,46 @@ impl Drop for Leftover {
     }
 }
 
+/// A non-root grace-init under `hidepid`, whose app leaves a non-dumpable leftover that ignores SIGTERM, and exits
+/// 3: grace-init exits with 3 within the 1 s grace period and the 2 s bound. Returns the log, and how long
+/// grace-init took from the app's exit.
+fn leave_a_hidden_leftover(mode: Mode, hidepid: u8) -> (String, std::time::Duration) {
+    let scratch = Scratch::new(&format!("hidepid{hidepid}-{mode:?}"));
+    let (ready, out) = (scratch.path("ready"), scratch.path("out"));
+    // The leftover writes to a file: it outlives grace-init and must not hold the test's pipes open.
+    let app = format!(
+        "setsid /usr/bin/python3 {} --tag hidden --undumpable --ignore TERM --ready-file {ready} >{out} 2>&1 & \
+         i=0; while [ ! -e {ready} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo app gone; exit 3",
+        reporter()
+    );
+    let launch = under_hidepid(mode, hidepid);
+    let mut run = Run::launch(mode, &launch, &["-t", "1", "--", "sh", "-c", &app]);
+    run.expect_stdout("app gone", secs(10.0));
+    // From the app's exit, grace-init has the grace period and the bound.
+    let app_gone = std::time::Instant::now();
+    let mut leftover = Leftover(None);
+    if mode == Mode::Subreaper {
+        let line = std::fs::read_to_string(&out).unwrap_or_default();
+        leftover.0 = line.split_whitespace().nth(2).and_then(|p| p.parse().ok());
+        assert!(
+            leftover.0.is_some(),
+            "no ready line from the leftover: {line:?}"
+        );
+    }
+    let started = run.started_at();
+    let done = run.wait(secs(15.0));
+    let took = (started + done.elapsed).saturating_duration_since(app_gone);
+    let text = done.stderr_text();
+    assert_eq!(done.code, Some(3), "{mode:?} hidepid={hidepid}: {text}");
+    // 1 s of grace period and the 2 s bound; the rest is slack for a busy machine.
+    assert!(
+        took < secs(4.5),
+        "{mode:?} hidepid={hidepid}: exited {took:?} after the app: {text}"
+    );
+    eprintln!("{mode:?} hidepid={hidepid}: exited {took:?} after the app");
+    (text, took)
+}
+
 // A non-root grace-init under hidepid=2 cannot see a non-dumpable leftover of its own user: it cannot tell it
 // SIGTERM, nor SIGKILL it as a subreaper. It exits anyway, at most KILL_WAIT (2 s) after the SIGKILL at the
 // deadline, with the child's code, and says what it could not reach. Main: as a subreaper, "SIGKILL to 0
@@ -171,41 +214,7 @@ impl Drop for Leftover {
 per_mode!(
     a_leftover_hidden_by_hidepid_bounds_the_exit_and_is_reported,
     |mode| {
-        let scratch = Scratch::new(&format!("hidepid-{mode:?}"));
-        let (ready, out) = (scratch.path("ready"), scratch.path("out"));
-        // The leftover writes to a file: it outlives grace-init and must not hold the test's pipes open.
-        let app = format!(
-            "setsid /usr/bin/python3 {} --tag hidden --undumpable --ignore TERM --ready-file {ready} >{out} 2>&1 & \
-         i=0; while [ ! -e {ready} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo app gone; exit 3",
-            reporter()
-        );
-        let mut run = Run::launch(
-            mode,
-            &under_hidepid(mode),
-            &["-t", "1", "--", "sh", "-c", &app],
-        );
-        run.expect_stdout("app gone", secs(10.0));
-        // From the app's exit, grace-init has the grace period and the bound.
-        let app_gone = std::time::Instant::now();
-        let mut leftover = Leftover(None);
-        if mode == Mode::Subreaper {
-            let line = std::fs::read_to_string(&out).unwrap_or_default();
-            leftover.0 = line.split_whitespace().nth(2).and_then(|p| p.parse().ok());
-            assert!(
-                leftover.0.is_some(),
-                "no ready line from the leftover: {line:?}"
-            );
-        }
-        let started = run.started_at();
-        let done = run.wait(secs(15.0));
-        let took = (started + done.elapsed).saturating_duration_since(app_gone);
-        let text = done.stderr_text();
-        assert_eq!(done.code, Some(3), "{mode:?}: {text}");
-        // 1 s of grace period and the 2 s bound; the rest is slack for a busy machine.
-        assert!(
-            took < secs(4.5),
-            "{mode:?}: exited {took:?} after the app: {text}"
-        );
+        let (text, took) = leave_a_hidden_leftover(mode, 2);
         if mode == Mode::Subreaper {
             assert!(
                 text.contains("gave up waiting 2.")
@@ -217,6 +226,21 @@ per_mode!(
                 "{mode:?}: did not wait out the bound: {took:?}"
             );
         }
+    }
+);
+
+// Under hidepid=1 /proc lists the leftover but will not show its stat file (EPERM): that is no "gone". The log
+// says how many processes it could not read and why, and the exit keeps its bound.
+per_mode!(
+    a_leftover_listed_but_unreadable_under_hidepid_1_is_said,
+    |mode| {
+        let (text, _) = leave_a_hidden_leftover(mode, 1);
+        assert!(
+            text.contains(
+                "that /proc lists (operation not permitted): not signalled or counted by name"
+            ),
+            "{mode:?}: {text}"
+        );
     }
 );
 
