@@ -875,7 +875,13 @@ impl Supervisor {
     fn finish(&mut self, status: Option<ChildStatus>, now: Instant, out: &mut Output) {
         self.done = true;
         let ending = status.unwrap_or(ChildStatus::Killed(libc::SIGKILL));
-        let (code, kept) = final_code(ending, self.child_cause, &self.policy.expect_exit);
+        // A child that outlived grace-init's SIGKILL dies of that SIGKILL: --expect-exit does not hide it.
+        let cause = if status.is_some() {
+            self.child_cause
+        } else {
+            Cause::Deadline
+        };
+        let (code, kept) = final_code(ending, cause, &self.policy.expect_exit);
         let summary = Note::Summary(self.summary(status, code, kept, now));
         self.last_word = Some(summary);
         say!(out, Info, summary);
@@ -2064,7 +2070,12 @@ mod tests {
     #[test]
     fn a_child_that_outlives_its_sigkill_is_not_waited_for_past_kill_wait() {
         let t0 = Instant::now();
-        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        // -e 137 is no way to hide it: the child dies of grace-init's SIGKILL.
+        let policy = Policy {
+            expect_exit: vec![137],
+            ..policy()
+        };
+        let mut sup = Supervisor::new(policy, CHILD, t0);
         sup.handle(Event::Signal(TERM), t0);
         sup.handle(Event::Tick, t0 + ms(10_000));
         sup.handle(Event::Killed(Reach::Counted(1)), t0 + ms(10_000));
@@ -2087,7 +2098,10 @@ mod tests {
             )
         );
         assert!(
-            lines[1].contains("; child had not ended after SIGKILL; leftovers: 0 sent SIGTERM, 1 SIGKILLed; exit code 137"),
+            lines[1].ends_with(
+                "; child had not ended after SIGKILL; leftovers: 0 sent SIGTERM, 1 SIGKILLed; exit code 137 \
+                 (--expect-exit does not hide grace-init's SIGKILL or an OOM kill)"
+            ),
             "{lines:?}"
         );
     }
