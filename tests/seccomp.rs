@@ -95,12 +95,12 @@ matrix!(
         );
         run.expect_stdout("child ready", secs(10.0));
         run.signal(libc::SIGUSR1);
-        run.expect_stdout("child got SIGUSR1", secs(2.0));
+        run.expect_stdout("child got SIGUSR1", secs(5.0));
         run.signal(libc::SIGHUP);
-        run.expect_stdout("child got SIGHUP", secs(2.0));
+        run.expect_stdout("child got SIGHUP", secs(5.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
-        run.expect_stdout("child got SIGTERM", secs(2.0));
+        run.expect_stdout("child got SIGTERM", secs(5.0));
         let done = run.wait(secs(10.0));
         assert_exit(&done, 0, sent, 0.0, &what);
         let log = done.stderr_text();
@@ -157,7 +157,7 @@ matrix!(
     }
 );
 
-/// Starts `sh` as the app, which starts `kid` (with a grandchild `grand`) in its own process group and exits
+/// Starts `sh` as the app, which starts `kid` (with a grandchild `grand`) in the background, in its process group, and exits
 /// once both are ready: `kid` becomes grace-init's child, `grand` stays below it, in the app's group. Returns
 /// the run once the app has exited and `kid` got the leftovers' SIGTERM, and when that was seen.
 fn start_leftovers(mode: Mode, launch: &Launch, grace: &str, scratch: &Scratch) -> (Run, Instant) {
@@ -183,12 +183,12 @@ matrix!(
         let what = format!("{mode:?} {errno}");
         let scratch = Scratch::new(&format!("seccomp-send-{mode:?}-{errno}"));
         let launch = Launch::refusing(errno, &["pidfd_send_signal"]);
-        let (mut run, exited) = start_leftovers(mode, &launch, "2", &scratch);
+        let (mut run, exited) = start_leftovers(mode, &launch, "4", &scratch);
         run.signal(libc::SIGUSR1);
-        run.expect_stdout("kid got SIGUSR1", secs(1.0));
-        run.expect_stdout("grand got SIGUSR1", secs(1.0));
+        run.expect_stdout("kid got SIGUSR1", secs(3.0));
+        run.expect_stdout("grand got SIGUSR1", secs(3.0));
         let done = run.wait(secs(10.0));
-        assert_exit(&done, 0, exited, 2.0, &what);
+        assert_exit(&done, 0, exited, 4.0, &what);
         assert_nothing_refused(&done, &what);
         assert!(
             !done
@@ -215,12 +215,12 @@ matrix!(
         let what = format!("{mode:?} {errno}");
         let scratch = Scratch::new(&format!("seccomp-all-{mode:?}-{errno}"));
         let launch = Launch::refusing(errno, &ALL);
-        let (mut run, exited) = start_leftovers(mode, &launch, "2", &scratch);
+        let (mut run, exited) = start_leftovers(mode, &launch, "4", &scratch);
         run.signal(libc::SIGUSR1);
-        run.expect_stdout("kid got SIGUSR1", secs(1.0));
-        run.expect_stdout("grand got SIGUSR1", secs(1.0));
+        run.expect_stdout("kid got SIGUSR1", secs(3.0));
+        run.expect_stdout("grand got SIGUSR1", secs(3.0));
         let done = run.wait(secs(10.0));
-        assert_exit(&done, 0, exited, 2.0, &what);
+        assert_exit(&done, 0, exited, 4.0, &what);
         assert_nothing_refused(&done, &what);
         let log = done.stderr_text();
         assert!(log.contains("SIGKILL to 2 processes"), "{what}: {log}");
@@ -396,7 +396,7 @@ matrix!(
         run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
-        run.expect_stdout("child got SIGTERM", secs(3.0));
+        run.expect_stdout("child got SIGTERM", secs(5.0));
         let done = run.wait(secs(10.0));
         assert_exit(&done, 0, sent, 0.0, &what);
         assert!(
