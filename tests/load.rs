@@ -225,11 +225,11 @@ fn memory_does_not_grow_across_50000_signal_storms() {
 
 #[test]
 fn ten_thousand_orphans_appearing_during_the_leftover_wait_are_reaped_in_linear_time() {
-    // Issue 9, item 7. The child exits at once, leaving a setsid spawner that (once the child is gone, so during
-    // the leftover wait) double-forks 10,000 orphans, 50 at a time: each sleeps until SIGTERM (a leftover that
-    // honours it) or 1 s. The spawner ignores the SIGTERM it gets as a leftover and exits once done. Every one is re-parented to grace-init, told, reaped; then the spawner exits and
-    // grace-init exits with the child's code 3. The list of leftovers already told must be pruned on reap (main
-    // keeps it linear and unpruned: O(n²) in the storm).
+    // The child exits at once, leaving a setsid spawner that (once the child is gone, so during the leftover wait)
+    // double-forks 10,000 orphans, 50 at a time: each sleeps until SIGTERM (a leftover that honours it) or 1 s.
+    // The spawner ignores the SIGTERM it gets as a leftover and exits once done. Every one is re-parented to
+    // grace-init, told, reaped; then the spawner exits and grace-init exits with the child's code 3. The list of
+    // leftovers already told is pruned on reap, so the work per orphan stays the same however many came before.
     let script = r#"
 import os, signal, sys, time
 child = os.getpid()
@@ -257,9 +257,11 @@ if os.fork() == 0:
 sys.exit(3)
 "#;
     for mode in modes() {
-        let mut run = Run::start(mode, &["-t", "30", "--", "python3", "-c", script]);
+        // The deadline and the wait for the spawner are generous: on a busy machine the forking alone takes
+        // more than 30 s, and grace-init would (rightly) SIGKILL the spawner at a shorter deadline.
+        let mut run = Run::start(mode, &["-t", "150", "--", "python3", "-c", script]);
         let started = run.started_at();
-        let line = run.expect_stdout("spawned", secs(60.0));
+        let line = run.expect_stdout("spawned", secs(140.0));
         let spawned_at = started.elapsed();
         let zombies_seen = run
             .descendants()
@@ -273,10 +275,12 @@ sys.exit(3)
             done.elapsed
         );
         assert_eq!(done.code, Some(3), "{mode:?}: {}", done.stderr_text());
+        // How fast the spawner forks is the machine's business; what grace-init does once it is done is not: every
+        // orphan left is told and reaped, and grace-init exits, within seconds of the spawner's last line.
+        let after_spawner = done.elapsed.saturating_sub(spawned_at);
         assert!(
-            done.elapsed < secs(20.0),
-            "{mode:?}: {line}; grace-init exited only {:?} after start",
-            done.elapsed
+            after_spawner < secs(5.0),
+            "{mode:?}: {line}; grace-init exited {after_spawner:?} after the spawner finished"
         );
     }
 }
