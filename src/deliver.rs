@@ -502,7 +502,16 @@ impl Deliverer {
             // grace-init's own child: only grace-init can reap it, so its pid is still its own.
             return send_each(signals, |s| self.send(p.pid, s));
         }
-        let same = || Proc::read(p.pid).is_some_and(|now| now.start == p.start);
+        // Whether it is still the process found. One that cannot be looked at now is not signalled: that is
+        // reported, not taken for gone.
+        let same = || match Proc::look(p.pid) {
+            Ok(now) => now.start == p.start,
+            Err(Errno::ENOENT | Errno::ESRCH) => false,
+            Err(why) => {
+                self.trouble.set(Some(Trouble { why, unread: 1 }));
+                false
+            }
+        };
         match sys::pidfd_open(p.pid) {
             Ok(pidfd) => {
                 // Held now: check it is the process that was found, not a newer one with its number.
