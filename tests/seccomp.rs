@@ -157,9 +157,10 @@ matrix!(
     }
 );
 
-/// Starts `sh` as the app, which starts `kid` (with a grandchild `grand`) in the background, in its process group, and exits
-/// once both are ready: `kid` becomes grace-init's child, `grand` stays below it, in the app's group. Returns
-/// the run once the app has exited and `kid` got the leftovers' SIGTERM, and when that was seen.
+/// Starts `sh` as the app, which starts `kid` (with a grandchild `grand`) in the background, in its own process
+/// group, and exits once both are ready: `kid` becomes grace-init's child, `grand` stays below it, both in the
+/// app's group. Returns the run once the app has exited and `kid` got the leftovers' SIGTERM, and when that was
+/// seen.
 fn start_leftovers(mode: Mode, launch: &Launch, grace: &str, scratch: &Scratch) -> (Run, Instant) {
     let reporter = reporter();
     let ready = scratch.path("kid-ready");
