@@ -143,7 +143,10 @@ fn write_executable(path: &Path, contents: &str) {
 impl Podman {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.podman);
-        c.env("CONTAINERS_CONF", self.home.join("containers.conf"))
+        // Podman's conmon leaves a file named `oom` in its working directory when a container's cgroup sees an
+        // OOM kill: that is the test's own directory, not the repository.
+        c.current_dir(&self.home)
+            .env("CONTAINERS_CONF", self.home.join("containers.conf"))
             .arg("--root")
             .arg(self.home.join("root"))
             .arg("--runroot")
@@ -883,4 +886,6 @@ fn an_app_over_podman_s_memory_limit_is_reported_as_oom_killed_in_the_log_and_th
         c.inspect("{{.State.OOMKilled}}").trim()
     );
     let _ = fs::remove_dir_all(&dir);
+    // What conmon left in its working directory for the OOM kill.
+    let _ = fs::remove_file(p.home.join("oom"));
 }
