@@ -60,9 +60,17 @@ macro_rules! matrix {
     };
 }
 
-/// Asserts grace-init exited with `code` no later than `grace` plus `BOUND` after `since`.
-fn assert_exit(done: &Finished, code: i32, since: Instant, grace: f64, what: &str) {
-    let took = since.elapsed();
+/// Waits for grace-init to exit (at most `within`); returns how it ended and when its exit was seen.
+fn finish(run: Run, within: Duration) -> (Finished, Instant) {
+    let started = run.started_at();
+    let done = run.wait(within);
+    let gone = started + done.elapsed;
+    (done, gone)
+}
+
+/// Asserts grace-init exited (at `gone`) with `code` no later than `grace` plus `BOUND` after `since`.
+fn assert_exit(done: &Finished, gone: Instant, code: i32, since: Instant, grace: f64, what: &str) {
+    let took = gone.saturating_duration_since(since);
     assert_eq!(done.code, Some(code), "{what}: {}", done.stderr_text());
     assert!(
         took < secs(grace + BOUND),
@@ -101,8 +109,8 @@ matrix!(
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         run.expect_stdout("child got SIGTERM", secs(5.0));
-        let done = run.wait(secs(10.0));
-        assert_exit(&done, 0, sent, 0.0, &what);
+        let (done, gone) = finish(run, secs(10.0));
+        assert_exit(&done, gone, 0, sent, 0.0, &what);
         let log = done.stderr_text();
         assert!(
             log.contains("sigtimedwait"),
@@ -130,13 +138,13 @@ matrix!(
         run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
-        let done = run.wait(secs(10.0));
+        let (done, gone) = finish(run, secs(10.0));
         assert!(
-            sent.elapsed() >= secs(1.0),
+            gone.saturating_duration_since(sent) >= secs(1.0),
             "{what}: killed before the deadline: {}",
             done.stderr_text()
         );
-        assert_exit(&done, 137, sent, 1.0, &what);
+        assert_exit(&done, gone, 137, sent, 1.0, &what);
         let log = done.stderr_text();
         assert!(
             log.contains("escalated: SIGKILL to the child and 0 other processes"),
@@ -188,8 +196,8 @@ matrix!(
         run.signal(libc::SIGUSR1);
         run.expect_stdout("kid got SIGUSR1", secs(3.0));
         run.expect_stdout("grand got SIGUSR1", secs(3.0));
-        let done = run.wait(secs(10.0));
-        assert_exit(&done, 0, exited, 4.0, &what);
+        let (done, gone) = finish(run, secs(10.0));
+        assert_exit(&done, gone, 0, exited, 4.0, &what);
         assert_nothing_refused(&done, &what);
         assert!(
             !done
@@ -220,8 +228,8 @@ matrix!(
         run.signal(libc::SIGUSR1);
         run.expect_stdout("kid got SIGUSR1", secs(3.0));
         run.expect_stdout("grand got SIGUSR1", secs(3.0));
-        let done = run.wait(secs(10.0));
-        assert_exit(&done, 0, exited, 4.0, &what);
+        let (done, gone) = finish(run, secs(10.0));
+        assert_exit(&done, gone, 0, exited, 4.0, &what);
         assert_nothing_refused(&done, &what);
         let log = done.stderr_text();
         assert!(log.contains("SIGKILL to 2 processes"), "{what}: {log}");
@@ -281,7 +289,7 @@ fn entered_process_is_stopped(errno: &str, syscalls: &[&str]) {
     expect_line(&lines, "stranger ready", secs(10.0));
     let sent = Instant::now();
     run.signal(libc::SIGTERM);
-    let done = run.wait(secs(15.0));
+    let (done, gone) = finish(run, secs(15.0));
     let told = lines.recv_timeout(secs(1.0)).ok();
     let _ = stranger.kill();
     let _ = stranger.wait();
@@ -292,7 +300,7 @@ fn entered_process_is_stopped(errno: &str, syscalls: &[&str]) {
         "{what}: the entered process did not get SIGTERM: {told:?}\n{}",
         done.stderr_text()
     );
-    assert_exit(&done, 0, sent, 0.0, &what);
+    assert_exit(&done, gone, 0, sent, 0.0, &what);
     assert_nothing_refused(&done, &what);
     assert!(
         done.stderr_text().contains("sent SIGTERM to 1 process"),
@@ -338,8 +346,8 @@ matrix!(
         );
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
-        let done = run.wait(secs(10.0));
-        assert_exit(&done, 143, sent, 1.0, &what);
+        let (done, gone) = finish(run, secs(10.0));
+        assert_exit(&done, gone, 143, sent, 1.0, &what);
     }
 );
 
@@ -398,8 +406,8 @@ matrix!(
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         run.expect_stdout("child got SIGTERM", secs(5.0));
-        let done = run.wait(secs(10.0));
-        assert_exit(&done, 0, sent, 0.0, &what);
+        let (done, gone) = finish(run, secs(10.0));
+        assert_exit(&done, gone, 0, sent, 0.0, &what);
         assert!(
             std::path::Path::new(&marker).exists(),
             "{what}: the pre-stop command did not run"
@@ -417,7 +425,7 @@ matrix!(
         run.expect_stderr("sigtimedwait", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
-        let done = run.wait(secs(10.0));
-        assert_exit(&done, 0, sent, 0.0, &what);
+        let (done, gone) = finish(run, secs(10.0));
+        assert_exit(&done, gone, 0, sent, 0.0, &what);
     }
 );
