@@ -32,21 +32,44 @@ impl MemoryCgroup {
 
     fn try_create(name: &str, limit: Option<u64>) -> Result<MemoryCgroup, String> {
         let read = |p: &str| std::fs::read(p).map_err(|e| format!("{p}: {e}"));
-        let own = locate(&read("/proc/self/cgroup")?, &read("/proc/self/mountinfo")?)
+        let mountinfo = read("/proc/self/mountinfo")?;
+        let own = locate(&read("/proc/self/cgroup")?, &mountinfo)
             .ok_or("no memory cgroup is mounted for this process")?;
-        let dir = own
-            .dir
-            .join(format!("grace-init-test-{}-{name}", std::process::id()));
+        // Below our own cgroup first. On cgroup v2 that cgroup holds processes (ours), so it cannot pass the
+        // memory controller down to a child; the top of the hierarchy can (as root, outside a cgroup namespace).
+        let mut parents = vec![own.dir.clone()];
+        if own.version == Version::V2 {
+            if let Some(top) = locate(b"0::/\n", &mountinfo) {
+                if top.dir != own.dir {
+                    parents.push(top.dir);
+                }
+            }
+        }
+        let mut why = String::new();
+        for parent in parents {
+            match Self::create_below(&parent, own.version, name, limit) {
+                Ok(cgroup) => return Ok(cgroup),
+                Err(e) => why = e,
+            }
+        }
+        Err(why)
+    }
+
+    fn create_below(
+        parent: &std::path::Path,
+        version: Version,
+        name: &str,
+        limit: Option<u64>,
+    ) -> Result<MemoryCgroup, String> {
+        let dir = parent.join(format!("grace-init-test-{}-{name}", std::process::id()));
         if dir.exists() {
             // Left by an earlier run of the same pid: empty by now, or the test cannot be trusted.
             std::fs::remove_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        let cgroup = MemoryCgroup {
-            dir,
-            version: own.version,
-        };
-        let (limit_file, kills_file) = match own.version {
+        // Removed on drop from here on, whatever goes wrong.
+        let cgroup = MemoryCgroup { dir, version };
+        let (limit_file, kills_file) = match version {
             Version::V1 => ("memory.limit_in_bytes", "memory.oom_control"),
             Version::V2 => ("memory.max", "memory.events"),
         };
@@ -58,12 +81,11 @@ impl MemoryCgroup {
         }
         if let Some(bytes) = limit {
             cgroup.write(limit_file, &bytes.to_string())?;
-            if own.version == Version::V2 {
-                // No swap to escape into: the limit is the memory.
-                let _ = cgroup.write("memory.swap.max", "0");
-            } else {
-                let _ = cgroup.write("memory.swappiness", "0");
-            }
+            // No swap to escape into: the limit is the memory (the files exist only where swap is accounted).
+            let _ = match version {
+                Version::V2 => cgroup.write("memory.swap.max", "0"),
+                Version::V1 => cgroup.write("memory.memsw.limit_in_bytes", &bytes.to_string()),
+            };
         }
         Ok(cgroup)
     }
@@ -93,6 +115,15 @@ impl MemoryCgroup {
             prefix: self.prefix(),
             ..Launch::default()
         }
+    }
+
+    /// Whether the kernel keeps a peak for the cgroup (v2's memory.peak is Linux 5.19 and later).
+    pub fn keeps_peak(&self) -> bool {
+        let file = match self.version {
+            Version::V1 => "memory.max_usage_in_bytes",
+            Version::V2 => "memory.peak",
+        };
+        self.dir.join(file).exists()
     }
 
     /// The OOM kills the cgroup counted.
