@@ -36,6 +36,13 @@ pub enum Note {
     ForwardingStop { signal: i32, target: Target },
     /// The stop signal is rewritten to `none`.
     StopDropped(i32),
+    /// The pre-stop command was started: its command line.
+    PreStopRunning(&'static str),
+    /// The pre-stop command could not be started: its command line, and why.
+    PreStopFailed {
+        line: &'static str,
+        why: nix::errno::Errno,
+    },
     /// The pre-stop command ended (exit 0 is "finished").
     PreStopEnded { status: ChildStatus, took: Duration },
     /// The pre-stop command was still running at the end of its share of the grace period.
@@ -295,6 +302,12 @@ impl fmt::Display for Note {
             Note::PreStopEnded { status, took } => {
                 write!(f, "pre-stop command {status} after {}", seconds(took))
             }
+            Note::PreStopRunning(line) => write!(f, "running pre-stop command: {line}"),
+            Note::PreStopFailed { line, why } => write!(
+                f,
+                "cannot run pre-stop command '{line}': {}",
+                std::io::Error::from_raw_os_error(why as i32)
+            ),
             Note::PreStopOverran => {
                 f.write_str("pre-stop command overran its share of the grace period: killing it")
             }
@@ -698,6 +711,17 @@ mod tests {
                     took: ms(1),
                 },
                 "pre-stop command exited with code 3 after 0.001s",
+            ),
+            (
+                Note::PreStopRunning("./deregister.sh --now"),
+                "running pre-stop command: ./deregister.sh --now",
+            ),
+            (
+                Note::PreStopFailed {
+                    line: "./deregister.sh",
+                    why: nix::errno::Errno::EAGAIN,
+                },
+                "cannot run pre-stop command './deregister.sh': Resource temporarily unavailable (os error 11)",
             ),
             (
                 Note::PreStopOverran,

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use nix::unistd::getpid;
 
 use crate::cgroup::Memory;
+use nix::errno::Errno;
+
 use crate::cli::Config;
 use crate::death::MemoryLook;
 use crate::deliver::Deliverer;
@@ -67,10 +69,16 @@ pub fn run(config: Config, early: Early) -> i32 {
     // Job control as if the app ran directly: a child stopped from the terminal (Ctrl-Z) stops grace-init too,
     // so the calling shell gets its prompt back. PID 1 has no caller to hand the terminal to.
     let job_control = terminal.is_some() && getpid().as_raw() != 1;
+    // Kept for the process's life: the notes that name it are `Copy` values, formatted after the actions.
+    let pre_stop_line: &'static str = config
+        .pre_stop
+        .clone()
+        .map_or("", |line| Box::leak(line.into_boxed_str()));
     let mut event_loop = EventLoop {
         supervisor,
         deliverer,
         config,
+        pre_stop_line,
         start_dir,
         out: Output::new(log::max_level()),
         exit: None,
@@ -96,6 +104,8 @@ struct EventLoop {
     supervisor: Supervisor,
     deliverer: Deliverer,
     config: Config,
+    /// The pre-stop command line (`--pre-stop`), empty without one.
+    pre_stop_line: &'static str,
     /// Where the app was started: the pre-stop command runs there too.
     start_dir: Option<std::path::PathBuf>,
     /// Reused for every event: steady state allocates nothing.
@@ -318,20 +328,15 @@ impl EventLoop {
                 log::info!("{}", StillRunning(running.as_deref()));
             }
             Action::StartPreStop => {
-                let line = self.config.pre_stop.clone().unwrap_or_default();
-                let outcome = match spawn_pre_stop(
-                    &line,
-                    self.config.user.as_deref(),
-                    self.start_dir.as_deref(),
-                ) {
-                    Ok(pid) => {
-                        log::info!("running pre-stop command: {line}");
-                        Event::PreStopStarted(pid)
-                    }
-                    Err(e) => {
-                        log::warn!("cannot run pre-stop command '{line}': {e}");
-                        Event::PreStopFailed
-                    }
+                let line = self.pre_stop_line;
+                let spawned =
+                    spawn_pre_stop(line, self.config.user.as_deref(), self.start_dir.as_deref());
+                let outcome = match spawned {
+                    Ok(pid) => Event::PreStopStarted { pid, line },
+                    Err(e) => Event::PreStopFailed {
+                        line,
+                        why: e.raw_os_error().map_or(Errno::EINVAL, Errno::from_raw),
+                    },
                 };
                 self.feed(outcome, now);
             }

@@ -120,9 +120,12 @@ pub enum Event {
     /// The reap pass is over: what is left.
     Settled(Left),
     /// The pre-stop command was started with this pid.
-    PreStopStarted(i32),
+    PreStopStarted { pid: i32, line: &'static str },
     /// The pre-stop command could not be started.
-    PreStopFailed,
+    PreStopFailed {
+        line: &'static str,
+        why: nix::errno::Errno,
+    },
     /// The wait ended: time may have reached a deadline.
     Tick,
     /// A signal arrived and the shell already forwarded it, as `Supervisor::route` said to.
@@ -387,7 +390,8 @@ impl Supervisor {
                 memory,
             } => self.on_reaped(pid, status, name, memory, now, out),
             Event::Settled(left) => self.on_settled(left, now, out),
-            Event::PreStopStarted(pid) => {
+            Event::PreStopStarted { pid, line } => {
+                say!(out, Info, Note::PreStopRunning(line));
                 if let PreStop::Starting { since } = self.pre_stop {
                     self.pre_stop = PreStop::Running { pid, since };
                     self.pre_stop_group = Some(pid);
@@ -406,7 +410,8 @@ impl Supervisor {
                     }
                 );
             }
-            Event::PreStopFailed => {
+            Event::PreStopFailed { line, why } => {
+                say!(out, Warn, Note::PreStopFailed { line, why });
                 if let PreStop::Starting { since } = self.pre_stop {
                     self.pre_stop = PreStop::Finished {
                         took: now.saturating_duration_since(since),
@@ -1138,7 +1143,14 @@ mod tests {
                 (0, exited(CHILD, 0), vec![]),
                 (0, LEFT, vec![Action::ListRest]),
                 (100, Event::Signal(TERM), vec![Action::StartPreStop]),
-                (101, Event::PreStopStarted(200), vec![]),
+                (
+                    101,
+                    Event::PreStopStarted {
+                        pid: 200,
+                        line: "true",
+                    },
+                    vec![],
+                ),
                 (500, LEFT, vec![]),
                 (1100, Event::Tick, vec![]),
                 (1200, exited(200, 0), stop_rest(libc::SIGQUIT)),
@@ -1603,7 +1615,14 @@ mod tests {
             pre,
             &[
                 (0, Event::Signal(TERM), vec![Action::StartPreStop]),
-                (1, Event::PreStopStarted(200), vec![]),
+                (
+                    1,
+                    Event::PreStopStarted {
+                        pid: 200,
+                        line: "true",
+                    },
+                    vec![],
+                ),
                 (300, exited(200, 0), stop(TERM)),
                 (500, exited(CHILD, 0), vec![]),
                 (500, NONE_LEFT, vec![Action::Exit(0)]),
@@ -1621,7 +1640,14 @@ mod tests {
             pre,
             &[
                 (0, Event::Signal(TERM), vec![Action::StartPreStop]),
-                (1, Event::PreStopFailed, stop(TERM)),
+                (
+                    1,
+                    Event::PreStopFailed {
+                        line: "true",
+                        why: nix::errno::Errno::ENOENT,
+                    },
+                    stop(TERM),
+                ),
             ],
         );
     }
@@ -1635,7 +1661,13 @@ mod tests {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(pre, CHILD, t0);
         sup.handle(Event::Signal(TERM), t0);
-        sup.handle(Event::PreStopStarted(200), t0);
+        sup.handle(
+            Event::PreStopStarted {
+                pid: 200,
+                line: "true",
+            },
+            t0,
+        );
         assert_eq!(sup.next_wakeup(), Some(t0 + ms(5000)));
         assert_eq!(
             sup.handle(Event::Tick, t0 + ms(5000)),
@@ -1850,7 +1882,13 @@ mod tests {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(pre, CHILD, t0);
         sup.handle(Event::Signal(TERM), t0);
-        sup.handle(Event::PreStopStarted(200), t0);
+        sup.handle(
+            Event::PreStopStarted {
+                pid: 200,
+                line: "true",
+            },
+            t0,
+        );
         let limit = t0 + PRE_STOP_LIMIT_WITHOUT_TIMEOUT;
         assert_eq!(sup.next_wakeup(), Some(limit));
         assert_eq!(
@@ -1868,7 +1906,13 @@ mod tests {
         };
         let mut sup = Supervisor::new(long_drain, CHILD, t0);
         sup.handle(Event::Signal(TERM), t0);
-        sup.handle(Event::PreStopStarted(200), t0);
+        sup.handle(
+            Event::PreStopStarted {
+                pid: 200,
+                line: "true",
+            },
+            t0,
+        );
         assert_eq!(sup.next_wakeup(), Some(t0 + Duration::from_secs(40)));
     }
 
