@@ -57,9 +57,44 @@ pub fn modes() -> Vec<Mode> {
     }
 }
 
+/// One test per mode: `per_mode! { fn name(mode: Mode) { ... } }` defines the scenario once and two tests,
+/// `name::pid1` and `name::subreaper`, so a failure as PID 1 never hides the subreaper's result and the two run
+/// in parallel. The PID-1 test fails in CI where unshare is impossible, and elsewhere says it is skipped.
+/// Attributes (`///` lines, `#[ignore]`) go on both tests.
+#[allow(unused_macros)]
+macro_rules! per_mode {
+    ($($(#[$attr:meta])* fn $name:ident($mode:ident: Mode) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                fn scenario($mode: $crate::common::Mode) $body
+
+                $(#[$attr])*
+                #[test]
+                fn pid1() {
+                    if $crate::common::pid1_available() {
+                        scenario($crate::common::Mode::Pid1);
+                    }
+                }
+
+                $(#[$attr])*
+                #[test]
+                fn subreaper() {
+                    scenario($crate::common::Mode::Subreaper);
+                }
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use per_mode;
+
 /// How a finished run ended.
 #[derive(Debug)]
 pub struct Finished {
+    pub mode: Mode,
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub stdout: Vec<String>,
@@ -70,6 +105,69 @@ pub struct Finished {
 impl Finished {
     pub fn stderr_text(&self) -> String {
         self.stderr.join("\n")
+    }
+
+    /// Panics with `what`, how the run ended and everything it printed (the whole log, then stdout).
+    #[track_caller]
+    pub fn fail(&self, what: &str) -> ! {
+        panic!(
+            "{:?}: {what}\nexit code {:?}, signal {:?}, after {:?}\n--- stderr (the log) ---\n{}\n--- stdout ---\n{}",
+            self.mode,
+            self.code,
+            self.signal,
+            self.elapsed,
+            self.stderr.join("\n"),
+            self.stdout.join("\n")
+        )
+    }
+
+    /// Asserts `ok`; on failure says `what` and prints the whole log.
+    #[track_caller]
+    pub fn check(&self, ok: bool, what: impl std::fmt::Display) {
+        if !ok {
+            self.fail(&what.to_string());
+        }
+    }
+
+    /// Asserts that grace-init exited with `code`.
+    #[track_caller]
+    pub fn assert_exit(&self, code: i32) {
+        if self.code != Some(code) {
+            self.fail(&format!("want exit code {code}"));
+        }
+    }
+
+    /// Asserts that grace-init exited with `code` in the case `what` (one of several in a test).
+    #[track_caller]
+    pub fn assert_exit_for(&self, code: i32, what: impl std::fmt::Display) {
+        if self.code != Some(code) {
+            self.fail(&format!("{what}: want exit code {code}"));
+        }
+    }
+
+    /// Asserts that some line of the log contains `needle`.
+    #[track_caller]
+    pub fn assert_log_contains(&self, needle: &str) {
+        if !self.stderr.iter().any(|l| l.contains(needle)) {
+            self.fail(&format!("no log line contains {needle:?}"));
+        }
+    }
+
+    /// Asserts that no line of the log contains `needle`.
+    #[track_caller]
+    pub fn assert_log_lacks(&self, needle: &str) {
+        if let Some(line) = self.stderr.iter().find(|l| l.contains(needle)) {
+            self.fail(&format!("a log line contains {needle:?}: {line:?}"));
+        }
+    }
+
+    /// The log lines that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<&str> {
+        self.stderr
+            .iter()
+            .filter(|l| l.contains(needle))
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -104,37 +202,14 @@ pub fn pump(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
 }
 
 impl Run {
-    /// Starts `grace-init ARGS` in `mode` with extra environment variables.
+    /// Starts `grace-init ARGS` in `mode`: `Run::launch` with the default `Launch`.
+    pub fn start(mode: Mode, args: &[&str]) -> Run {
+        Run::launch(mode, &Launch::default(), args)
+    }
+
+    /// Starts `grace-init ARGS` in `mode` with extra environment variables: `Run::launch` with `Launch::env`.
     pub fn start_env(mode: Mode, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = match mode {
-            Mode::Pid1 => {
-                let mut c = Command::new("unshare");
-                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "--"])
-                    .arg(BIN);
-                c
-            }
-            Mode::Subreaper => Command::new(BIN),
-        };
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Give grace-init exactly fds 0, 1 and 2 (cargo's jobserver pipes would otherwise be inherited).
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-                Ok(())
-            });
-        }
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut process = command.spawn().expect("start grace-init");
-        let stdout = pump(process.stdout.take().expect("stdout"));
-        let stderr = pump(process.stderr.take().expect("stderr"));
-        Run::adopt(mode, process, stdout, stderr)
+        Run::launch(mode, &Launch::with_env(env), args)
     }
 
     /// Wraps a started launcher: finds grace-init's pid (for PID 1, the launcher's child; a quick command
@@ -166,10 +241,6 @@ impl Run {
             started: Instant::now(),
             stalled: None,
         }
-    }
-
-    pub fn start(mode: Mode, args: &[&str]) -> Run {
-        Run::start_env(mode, args, &[])
     }
 
     /// When this run was started; `started_at() + Finished::elapsed` is when grace-init's exit was seen.
@@ -299,6 +370,7 @@ impl Run {
         collect(&self.stderr, &mut self.seen_stderr);
         use std::os::unix::process::ExitStatusExt;
         Finished {
+            mode: self.mode,
             code: status.code(),
             signal: status.signal(),
             stdout: std::mem::take(&mut self.seen_stdout),
@@ -431,7 +503,7 @@ pub fn secs(n: f64) -> Duration {
 /// Where grace-init's stderr goes in `Run::launch`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StderrTo {
-    /// A pipe the test reads, as with `Run::start_env`.
+    /// A pipe the test reads (the default).
     Piped,
     /// A pipe whose read end is already closed: every write to stderr fails with EPIPE (`2>&1 | head -c0`).
     BrokenPipe,
@@ -450,7 +522,8 @@ pub enum StderrTo {
     StalledSlots,
 }
 
-/// How to start grace-init when `Run::start_env` is not enough.
+/// How to start grace-init: `Launch::default()` is the mode's launcher, a piped stdout and stderr, and nothing else
+/// inherited than fds 0, 1 and 2 (cargo's jobserver pipes would otherwise reach grace-init).
 pub struct Launch {
     /// Replaces the mode's launcher (`unshare --pid --fork --mount-proc --kill-child --` for PID 1; nothing for
     /// a subreaper). In PID-1 mode grace-init must end up the launcher's child; in subreaper mode the launcher
@@ -687,7 +760,11 @@ pub struct Scratch(pub std::path::PathBuf);
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("grace-init-{name}-{}", std::process::id()));
+        // Unique within the process too: the two modes of a scenario run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("grace-init-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -828,6 +905,17 @@ impl Run {
 }
 
 impl Launch {
+    /// The mode's launcher, with extra environment variables.
+    pub fn with_env(env: &[(&str, &str)]) -> Launch {
+        Launch {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Launch::default()
+        }
+    }
+
     /// The mode's launcher, with `prefix` exec'ing grace-init in place.
     pub fn prefixed(prefix: &[&str]) -> Launch {
         Launch {
