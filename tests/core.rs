@@ -19,18 +19,12 @@ fn args<'a>(prefix: &[&'a str], rest: &'a [String]) -> Vec<&'a str> {
         .collect()
 }
 
-#[test]
-fn exit_codes_0_to_255_pass_through() {
-    for mode in modes() {
+per_mode! {
+    fn exit_codes_0_to_255_pass_through(mode: Mode) {
         for code in 0..=255 {
             let script = sh(&format!("exit {code}"));
             let done = Run::start(mode, &args(&["--"], &script)).wait(secs(10.0));
-            assert_eq!(
-                done.code,
-                Some(code),
-                "{mode:?}: exit {code}; stderr: {}",
-                done.stderr_text()
-            );
+            done.assert_exit_for(code, format!("exit {code}"));
         }
     }
 }
@@ -59,9 +53,8 @@ fn fatal_signals() -> Vec<i32> {
         .collect()
 }
 
-#[test]
-fn a_child_killed_by_signal_n_gives_128_plus_n() {
-    for mode in modes() {
+per_mode! {
+    fn a_child_killed_by_signal_n_gives_128_plus_n(mode: Mode) {
         for signal in fatal_signals() {
             let script = sh("echo ready; exec sleep 60");
             let mut run = Run::start(mode, &args(&["--"], &script));
@@ -76,62 +69,49 @@ fn a_child_killed_by_signal_n_gives_128_plus_n() {
             .expect("sleep started");
             run.signal(signal);
             let done = run.wait(secs(10.0));
-            assert_eq!(
-                done.code,
-                Some(128 + signal),
-                "{mode:?}: signal {signal}; {}",
-                done.stderr_text()
-            );
+            done.assert_exit_for(128 + signal, format!("signal {signal}"));
         }
     }
 }
 
-#[test]
-fn exec_failures_are_127_and_126_with_the_path_and_reason() {
-    let dir = std::env::temp_dir().join(format!("grace-init-exec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let not_exec = dir.join("not-executable");
-    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
-    let not_exec = not_exec.to_str().unwrap().to_string();
-    let bad_interpreter = dir.join("bad-interpreter");
-    std::fs::write(&bad_interpreter, "#!/no/such/interpreter\n").unwrap();
-    std::fs::set_permissions(
-        &bad_interpreter,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let bad_interpreter = bad_interpreter.to_str().unwrap().to_string();
-    let table: Vec<(Vec<String>, i32, &str)> = vec![
-        (vec!["no-such-command-xyz".into()], 127, "not found"),
-        (vec!["/no/such/path".into()], 127, "no such file"),
-        (vec![not_exec.clone()], 126, "permission denied"),
-        (vec![dir.to_str().unwrap().into()], 126, "is a directory"),
-        (vec![bad_interpreter.clone()], 126, "interpreter"),
-    ];
-    for mode in modes() {
+per_mode! {
+    fn exec_failures_are_127_and_126_with_the_path_and_reason(mode: Mode) {
+        let scratch = Scratch::new("exec");
+        let dir = scratch.0.clone();
+        let not_exec = dir.join("not-executable");
+        std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+        let not_exec = not_exec.to_str().unwrap().to_string();
+        let bad_interpreter = dir.join("bad-interpreter");
+        std::fs::write(&bad_interpreter, "#!/no/such/interpreter\n").unwrap();
+        std::fs::set_permissions(
+            &bad_interpreter,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let bad_interpreter = bad_interpreter.to_str().unwrap().to_string();
+        let table: Vec<(Vec<String>, i32, &str)> = vec![
+            (vec!["no-such-command-xyz".into()], 127, "not found"),
+            (vec!["/no/such/path".into()], 127, "no such file"),
+            (vec![not_exec.clone()], 126, "permission denied"),
+            (vec![dir.to_str().unwrap().into()], 126, "is a directory"),
+            (vec![bad_interpreter.clone()], 126, "interpreter"),
+        ];
         for (command, want, reason) in &table {
             let done = Run::start(mode, &args(&["--"], command)).wait(secs(10.0));
-            assert_eq!(
-                done.code,
-                Some(*want),
-                "{mode:?} {command:?}: {}",
-                done.stderr_text()
-            );
+            done.assert_exit_for(*want, format!("{command:?}"));
             let err = done.stderr_text().to_lowercase();
-            assert!(
+            done.check(
                 err.contains(&command[0].to_lowercase()) && err.contains(reason),
-                "{mode:?}: {err}"
+                format!("{command:?}: the log names the path and {reason:?}"),
             );
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn usage_errors_exit_2_with_one_line_and_start_nothing() {
-    let dir = std::env::temp_dir().join(format!("grace-init-usage-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let marker = dir.join("started");
+    let scratch = Scratch::new("usage");
+    let marker = scratch.0.join("started");
     let touch = format!("touch {}", marker.display());
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case> = vec![
@@ -194,7 +174,6 @@ fn usage_errors_exit_2_with_one_line_and_start_nothing() {
             "{argv:?}: the command must not have been started"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -268,10 +247,9 @@ fn py_name(signal: i32) -> String {
         .unwrap_or_else(|| signal.to_string())
 }
 
-#[test]
-fn every_forwardable_signal_reaches_the_child_and_its_group() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn every_forwardable_signal_reaches_the_child_and_its_group(mode: Mode) {
+        let reporter = reporter();
         for single_child in [false, true] {
             let mut argv = vec!["-t", "5"];
             if single_child {
@@ -299,12 +277,7 @@ fn every_forwardable_signal_reaches_the_child_and_its_group() {
             // Ends the run: TERM goes to the group (both exit 0) or to the child alone.
             run.signal(libc::SIGTERM);
             let done = run.wait(secs(10.0));
-            assert_eq!(
-                done.code,
-                Some(0),
-                "{mode:?} single_child={single_child}: {}",
-                done.stderr_text()
-            );
+            done.assert_exit_for(0, format!("single_child={single_child}"));
             if single_child {
                 let leaked: Vec<_> = done
                     .stdout
@@ -331,10 +304,10 @@ fn every_forwardable_signal_reaches_the_child_and_its_group() {
     }
 }
 
-#[test]
-fn thousand_orphans_are_reaped_with_no_zombie_left() {
-    // The child makes 1000 short-lived orphans (double fork), then stays alive so only grace-init can reap them.
-    let script = r#"
+per_mode! {
+    fn thousand_orphans_are_reaped_with_no_zombie_left(mode: Mode) {
+        // The child makes 1000 short-lived orphans (double fork), then stays alive so only grace-init can reap them.
+        let script = r#"
 import os, time
 for _ in range(1000):
     pid = os.fork()
@@ -347,7 +320,6 @@ for _ in range(1000):
 print('spawned', flush=True)
 time.sleep(60)
 "#;
-    for mode in modes() {
         let mut run = Run::start(mode, &["-t", "2", "--", "python3", "-c", script]);
         run.expect_stdout("spawned", secs(30.0));
         let settled = wait_for(secs(10.0), || {
@@ -366,37 +338,31 @@ time.sleep(60)
         );
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(143);
     }
 }
 
-#[test]
-fn a_child_ignoring_sigterm_is_killed_at_the_timeout() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_child_ignoring_sigterm_is_killed_at_the_timeout(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(mode, &["-t", "1", "--", &reporter, "--ignore", "TERM"]);
         run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         let took = sent.elapsed();
-        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(137);
         assert!(
             took >= secs(1.0) && took < secs(1.5),
             "{mode:?}: SIGKILL after {took:?}, want 1 s ≤ t < 1.5 s"
         );
-        assert!(
-            done.stderr_text().contains("SIGKILL"),
-            "{}",
-            done.stderr_text()
-        );
+        done.assert_log_contains("SIGKILL");
     }
 }
 
-#[test]
-fn a_cooperative_child_ends_the_run_promptly_without_sigkill() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_cooperative_child_ends_the_run_promptly_without_sigkill(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(mode, &["-t", "10", "--", &reporter, "--exit-on", "TERM=0"]);
         run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
@@ -404,29 +370,20 @@ fn a_cooperative_child_ends_the_run_promptly_without_sigkill() {
         let done = run.wait(secs(10.0));
         let took = sent.elapsed();
         eprintln!("{mode:?}: SIGTERM -> grace-init exit with a cooperative child: {took:?}");
-        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(0);
         assert!(
             took < secs(2.0),
             "{mode:?}: took {took:?} with a 10 s timeout"
         );
         assert!(done.stdout.contains(&"child got SIGTERM".to_string()));
-        assert!(
-            done.stderr_text().contains("0 SIGKILLed"),
-            "{}",
-            done.stderr_text()
-        );
-        assert!(
-            !done.stderr_text().contains("grace period over"),
-            "{}",
-            done.stderr_text()
-        );
+        done.assert_log_contains("0 SIGKILLed");
+        done.assert_log_lacks("grace period over");
     }
 }
 
-#[test]
-fn a_grandchild_outliving_the_child_is_terminated_and_the_childs_code_kept() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_grandchild_outliving_the_child_is_terminated_and_the_childs_code_kept(mode: Mode) {
+        let reporter = reporter();
         for setsid in [false, true] {
             let grandchild = if setsid {
                 "--tag grandchild --exit-on TERM=0 --linger 0.3 --setsid"
@@ -448,12 +405,7 @@ fn a_grandchild_outliving_the_child_is_terminated_and_the_childs_code_kept() {
             );
             run.expect_stdout("grandchild ready", secs(10.0));
             let done = run.wait(secs(10.0));
-            assert_eq!(
-                done.code,
-                Some(7),
-                "{mode:?} setsid={setsid}: {}",
-                done.stderr_text()
-            );
+            done.assert_exit_for(7, format!("setsid={setsid}"));
             for want in ["grandchild got SIGTERM", "grandchild finished"] {
                 assert!(
                     done.stdout.iter().any(|l| l == want),
@@ -465,10 +417,9 @@ fn a_grandchild_outliving_the_child_is_terminated_and_the_childs_code_kept() {
     }
 }
 
-#[test]
-fn a_grandchild_ignoring_sigterm_after_the_child_exits_is_killed_at_the_timeout() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_grandchild_ignoring_sigterm_after_the_child_exits_is_killed_at_the_timeout(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -484,23 +435,18 @@ fn a_grandchild_ignoring_sigterm_after_the_child_exits_is_killed_at_the_timeout(
         );
         run.expect_stdout("grandchild ready", secs(10.0));
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(5), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(5);
         assert!(
             done.elapsed >= secs(1.0),
             "{mode:?}: waited {:?}",
             done.elapsed
         );
-        assert!(
-            done.stderr_text().contains("1 SIGKILLed"),
-            "{mode:?}: {}",
-            done.stderr_text()
-        );
+        done.assert_log_contains("1 SIGKILLed");
     }
 }
 
-#[test]
-fn the_child_starts_with_no_blocked_or_ignored_signal_and_only_fds_0_1_2() {
-    for mode in modes() {
+per_mode! {
+    fn the_child_starts_with_no_blocked_or_ignored_signal_and_only_fds_0_1_2(mode: Mode) {
         // The parent of grace-init ignores INT and HUP: the child must not inherit that.
         let run = Run::start(mode, &["--", "sh", "-c", "trap '' INT HUP; exec sleep 60"]);
         let child = wait_for(secs(5.0), || {
@@ -570,11 +516,11 @@ fn a_parent_that_ignores_signals_does_not_leak_that_into_the_child() {
     let _ = run.wait(secs(10.0));
 }
 
-#[test]
-fn arguments_pass_through_byte_for_byte() {
-    let out = std::env::temp_dir().join(format!("grace-init-args-{}", std::process::id()));
-    let script = format!("printf '%s|' \"$@\" > {}", out.display());
-    for mode in modes() {
+per_mode! {
+    fn arguments_pass_through_byte_for_byte(mode: Mode) {
+        let scratch = Scratch::new("args");
+        let out = scratch.0.join("args");
+        let script = format!("printf '%s|' \"$@\" > {}", out.display());
         let done = Run::start(
             mode,
             &[
@@ -591,19 +537,17 @@ fn arguments_pass_through_byte_for_byte() {
             ],
         )
         .wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+        done.assert_exit(0);
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "a b||--timeout|-x|ünï|"
         );
     }
-    let _ = std::fs::remove_file(&out);
 }
 
-#[test]
-fn a_second_stop_signal_is_forwarded_again_and_the_deadline_holds() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_second_stop_signal_is_forwarded_again_and_the_deadline_holds(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -626,32 +570,23 @@ fn a_second_stop_signal_is_forwarded_again_and_the_deadline_holds() {
         run.signal(libc::SIGINT);
         let done = run.wait(secs(10.0));
         let took = sent.elapsed();
-        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(137);
         assert!(took < secs(1.5), "{mode:?}: the deadline moved: {took:?}");
-        assert!(
-            done.stderr_text().contains("received SIGINT again"),
-            "{}",
-            done.stderr_text()
-        );
+        done.assert_log_contains("received SIGINT again");
     }
 }
 
 #[test]
 fn subreaper_mode_registers_quietly() {
     let done = Run::start(Mode::Subreaper, &["--", "true"]).wait(secs(10.0));
-    assert_eq!(done.code, Some(0));
-    assert!(
-        !done.stderr_text().contains("warning"),
-        "{}",
-        done.stderr_text()
-    );
+    done.assert_exit(0);
+    done.assert_log_lacks("warning");
 }
 
-#[test]
-fn nothing_is_written_to_stdout_by_grace_init() {
-    for mode in modes() {
+per_mode! {
+    fn nothing_is_written_to_stdout_by_grace_init(mode: Mode) {
         let done = Run::start(mode, &["-vv", "--", "true"]).wait(secs(10.0));
-        assert_eq!(done.code, Some(0));
+        done.assert_exit(0);
         assert!(done.stdout.is_empty(), "{:?}", done.stdout);
         assert!(
             done.stderr.iter().all(|l| l.starts_with("grace-init")),
@@ -661,25 +596,14 @@ fn nothing_is_written_to_stdout_by_grace_init() {
     }
 }
 
-#[test]
-fn idle_grace_init_does_not_wake_up() {
-    for mode in modes() {
+per_mode! {
+    fn idle_grace_init_does_not_wake_up(mode: Mode) {
         let mut run = Run::start(mode, &["--", "sh", "-c", "echo ready; exec sleep 60"]);
         run.expect_stdout("ready", secs(5.0));
         std::thread::sleep(Duration::from_millis(200));
-        let switches = |pid| -> u64 {
-            ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
-                .iter()
-                .map(|f| {
-                    status_field(pid, f)
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                })
-                .sum()
-        };
-        let before = switches(run.init_pid());
+        let before = wakeups(run.init_pid());
         std::thread::sleep(Duration::from_millis(1500));
-        let after = switches(run.init_pid());
+        let after = wakeups(run.init_pid());
         assert_eq!(
             after,
             before,
@@ -691,11 +615,10 @@ fn idle_grace_init_does_not_wake_up() {
     }
 }
 
-#[test]
-fn ctrl_c_on_a_terminal_reaches_the_app_like_docker_run_it() {
-    let pty_run = format!("{}/tests/fixtures/pty_run.py", env!("CARGO_MANIFEST_DIR"));
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn ctrl_c_on_a_terminal_reaches_the_app_like_docker_run_it(mode: Mode) {
+        let pty_run = format!("{}/tests/fixtures/pty_run.py", env!("CARGO_MANIFEST_DIR"));
+        let reporter = reporter();
         let mut command = std::process::Command::new("python3");
         command.arg(&pty_run);
         if mode == Mode::Pid1 {
@@ -751,10 +674,9 @@ fn a_broken_stderr_pipe_with_debug_logging_does_not_stall_supervision() {
     assert!(sent.elapsed() < secs(3.0));
 }
 
-#[test]
-fn a_stop_signal_sent_right_at_start_is_not_lost() {
-    // As PID 1 a signal that arrives while no handler is set up would be discarded by the kernel.
-    for mode in modes() {
+per_mode! {
+    fn a_stop_signal_sent_right_at_start_is_not_lost(mode: Mode) {
+        // As PID 1 a signal that arrives while no handler is set up would be discarded by the kernel.
         for _ in 0..5 {
             let run = Run::start(mode, &["-t", "5", "--", "sleep", "30"]);
             // The first thing grace-init does is block signals; from then on a signal must not be lost, even
@@ -769,16 +691,15 @@ fn a_stop_signal_sent_right_at_start_is_not_lost() {
             .expect("grace-init blocked its signals");
             run.signal(libc::SIGTERM);
             let done = run.wait(secs(10.0));
-            assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+            done.assert_exit(143);
             assert!(done.elapsed < secs(3.0), "{mode:?}: {:?}", done.elapsed);
         }
     }
 }
 
-#[test]
-fn a_stopped_child_still_gets_a_graceful_shutdown() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_stopped_child_still_gets_a_graceful_shutdown(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(mode, &["-t", "5", "--", &reporter, "--exit-on", "TERM=0"]);
         run.expect_stdout("child ready", secs(10.0));
         let child = run.descendants()[0];
@@ -787,12 +708,7 @@ fn a_stopped_child_still_gets_a_graceful_shutdown() {
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(
-            done.code,
-            Some(0),
-            "{mode:?}: SIGCONT follows the stop signal: {}",
-            done.stderr_text()
-        );
+        done.assert_exit_for(0, "SIGCONT follows the stop signal");
         assert!(sent.elapsed() < secs(2.0), "{mode:?}: {:?}", sent.elapsed());
     }
 }
@@ -832,22 +748,21 @@ fn as_pid1_a_process_entered_from_outside_gets_sigterm_and_is_waited_for() {
         Some("stranger done"),
         "the entered process was not let finish"
     );
-    assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+    done.assert_exit(0);
     assert!(
         took >= secs(0.5) && took < secs(3.0),
         "waited {took:?} for the entered process"
     );
 }
 
-#[test]
-fn a_group_member_started_after_the_stop_signal_still_gets_sigterm_as_a_leftover() {
-    let reporter = reporter();
-    // On TERM the child starts a new process in its group (it never got the stop signal), then exits.
-    let script = format!(
-        "trap '{reporter} --tag late --exit-on TERM=0 & sleep 0.5; exit 0' TERM; echo ready; \
-         while :; do sleep 0.05; done"
-    );
-    for mode in modes() {
+per_mode! {
+    fn a_group_member_started_after_the_stop_signal_still_gets_sigterm_as_a_leftover(mode: Mode) {
+        let reporter = reporter();
+        // On TERM the child starts a new process in its group (it never got the stop signal), then exits.
+        let script = format!(
+            "trap '{reporter} --tag late --exit-on TERM=0 & sleep 0.5; exit 0' TERM; echo ready; \
+             while :; do sleep 0.05; done"
+        );
         let mut run = Run::start(mode, &["-t", "10", "--", "sh", "-c", &script]);
         run.expect_stdout("ready", secs(10.0));
         let sent = Instant::now();
@@ -855,7 +770,7 @@ fn a_group_member_started_after_the_stop_signal_still_gets_sigterm_as_a_leftover
         run.expect_stdout("late ready", secs(5.0));
         run.expect_stdout("late got SIGTERM", secs(5.0));
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(0);
         assert!(
             sent.elapsed() < secs(3.0),
             "{mode:?}: waited {:?}",
