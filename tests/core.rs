@@ -758,10 +758,14 @@ fn as_pid1_a_process_entered_from_outside_gets_sigterm_and_is_waited_for() {
 per_mode! {
     fn a_group_member_started_after_the_stop_signal_still_gets_sigterm_as_a_leftover(mode: Mode) {
         let reporter = reporter();
-        // On TERM the child starts a new process in its group (it never got the stop signal), then exits.
+        // On TERM the child starts a new process in its group (it never got the stop signal), waits (at most
+        // 10 s) until that one has its handlers, then exits.
+        let scratch = Scratch::new("late");
+        let ready = scratch.path("late-ready");
         let script = format!(
-            "trap '{reporter} --tag late --exit-on TERM=0 & sleep 0.5; exit 0' TERM; echo ready; \
-             while :; do sleep 0.05; done"
+            "trap '{reporter} --tag late --exit-on TERM=0 --ready-file {ready} & i=0; \
+             while [ ! -e {ready} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; exit 0' TERM; \
+             echo ready; while :; do sleep 0.05; done"
         );
         let mut run = Run::start(mode, &["-t", "10", "--", "sh", "-c", &script]);
         run.expect_stdout("ready", secs(10.0));
