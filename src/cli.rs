@@ -606,6 +606,8 @@ mod tests {
             (&["--wait-all=maybe", "x"], "--wait-all"),
             (&["--log-format", "yaml", "x"], "valid values: text, json"),
             (&["--termination-log", "", "x"], "''"),
+            (&["--timout", "3", "x"], "did you mean '--timeout'?"),
+            (&["--log-format", "jsn", "x"], "did you mean 'json'?"),
         ];
         for (args, named) in table {
             let message = usage(args);

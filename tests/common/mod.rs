@@ -6,6 +6,7 @@
 
 pub mod host;
 pub mod memcg;
+pub mod podman;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
