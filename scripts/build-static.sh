@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# Builds a fully static grace-init, ready to copy into any container image.
+# Builds grace-init statically linked, for the benchmarks and the container tests.
 #
 #   scripts/build-static.sh                      # glibc static (always) + musl (when its target is installed)
 #   scripts/build-static.sh --glibc              # only the glibc static binary (what the tests and CI use)
 #   scripts/build-static.sh --musl               # only the musl binary; fails if the target is not installed
-#   scripts/build-static.sh --install-toolchain  # first add the musl target, and nightly with rust-src (rustup)
 #
 # Outputs (stable paths):
 #   target/static/grace-init        glibc, -C target-feature=+crt-static (static-pie); needs nothing downloaded
-#   target/static/grace-init-musl   musl (x86_64-unknown-linux-musl), non-PIE. The smallest build: when a nightly
-#                                   toolchain with rust-src and the musl target is installed, the standard library
-#                                   is rebuilt with panic=immediate-abort (-Zbuild-std), which drops the backtrace
-#                                   printer (~370 KB instead of ~730 KB on stable, and half the resident memory).
+#   target/static/grace-init-musl   the small musl binary, built by scripts/release.sh --native (the one way to
+#                                   build it: stable toolchain, std rebuilt with panic=immediate-abort; needs the
+#                                   musl target and rust-src)
 #
 # Each binary is checked with `file`: the script fails unless it says "statically linked" or "static-pie linked".
 set -euo pipefail
@@ -23,12 +21,7 @@ case "${1:-}" in
   "") ;;
   --glibc) want_musl=0 ;;
   --musl) want_glibc=0; want_musl=1 ;;
-  --install-toolchain)
-    rustup target add x86_64-unknown-linux-musl
-    rustup toolchain install nightly --profile minimal --component rust-src
-    rustup target add x86_64-unknown-linux-musl --toolchain nightly
-    ;;
-  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "build-static: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
 
@@ -68,28 +61,18 @@ if [ "$want_glibc" = 1 ]; then
 fi
 
 if [ "$want_musl" != 0 ]; then
-  triple=x86_64-unknown-linux-musl
-  if command -v rustup >/dev/null && rustup target list --installed | grep -qx "$triple"; then
-    # musl targets link statically by default; a non-PIE executable needs no self-relocation code.
-    if rustup run nightly rustc --version >/dev/null 2>&1 \
-      && rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' \
-      && rustup target list --toolchain nightly --installed 2>/dev/null | grep -qx "$triple"; then
-      echo "build-static: building $triple with nightly, std rebuilt with panic=immediate-abort" >&2
-      RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static -Zunstable-options -Cpanic=immediate-abort" \
-        cargo +nightly build --release --locked --target "$triple" -Zbuild-std=std,panic_abort \
-        --target-dir target/static-nightly
-      install_bin "target/static-nightly/$triple/release/grace-init" "$out/grace-init-musl"
-    else
-      echo "build-static: building $triple with stable (install nightly + rust-src for a build half the size:" \
-        "scripts/build-static.sh --install-toolchain)" >&2
-      RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static" cargo build --release --locked --target "$triple"
-      install_bin "target/$triple/release/grace-init" "$out/grace-init-musl"
-    fi
+  triple=$(uname -m)-unknown-linux-musl
+  if command -v rustup >/dev/null && rustup target list --installed | grep -qx "$triple" \
+    && rustup component list --installed | grep -q '^rust-src'; then
+    echo "build-static: building the musl binary with scripts/release.sh --native" >&2
+    RELEASE_TARGET_DIR=target/static-release scripts/release.sh --native --out target/static/release
+    install_bin target/static/release/grace-init-linux-* "$out/grace-init-musl"
     check_static "$out/grace-init-musl"
   elif [ "$want_musl" = 1 ]; then
-    echo "build-static: target $triple is not installed (rustup target add $triple)" >&2
+    echo "build-static: needs the $triple target and rust-src (rustup target add $triple; rustup component add rust-src)" >&2
     exit 1
   else
-    echo "build-static: skipping musl: target $triple is not installed (rustup target add $triple)" >&2
+    echo "build-static: skipping musl: needs the $triple target and rust-src" \
+      "(rustup target add $triple; rustup component add rust-src)" >&2
   fi
 fi

@@ -8,7 +8,7 @@
 #                                      # and keep them in dist/ (or --out DIR)
 #
 # Both binaries are musl (*-unknown-linux-musl), static and non-PIE, with the standard library rebuilt from source
-# with panic=immediate-abort (-Zbuild-std), which halves them (~340-380 KB instead of ~660-740 KB). -Zbuild-std is
+# with panic=immediate-abort (-Zbuild-std), which halves them (README.md's "Install" quotes the sizes). -Zbuild-std is
 # unstable: it needs a nightly toolchain, or the pinned stable one with RUSTC_BOOTSTRAP=1, which is what this script
 # uses (stable, so two machines with the same rustc build the same bytes; nightly's aarch64-musl std is not always
 # published). Needs: rustup with the two musl targets and rust-src (scripts/setup-test-deps.sh adds them). aarch64

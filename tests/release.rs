@@ -129,6 +129,36 @@ fn artifacts_are_small_static_binaries_for_their_architecture_and_match_sha256su
 }
 
 #[test]
+fn the_sizes_readme_quotes_are_the_sizes_of_these_artifacts() {
+    // README.md quotes each artifact's size once, as "`grace-init-linux-amd64` (416 KiB)"; the number must be
+    // this build's, within 3 %, so it is updated when the binary grows or shrinks.
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    for name in ["grace-init-linux-amd64", "grace-init-linux-arm64"] {
+        let kib = fs::metadata(dist().join(name)).expect("an artifact").len() as f64 / 1024.0;
+        let prefix = format!("`{name}` (");
+        let quoted: Vec<f64> = readme
+            .match_indices(&prefix)
+            .filter_map(|(at, _)| {
+                let rest = readme.get(at + prefix.len()..)?;
+                rest.split_once(" KiB)")?.0.parse().ok()
+            })
+            .collect();
+        assert!(
+            !quoted.is_empty(),
+            "README.md quotes no size as {prefix}N KiB)"
+        );
+        for q in quoted {
+            assert!(
+                (q - kib).abs() <= kib * 0.03,
+                "README.md says {name} is {q} KiB; it is {kib:.0} KiB"
+            );
+        }
+        eprintln!("{name}: {kib:.1} KiB, as README.md says");
+    }
+}
+
+#[test]
 fn as_pid1_the_stop_signal_is_forwarded_and_the_app_exit_code_passed_on() {
     let reporter = reporter();
     for a in artifacts() {

@@ -331,6 +331,8 @@ while :; do sleep 1000 & wait $!; done
 pub const DEBIAN: &str = "localhost/grace-init-e2e/bookworm:base";
 /// Dockerfile.example's image, built with both bases swapped for local ones.
 pub const EXAMPLE: &str = "localhost/grace-init-e2e/hello-gunicorn:test";
+/// Its build stage (`--target build`).
+pub const EXAMPLE_BUILD: &str = "localhost/grace-init-e2e/hello-gunicorn-build:test";
 
 pub fn debian_base(p: &'static Podman) -> &'static str {
     static DONE: OnceLock<()> = OnceLock::new();
@@ -374,16 +376,22 @@ pub fn debian_base(p: &'static Podman) -> &'static str {
     DEBIAN
 }
 
-/// Builds Dockerfile.example, every instruction, with RUST_IMAGE and PYTHON_IMAGE swapped for local bases:
-/// the builder is the Debian base with the host's rustup toolchain and cargo registry mounted where the official
-/// rust image keeps them (and cargo offline); the runtime is the Debian base with a local pip index of gunicorn.
-pub fn example_image(p: &'static Podman) -> &'static str {
+/// The local stand-ins for Dockerfile.example's two bases, and the volumes its build needs: the builder is the
+/// Debian base with the host's rustup toolchain and cargo registry mounted where the official rust image keeps them
+/// (and cargo offline); the runtime is the Debian base with a local pip index of gunicorn. Returns the rust image,
+/// the python image and the `--volume` values.
+pub fn example_bases(p: &'static Podman) -> (&'static str, &'static str, Vec<String>) {
     static DONE: OnceLock<()> = OnceLock::new();
+    let rust_image = "localhost/grace-init-e2e/rust:local";
+    let python_image = "localhost/grace-init-e2e/python:local";
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let rustup =
+        std::env::var_os("RUSTUP_HOME").map_or_else(|| home.join(".rustup"), PathBuf::from);
+    let cargo = std::env::var_os("CARGO_HOME").map_or_else(|| home.join(".cargo"), PathBuf::from);
     DONE.get_or_init(|| {
         let base = debian_base(p);
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        let rustup = std::env::var_os("RUSTUP_HOME").map_or_else(|| home.join(".rustup"), PathBuf::from);
-        let cargo = std::env::var_os("CARGO_HOME").map_or_else(|| home.join(".cargo"), PathBuf::from);
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let wheels = root.join(".venv/wheels");
         assert!(
@@ -391,7 +399,6 @@ pub fn example_image(p: &'static Podman) -> &'static str {
             "no {}: run scripts/setup-test-deps.sh",
             wheels.display()
         );
-
         let rust = p.context("rust-base", &[]);
         fs::write(
             rust.join("Containerfile"),
@@ -418,34 +425,42 @@ pub fn example_image(p: &'static Podman) -> &'static str {
             format!("FROM {base}\nCOPY wheels /wheels\nCOPY pip.conf /etc/pip.conf\n"),
         )
         .expect("write a Containerfile");
-        let rust_image = "localhost/grace-init-e2e/rust:local";
-        let python_image = "localhost/grace-init-e2e/python:local";
         p.ok(&["build", "--network", "none", "-t", rust_image, &rust.to_string_lossy()]);
         p.ok(&["build", "--network", "none", "-t", python_image, &python.to_string_lossy()]);
+    });
+    let volumes = vec![
+        format!("{}:/usr/local/rustup", rustup.display()),
+        format!("{}:/usr/local/cargo", cargo.display()),
+    ];
+    (rust_image, python_image, volumes)
+}
 
+/// Builds Dockerfile.example, every instruction, on the local bases of `example_bases`. Its build stage is
+/// tagged too, so pruning untagged images keeps it cached for other builds of the same file (`--target`).
+pub fn example_image(p: &'static Podman) -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let (rust_image, python_image, volumes) = example_bases(p);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let started = Instant::now();
-        let (rustup, cargo) = (
-            format!("{}:/usr/local/rustup", rustup.display()),
-            format!("{}:/usr/local/cargo", cargo.display()),
+        let dockerfile = root
+            .join("Dockerfile.example")
+            .to_string_lossy()
+            .into_owned();
+        let (rust_arg, python_arg) = (
+            format!("RUST_IMAGE={rust_image}"),
+            format!("PYTHON_IMAGE={python_image}"),
         );
-        p.ok(&[
-            "build",
-            "--network",
-            "none",
-            "--file",
-            &root.join("Dockerfile.example").to_string_lossy(),
-            "--build-arg",
-            &format!("RUST_IMAGE={rust_image}"),
-            "--build-arg",
-            &format!("PYTHON_IMAGE={python_image}"),
-            "--volume",
-            &rustup,
-            "--volume",
-            &cargo,
-            "--tag",
-            EXAMPLE,
-            &root.to_string_lossy(),
-        ]);
+        let context = root.to_string_lossy().into_owned();
+        for (target, tag) in [("runtime", EXAMPLE), ("build", EXAMPLE_BUILD)] {
+            let mut args = vec!["build", "--network", "none", "--file", &dockerfile];
+            args.extend(["--build-arg", &rust_arg, "--build-arg", &python_arg]);
+            for v in &volumes {
+                args.extend(["--volume", v.as_str()]);
+            }
+            args.extend(["--target", target, "--tag", tag, &context]);
+            p.ok(&args);
+        }
         p.podman(&["image", "prune", "--force"]);
         eprintln!(
             "Dockerfile.example built in {:.0}s",
