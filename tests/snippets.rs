@@ -229,7 +229,7 @@ fn logged_phrases() -> Vec<(String, String)> {
         let text = fs::read_to_string(&path).expect("read a source file");
         let text = text.split("#[cfg(test)]").next().unwrap_or_default();
         let starts = [
-            "write!(f,",
+            "write!(",
             "write_str(",
             "log::error!(",
             "log::warn!(",
@@ -239,7 +239,14 @@ fn logged_phrases() -> Vec<(String, String)> {
         ];
         for start in starts {
             for (at, _) in text.match_indices(start) {
-                let rest = text[at + start.len()..].trim_start();
+                let mut rest = text[at + start.len()..].trim_start();
+                if start == "write!(" {
+                    // `write!(f, "…")`, however rustfmt broke it over lines.
+                    let Some(after) = rest.strip_prefix("f,") else {
+                        continue;
+                    };
+                    rest = after.trim_start();
+                }
                 let Some(literal) = rest.strip_prefix('"') else {
                     continue;
                 };
