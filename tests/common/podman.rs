@@ -154,7 +154,13 @@ impl Podman {
 
     /// `podman ARGS`, which must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.podman(args);
+        self.ok_within(args, PATIENCE * 4)
+    }
+
+    /// `podman ARGS` given `limit`, which must succeed: for builds that compile (Dockerfile.example's build
+    /// stage builds the standard library, minutes on a busy machine).
+    pub fn ok_within(&self, args: &[&str], limit: Duration) -> String {
+        let out = run_bounded(self.command().args(args), limit);
         assert!(
             out.status.success(),
             "podman {args:?} failed ({}):\n{}{}",
@@ -331,6 +337,8 @@ while :; do sleep 1000 & wait $!; done
 pub const DEBIAN: &str = "localhost/grace-init-e2e/bookworm:base";
 /// Dockerfile.example's image, built with both bases swapped for local ones.
 pub const EXAMPLE: &str = "localhost/grace-init-e2e/hello-gunicorn:test";
+/// Bound for a build that compiles grace-init.
+pub const BUILD_PATIENCE: Duration = Duration::from_secs(1200);
 /// Its build stage (`--target build`).
 pub const EXAMPLE_BUILD: &str = "localhost/grace-init-e2e/hello-gunicorn-build:test";
 
@@ -459,7 +467,7 @@ pub fn example_image(p: &'static Podman) -> &'static str {
                 args.extend(["--volume", v.as_str()]);
             }
             args.extend(["--target", target, "--tag", tag, &context]);
-            p.ok(&args);
+            p.ok_within(&args, BUILD_PATIENCE);
         }
         p.podman(&["image", "prune", "--force"]);
         eprintln!(
