@@ -64,62 +64,61 @@ type UserCase<'a> = (
     String,
 );
 
-#[test]
-fn user_switches_the_child_and_pre_stop_but_not_grace_init() {
-    if !is_root() {
-        eprintln!("SKIPPED: --user needs root");
-        return;
-    }
-    let (nobody_uid, nobody_gid, nobody_home) = passwd_entry("nobody");
-    let (_, daemon_gid, _) = passwd_entry("daemon");
-    let pre_stop = r#"echo "pre-stop ids $(id -u) $(id -g) HOME=$HOME""#;
-    // (flags, environment, uid, gid, groups, HOME)
-    let nobody = nobody_uid.to_string();
-    let cases: Vec<UserCase> = vec![
-        (
-            vec!["-u", "nobody"],
-            vec![],
-            nobody_uid,
-            nobody_gid,
-            nobody_gid.to_string(),
-            nobody_home.clone(),
-        ),
-        // The env twin, an explicit group (the only group then) and a uid given as a number.
-        (
-            vec![],
-            vec![("GRACE_INIT_USER", "nobody:daemon")],
-            nobody_uid,
-            daemon_gid,
-            daemon_gid.to_string(),
-            nobody_home.clone(),
-        ),
-        (
-            vec!["--user", &nobody],
-            vec![],
-            nobody_uid,
-            nobody_gid,
-            nobody_gid.to_string(),
-            nobody_home.clone(),
-        ),
-        // A number with no passwd entry: grace-init's group (0, as docker --user does) and HOME=/.
-        (
-            vec!["--user", "4242"],
-            vec![],
-            4242,
-            0,
-            "0".to_string(),
-            "/".to_string(),
-        ),
-        (
-            vec!["--user", "4242:4243"],
-            vec![],
-            4242,
-            4243,
-            "4243".to_string(),
-            "/".to_string(),
-        ),
-    ];
-    for mode in modes() {
+per_mode! {
+    fn user_switches_the_child_and_pre_stop_but_not_grace_init(mode: Mode) {
+        if !is_root() {
+            eprintln!("SKIPPED: --user needs root");
+            return;
+        }
+        let (nobody_uid, nobody_gid, nobody_home) = passwd_entry("nobody");
+        let (_, daemon_gid, _) = passwd_entry("daemon");
+        let pre_stop = r#"echo "pre-stop ids $(id -u) $(id -g) HOME=$HOME""#;
+        // (flags, environment, uid, gid, groups, HOME)
+        let nobody = nobody_uid.to_string();
+        let cases: Vec<UserCase> = vec![
+            (
+                vec!["-u", "nobody"],
+                vec![],
+                nobody_uid,
+                nobody_gid,
+                nobody_gid.to_string(),
+                nobody_home.clone(),
+            ),
+            // The env twin, an explicit group (the only group then) and a uid given as a number.
+            (
+                vec![],
+                vec![("GRACE_INIT_USER", "nobody:daemon")],
+                nobody_uid,
+                daemon_gid,
+                daemon_gid.to_string(),
+                nobody_home.clone(),
+            ),
+            (
+                vec!["--user", &nobody],
+                vec![],
+                nobody_uid,
+                nobody_gid,
+                nobody_gid.to_string(),
+                nobody_home.clone(),
+            ),
+            // A number with no passwd entry: grace-init's group (0, as docker --user does) and HOME=/.
+            (
+                vec!["--user", "4242"],
+                vec![],
+                4242,
+                0,
+                "0".to_string(),
+                "/".to_string(),
+            ),
+            (
+                vec!["--user", "4242:4243"],
+                vec![],
+                4242,
+                4243,
+                "4243".to_string(),
+                "/".to_string(),
+            ),
+        ];
         for (flags, env, uid, gid, groups, home) in &cases {
             let what = format!("{mode:?} {flags:?} {env:?}");
             let mut args = flags.clone();
@@ -147,67 +146,47 @@ fn user_switches_the_child_and_pre_stop_but_not_grace_init() {
             assert_eq!(all_ids(&format!("Uid: {init}")), "0", "{what}");
             run.signal(libc::SIGTERM);
             let done = run.wait(secs(10.0));
-            assert_eq!(done.code, Some(143), "{what}: {}", done.stderr_text());
+            done.assert_exit_for(143, &what);
             let want = format!("pre-stop ids {uid} {gid} HOME={home}");
-            assert!(
+            done.check(
                 done.stderr.iter().any(|l| l == &want),
-                "{what}: the pre-stop command runs as the user too; want {want:?}: {}",
-                done.stderr_text()
+                format!("{what}: the pre-stop command runs as the user too; want {want:?}"),
             );
         }
     }
 }
 
-#[test]
-fn user_root_in_a_user_namespace_that_denies_setgroups_runs_the_command() {
-    // `unshare --map-root-user` denies setgroups; asking for the ids grace-init already has changes nothing,
-    // so nothing is refused.
-    for mode in modes() {
+per_mode! {
+    fn user_root_in_a_user_namespace_that_denies_setgroups_runs_the_command(mode: Mode) {
+        // `unshare --map-root-user` denies setgroups; asking for the ids grace-init already has changes nothing,
+        // so nothing is refused.
         for user in ["0:0", "0", "root"] {
             let launch = Launch::in_user_namespace(&[]);
             let done = Run::launch(mode, &launch, &["-u", user, "--", "id", "-u"]).wait(secs(10.0));
-            assert_eq!(
-                done.code,
-                Some(0),
-                "{mode:?} -u {user}: {}",
-                done.stderr_text()
-            );
+            done.assert_exit_for(0, format!("-u {user}"));
             assert_eq!(done.stdout, ["0"], "{mode:?} -u {user}");
         }
     }
 }
 
-#[test]
-fn user_that_cannot_be_executed_by_the_new_user_is_126() {
-    if !is_root() {
-        eprintln!("SKIPPED: --user needs root");
-        return;
-    }
-    // A script only root may run: the exec happens as nobody, so it is refused, with the usual code.
-    let scratch = Scratch::new("user-exec");
-    let script = scratch.0.join("root-only.sh");
-    std::fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for mode in modes() {
+per_mode! {
+    fn user_that_cannot_be_executed_by_the_new_user_is_126(mode: Mode) {
+        if !is_root() {
+            eprintln!("SKIPPED: --user needs root");
+            return;
+        }
+        // A script only root may run: the exec happens as nobody, so it is refused, with the usual code.
+        let scratch = Scratch::new("user-exec");
+        let script = scratch.0.join("root-only.sh");
+        std::fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
         let done =
             Run::start(mode, &["-u", "nobody", "--", script.to_str().unwrap()]).wait(secs(10.0));
-        assert_eq!(done.code, Some(126), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(126);
         assert!(done.stdout.is_empty(), "{mode:?}: {:?}", done.stdout);
     }
-}
-
-/// Voluntary plus involuntary context switches of `pid`: how often it woke up.
-fn wakeups(pid: i32) -> u64 {
-    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
-        .iter()
-        .map(|f| {
-            status_field(pid, f)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum()
 }
 
 /// Waits (bounded) until grace-init sleeps with its signals blocked: from then on a signal is not lost.
@@ -220,9 +199,8 @@ fn wait_until_idle(run: &Run) {
     .expect("grace-init did not settle into its wait");
 }
 
-#[test]
-fn pause_sleeps_without_wakeups_ignores_other_signals_and_exits_0_on_a_stop_signal() {
-    for mode in modes() {
+per_mode! {
+    fn pause_sleeps_without_wakeups_ignores_other_signals_and_exits_0_on_a_stop_signal(mode: Mode) {
         for (args, env) in [
             (vec!["--pause"], vec![]),
             (vec![], vec![("GRACE_INIT_PAUSE", "yes")]),
@@ -250,15 +228,14 @@ fn pause_sleeps_without_wakeups_ignores_other_signals_and_exits_0_on_a_stop_sign
             );
             run.signal(libc::SIGTERM);
             let done = run.wait(secs(5.0));
-            assert_eq!(done.code, Some(0), "{what}: {}", done.stderr_text());
+            done.assert_exit_for(0, &what);
             println!("{what}: {idle} wake-ups in 1 s idle");
         }
     }
 }
 
-#[test]
-fn pause_stops_on_the_configured_stop_signals_only() {
-    for mode in modes() {
+per_mode! {
+    fn pause_stops_on_the_configured_stop_signals_only(mode: Mode) {
         let run = Run::start(mode, &["--pause", "--stop-signals", "QUIT"]);
         wait_until_idle(&run);
         run.signal(libc::SIGTERM);
@@ -269,7 +246,7 @@ fn pause_stops_on_the_configured_stop_signals_only() {
         );
         run.signal(libc::SIGQUIT);
         let done = run.wait(secs(5.0));
-        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(0);
     }
 }
 
@@ -307,7 +284,7 @@ fn pause_as_pid_1_reaps_orphans_from_processes_that_join_its_namespace() {
     assert!(zombies.is_empty(), "zombies left: {zombies:?}");
     run.signal(libc::SIGINT);
     let done = run.wait(secs(5.0));
-    assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+    done.assert_exit(0);
 }
 
 /// A FIFO whose read end the test opens and reads to EOF, reported on the channel. The write end is opened
@@ -348,7 +325,8 @@ fn descriptors(pid: i32) -> Vec<(i32, String)> {
 
 /// Whether grace-init holds only 0, 1, 2 and its own: the signalfd; when stderr is a pipe or terminal, the
 /// logger's private non-blocking description of that same stderr (it never writes through the shared one); and,
-/// as PID 1, the namespace's /proc, open to ask at exit whether any other process is left.
+/// as PID 1, the namespace's /proc, open to ask at exit whether any other process is left; and the memory cgroup's
+/// OOM-kill counter (`memory.events` or `memory.oom_control`), open to explain a death.
 fn holds_nothing_inherited(fds: &[(i32, String)], as_pid1: bool) -> bool {
     let numbers: Vec<i32> = fds.iter().map(|(fd, _)| *fd).collect();
     let stderr = fds
@@ -365,11 +343,16 @@ fn holds_nothing_inherited(fds: &[(i32, String)], as_pid1: bool) -> bool {
         .filter(|(_, to)| Some(to) == stderr.as_ref())
         .count();
     let proc_dirs = extra.iter().filter(|(_, to)| to == "/proc").count();
+    let oom_counters = extra
+        .iter()
+        .filter(|(_, to)| to.ends_with("/memory.events") || to.ends_with("/memory.oom_control"))
+        .count();
     numbers.starts_with(&[0, 1, 2])
         && signalfds == 1
         && stderr_copies <= 1
         && proc_dirs <= usize::from(as_pid1)
-        && extra.len() == signalfds + stderr_copies + proc_dirs
+        && oom_counters <= 1
+        && extra.len() == signalfds + stderr_copies + proc_dirs + oom_counters
 }
 
 /// Asserts grace-init comes to hold only 0, 1, 2 and its own descriptors (it closes the rest just after the fork, so
@@ -385,12 +368,11 @@ fn assert_holds_nothing_inherited(pid: i32, mode: Mode, what: &str) {
     );
 }
 
-#[test]
-fn grace_init_closes_inherited_descriptors_and_leaves_the_callers_directory_the_child_keeps_both() {
-    // The child drops fd 9 at once and its copy of fd 5 on SIGUSR1; its sleeps never get either.
-    let app = r#"exec 9>&-; trap 'exec 5>&-; echo closed' USR1; echo ready; while :; do sleep 1000 5>&- & wait $!; done"#;
-    let scratch = Scratch::new("hygiene");
-    for mode in modes() {
+per_mode! {
+    fn grace_init_closes_inherited_descriptors_and_leaves_the_callers_directory_the_child_keeps_both(mode: Mode) {
+        // The child drops fd 9 at once and its copy of fd 5 on SIGUSR1; its sleeps never get either.
+        let app = r#"exec 9>&-; trap 'exec 5>&-; echo closed' USR1; echo ready; while :; do sleep 1000 5>&- & wait $!; done"#;
+        let scratch = Scratch::new("hygiene");
         let (eof, fifo) = fifo_with_eof_watch(&scratch);
         // grace-init starts with the FIFO's write end on fds 5 and 9.
         let launch = Launch {
@@ -434,19 +416,18 @@ fn grace_init_closes_inherited_descriptors_and_leaves_the_callers_directory_the_
         println!("{what}: EOF {:?} after the child closed", started.elapsed());
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(143), "{what}: {}", done.stderr_text());
+        done.assert_exit_for(143, &what);
     }
 }
 
-#[test]
-fn grace_init_lets_go_of_the_callers_stdin_and_stdout_once_the_app_runs() {
-    // `grace-init -- producer | consumer`: the consumer sees EOF when the producer is done with its stdout, not
-    // when grace-init exits. grace-init points its own 0 and 1 at /dev/null; the app keeps the caller's.
-    let app = "echo ready >&2; exec >/dev/null; exec sleep 1000";
-    let scratch = Scratch::new("stdio");
-    let input = scratch.path("input");
-    std::fs::write(&input, "").unwrap();
-    for mode in modes() {
+per_mode! {
+    fn grace_init_lets_go_of_the_callers_stdin_and_stdout_once_the_app_runs(mode: Mode) {
+        // `grace-init -- producer | consumer`: the consumer sees EOF when the producer is done with its stdout, not
+        // when grace-init exits. grace-init points its own 0 and 1 at /dev/null; the app keeps the caller's.
+        let app = "echo ready >&2; exec >/dev/null; exec sleep 1000";
+        let scratch = Scratch::new("stdio");
+        let input = scratch.path("input");
+        std::fs::write(&input, "").unwrap();
         let (eof, fifo) = fifo_with_eof_watch(&scratch);
         // The consumer's pipe is opened by the process that becomes grace-init, as a shell's `|` would.
         let launch = Launch {
@@ -485,7 +466,7 @@ fn grace_init_lets_go_of_the_callers_stdin_and_stdout_once_the_app_runs() {
         );
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(143);
     }
 }
 
@@ -512,9 +493,8 @@ fn fetch_line(port: u16) -> String {
     text.trim().to_string()
 }
 
-#[test]
-fn socket_activation_hands_the_child_its_own_pid_and_the_listening_socket() {
-    for mode in modes() {
+per_mode! {
+    fn socket_activation_hands_the_child_its_own_pid_and_the_listening_socket(mode: Mode) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         // `sh -c '... exec grace-init'`: the shell's pid is the pid grace-init will have (1 as PID 1).
@@ -553,20 +533,18 @@ fn socket_activation_hands_the_child_its_own_pid_and_the_listening_socket() {
         run.expect_stdout("served", secs(5.0));
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(143), "{what}: {}", done.stderr_text());
-        assert!(
+        done.assert_exit_for(143, &what);
+        done.check(
             done.stderr
                 .iter()
                 .any(|l| l == "pre-stop sees LISTEN_PID=unset LISTEN_FDS=unset"),
-            "{what}: the descriptors are the child's alone: {}",
-            done.stderr_text()
+            format!("{what}: the descriptors are the child's alone"),
         );
     }
 }
 
-#[test]
-fn socket_activation_for_another_pid_passes_through_untouched() {
-    for mode in modes() {
+per_mode! {
+    fn socket_activation_for_another_pid_passes_through_untouched(mode: Mode) {
         let done = Run::start_env(
             mode,
             &[
@@ -578,7 +556,7 @@ fn socket_activation_for_another_pid_passes_through_untouched() {
             &[("LISTEN_PID", "999999"), ("LISTEN_FDS", "2")],
         )
         .wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(0);
         assert_eq!(
             done.stdout,
             vec!["LISTEN_PID=999999 LISTEN_FDS=2"],
@@ -587,23 +565,22 @@ fn socket_activation_for_another_pid_passes_through_untouched() {
     }
 }
 
-#[test]
-fn systemd_socket_activate_starts_grace_init_and_the_child_serves() {
-    // The real launcher: it listens, waits for the first connection, then execs grace-init with LISTEN_PID
-    // set to its own pid.
-    if std::process::Command::new("systemd-socket-activate")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "systemd-socket-activate is required in CI (Debian package systemd)"
-        );
-        eprintln!("SKIPPED: systemd-socket-activate is not installed");
-        return;
-    }
-    for mode in modes() {
+per_mode! {
+    fn systemd_socket_activate_starts_grace_init_and_the_child_serves(mode: Mode) {
+        // The real launcher: it listens, waits for the first connection, then execs grace-init with LISTEN_PID
+        // set to its own pid.
+        if std::process::Command::new("systemd-socket-activate")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "systemd-socket-activate is required in CI (Debian package systemd)"
+            );
+            eprintln!("SKIPPED: systemd-socket-activate is not installed");
+            return;
+        }
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -636,17 +613,16 @@ fn systemd_socket_activate_starts_grace_init_and_the_child_serves() {
         assert_holds_nothing_inherited(run.init_pid(), mode, &what);
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(143), "{what}: {}", done.stderr_text());
+        done.assert_exit_for(143, &what);
     }
 }
 
-#[test]
-fn warn_reap_names_the_zombies_the_app_left_behind_and_nothing_else() {
-    let scratch = Scratch::new("warn-reap");
-    let leftover = named_sleep(&scratch, "left-behind");
-    // A double fork: the subshell exits at once, so its sleep is re-parented to grace-init.
-    let app = r#"("$0" 0.3 &); echo ready; exec sleep 1000"#;
-    for mode in modes() {
+per_mode! {
+    fn warn_reap_names_the_zombies_the_app_left_behind_and_nothing_else(mode: Mode) {
+        let scratch = Scratch::new("warn-reap");
+        let leftover = named_sleep(&scratch, "left-behind");
+        // A double fork: the subshell exits at once, so its sleep is re-parented to grace-init.
+        let app = r#"("$0" 0.3 &); echo ready; exec sleep 1000"#;
         for (flags, env) in [
             (vec!["-w"], vec![]),
             (vec![], vec![("GRACE_INIT_WARN_REAP", "on")]),
@@ -665,7 +641,7 @@ fn warn_reap_names_the_zombies_the_app_left_behind_and_nothing_else() {
             );
             run.signal(libc::SIGTERM);
             let done = run.wait(secs(10.0));
-            assert_eq!(done.code, Some(143), "{what}: {}", done.stderr_text());
+            done.assert_exit_for(143, &what);
             // Neither the main child nor the pre-stop command is warned about.
             let warned: Vec<&String> = done
                 .stderr
@@ -680,21 +656,16 @@ fn warn_reap_names_the_zombies_the_app_left_behind_and_nothing_else() {
         std::thread::sleep(secs(0.8));
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
-        assert!(
-            !done.stderr_text().contains("reaped process"),
-            "{mode:?}: {}",
-            done.stderr_text()
-        );
+        done.assert_exit(143);
+        done.assert_log_lacks("reaped process");
     }
 }
 
-#[test]
-fn warn_reap_does_not_blame_the_app_for_a_pre_stop_command_killed_for_overrunning() {
-    // The pre-stop command is a shell and its sleep, in a process group of their own, SIGKILLed together at
-    // half the budget: the sleep is re-parented to grace-init and reaped there too.
-    let app = "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done";
-    for mode in modes() {
+per_mode! {
+    fn warn_reap_does_not_blame_the_app_for_a_pre_stop_command_killed_for_overrunning(mode: Mode) {
+        // The pre-stop command is a shell and its sleep, in a process group of their own, SIGKILLed together at
+        // half the budget: the sleep is re-parented to grace-init and reaped there too.
+        let app = "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done";
         let args = [
             "-w",
             "-t",
@@ -711,30 +682,24 @@ fn warn_reap_does_not_blame_the_app_for_a_pre_stop_command_killed_for_overrunnin
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         let text = done.stderr_text();
-        assert_eq!(done.code, Some(0), "{mode:?}: {text}");
-        assert!(
-            text.contains("pre-stop command overran"),
-            "{mode:?}: {text}"
-        );
-        assert!(
-            !text.contains("left behind by the app"),
-            "{mode:?}: the pre-stop command's processes are not the app's: {text}"
-        );
-        assert!(
+        done.assert_exit(0);
+        done.assert_log_contains("pre-stop command overran");
+        // The pre-stop command's processes are not the app's.
+        done.assert_log_lacks("left behind by the app");
+        done.check(
             text.contains("pre-stop command (process ") && text.contains("was killed by SIGKILL"),
-            "{mode:?}: its end is said as the pre-stop command's: {text}"
+            "its end is said as the pre-stop command's",
         );
     }
 }
 
-#[test]
-fn warn_reap_names_every_one_of_many_orphans_exactly_once() {
-    // 200 orphans exiting together (SIGCHLDs coalesce): with -w each is named once (none lost to the peek, none
-    // named twice); without it, none is named and all are reaped just the same.
-    let scratch = Scratch::new("warn-reap-many");
-    let leftover = named_sleep(&scratch, "many-orphans");
-    let app = r#"i=0; while [ $i -lt 200 ]; do ("$0" 0 &); i=$((i+1)); done; sleep 0.5"#;
-    for mode in modes() {
+per_mode! {
+    fn warn_reap_names_every_one_of_many_orphans_exactly_once(mode: Mode) {
+        // 200 orphans exiting together (SIGCHLDs coalesce): with -w each is named once (none lost to the peek, none
+        // named twice); without it, none is named and all are reaped just the same.
+        let scratch = Scratch::new("warn-reap-many");
+        let leftover = named_sleep(&scratch, "many-orphans");
+        let app = r#"i=0; while [ $i -lt 200 ]; do ("$0" 0 &); i=$((i+1)); done; sleep 0.5"#;
         for warn in [false, true] {
             let mut args = vec![];
             if warn {
@@ -742,12 +707,7 @@ fn warn_reap_names_every_one_of_many_orphans_exactly_once() {
             }
             args.extend(["--", "sh", "-c", app, &leftover]);
             let done = Run::start(mode, &args).wait(secs(20.0));
-            assert_eq!(
-                done.code,
-                Some(0),
-                "{mode:?} -w {warn}: {}",
-                done.stderr_text()
-            );
+            done.assert_exit_for(0, format!("-w {warn}"));
             let named = done
                 .stderr
                 .iter()
