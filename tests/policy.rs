@@ -7,17 +7,16 @@ use std::time::Instant;
 
 use common::*;
 
-#[test]
-fn a_rewritten_stop_signal_still_starts_the_grace_period() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_rewritten_stop_signal_still_starts_the_grace_period(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(mode, &["-t", "1", "-r", "TERM:USR1", "--", &reporter]);
         run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         run.expect_stdout("child got SIGUSR1", secs(5.0));
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(137);
         assert!(
             sent.elapsed() >= secs(1.0) && sent.elapsed() < secs(1.5),
             "{:?}",
@@ -44,7 +43,7 @@ fn a_signal_rewritten_to_none_is_dropped() {
     run.expect_stdout("child got SIGUSR2", secs(5.0));
     run.signal(libc::SIGTERM);
     let done = run.wait(secs(10.0));
-    assert_eq!(done.code, Some(0));
+    done.assert_exit(0);
     assert!(
         !done.stdout.iter().any(|l| l.contains("SIGHUP")),
         "{:?}",
@@ -52,10 +51,9 @@ fn a_signal_rewritten_to_none_is_dropped() {
     );
 }
 
-#[test]
-fn stop_signals_are_configurable_and_quit_is_not_one_by_default() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn stop_signals_are_configurable_and_quit_is_not_one_by_default(mode: Mode) {
+        let reporter = reporter();
         // By default QUIT is forwarded but starts no grace period: the JVM thread-dump case.
         let mut run = Run::start(mode, &["-t", "0.3", "--", &reporter]);
         run.expect_stdout("child ready", secs(10.0));
@@ -78,21 +76,15 @@ fn stop_signals_are_configurable_and_quit_is_not_one_by_default() {
         run.expect_stdout("child ready", secs(10.0));
         run.signal(libc::SIGQUIT);
         let done = run.wait(secs(5.0));
-        assert_eq!(
-            done.code,
-            Some(137),
-            "{mode:?}: QUIT started the grace period: {}",
-            done.stderr_text()
-        );
+        done.assert_exit_for(137, "QUIT started the grace period");
     }
 }
 
-#[test]
-fn expect_exit_reports_a_listed_code_as_zero() {
-    for mode in modes() {
+per_mode! {
+    fn expect_exit_reports_a_listed_code_as_zero(mode: Mode) {
         let done = Run::start(mode, &["-e", "143", "-e", "3", "--", "sh", "-c", "exit 3"])
             .wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}");
+        done.assert_exit(0);
         let done = Run::start_env(
             mode,
             &["--", "sh", "-c", "kill -TERM $$"],
@@ -105,10 +97,9 @@ fn expect_exit_reports_a_listed_code_as_zero() {
     }
 }
 
-#[test]
-fn the_drain_delay_holds_the_signal_back_inside_the_budget() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn the_drain_delay_holds_the_signal_back_inside_the_budget(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -136,12 +127,8 @@ fn the_drain_delay_holds_the_signal_back_inside_the_budget() {
             "{mode:?}: TERM forwarded after {got_term:?}"
         );
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}");
-        assert!(
-            done.stderr_text().contains("drain 0.8"),
-            "{}",
-            done.stderr_text()
-        );
+        done.assert_exit(0);
+        done.assert_log_contains("drain 0.8");
     }
 }
 
@@ -171,10 +158,9 @@ fn a_second_stop_signal_cuts_the_drain_short() {
     assert_eq!(run.wait(secs(10.0)).code, Some(0));
 }
 
-#[test]
-fn the_pre_stop_command_runs_before_the_app_gets_the_signal() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn the_pre_stop_command_runs_before_the_app_gets_the_signal(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -197,12 +183,12 @@ fn the_pre_stop_command_runs_before_the_app_gets_the_signal() {
             "{mode:?}: the app got TERM before the pre-stop finished"
         );
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}");
+        done.assert_exit(0);
         let err = done.stderr_text();
         // Both of the pre-stop command's streams end up on grace-init's stderr, never on stdout.
-        assert!(
+        done.check(
             err.contains("pre-stop-start") && err.contains("pre-stop-done"),
-            "{err}"
+            "both pre-stop lines in the log",
         );
         assert!(
             !done.stdout.iter().any(|l| l.contains("pre-stop")),
@@ -212,12 +198,11 @@ fn the_pre_stop_command_runs_before_the_app_gets_the_signal() {
     }
 }
 
-#[test]
-fn log_lines_keep_the_order_of_events_though_written_after_the_actions() {
-    // The supervisor's lines are formatted only after its actions are carried out (the signal is sent first),
-    // while an action logs its own lines as it runs: the log must still read in the order things happened.
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn log_lines_keep_the_order_of_events_though_written_after_the_actions(mode: Mode) {
+        // The supervisor's lines are formatted only after its actions are carried out (the signal is sent first),
+        // while an action logs its own lines as it runs: the log must still read in the order things happened.
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -235,7 +220,7 @@ fn log_lines_keep_the_order_of_events_though_written_after_the_actions() {
         run.expect_stdout("child ready", secs(10.0));
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}");
+        done.assert_exit(0);
         let err = done.stderr_text();
         let expected = [
             "received SIGTERM: shutting down",
@@ -256,10 +241,9 @@ fn log_lines_keep_the_order_of_events_though_written_after_the_actions() {
     }
 }
 
-#[test]
-fn a_hanging_pre_stop_command_is_cut_off_by_the_budget() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_hanging_pre_stop_command_is_cut_off_by_the_budget(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -283,29 +267,24 @@ fn a_hanging_pre_stop_command_is_cut_off_by_the_budget() {
             "{mode:?}: forwarded after {forwarded:?}"
         );
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(0);
         assert!(
             sent.elapsed() < secs(2.0),
             "{mode:?}: the whole stop fits the 2 s budget"
         );
-        assert!(
-            done.stderr_text().contains("pre-stop command overran"),
-            "{}",
-            done.stderr_text()
-        );
+        done.assert_log_contains("pre-stop command overran");
     }
 }
 
-#[test]
-fn the_pre_stop_command_runs_in_the_directory_the_app_was_started_in() {
-    // `--pre-stop ./deregister.sh` from the image's WORKDIR, as the app itself would find it.
-    let scratch = Scratch::new("pre-stop-dir");
-    let script = scratch.0.join("deregister.sh");
-    std::fs::write(&script, "#!/bin/sh\necho \"deregistered in $(pwd)\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn the_pre_stop_command_runs_in_the_directory_the_app_was_started_in(mode: Mode) {
+        // `--pre-stop ./deregister.sh` from the image's WORKDIR, as the app itself would find it.
+        let scratch = Scratch::new("pre-stop-dir");
+        let script = scratch.0.join("deregister.sh");
+        std::fs::write(&script, "#!/bin/sh\necho \"deregistered in $(pwd)\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let reporter = reporter();
         let args = [
             "--pre-stop",
             "./deregister.sh",
@@ -318,30 +297,24 @@ fn the_pre_stop_command_runs_in_the_directory_the_app_was_started_in() {
         run.expect_stdout("child ready", secs(10.0));
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(0);
         let want = format!("deregistered in {}", scratch.0.display());
-        assert!(
+        done.check(
             done.stderr.iter().any(|l| l == &want),
-            "{mode:?}: want {want:?}: {}",
-            done.stderr_text()
+            format!("want {want:?}"),
         );
-        assert!(
-            done.stderr_text().contains("pre-stop command finished"),
-            "{mode:?}: {}",
-            done.stderr_text()
-        );
+        done.assert_log_contains("pre-stop command finished");
     }
 }
 
-#[test]
-fn a_signal_to_grace_inits_group_while_the_pre_stop_command_starts_does_not_reach_it() {
-    // GNU `timeout` signals its child, then its whole process group. The pre-stop command is forked while the
-    // first signal is handled, and belongs to grace-init's group until it moves to its own: what reached the
-    // group meanwhile must not kill it. Here the group is signalled over and over while it starts.
-    // The app ignores the stop signal and ends on SIGUSR1, which the test sends once the pre-stop command is
-    // over: so that command is never a leftover of an app already gone (which would get SIGTERM too).
-    let app = "trap '' TERM; trap 'exit 0' USR1; echo ready; while :; do sleep 0.05; done";
-    for mode in modes() {
+per_mode! {
+    fn a_signal_to_grace_inits_group_while_the_pre_stop_command_starts_does_not_reach_it(mode: Mode) {
+        // GNU `timeout` signals its child, then its whole process group. The pre-stop command is forked while the
+        // first signal is handled, and belongs to grace-init's group until it moves to its own: what reached the
+        // group meanwhile must not kill it. Here the group is signalled over and over while it starts.
+        // The app ignores the stop signal and ends on SIGUSR1, which the test sends once the pre-stop command is
+        // over: so that command is never a leftover of an app already gone (which would get SIGTERM too).
+        let app = "trap '' TERM; trap 'exit 0' USR1; echo ready; while :; do sleep 0.05; done";
         for round in 0..10 {
             let pre_stop = "echo pre-stop ran";
             let args = ["-t", "10", "--pre-stop", pre_stop, "--", "sh", "-c", app];
@@ -357,12 +330,11 @@ fn a_signal_to_grace_inits_group_while_the_pre_stop_command_starts_does_not_reac
             run.signal(libc::SIGUSR1);
             let done = run.wait(secs(10.0));
             let what = format!("{mode:?} round {round}");
-            assert!(
+            done.check(
                 outcome.contains("pre-stop command finished"),
-                "{what}: the pre-stop command did not run: {outcome}\n{}",
-                done.stderr_text()
+                format!("{what}: the pre-stop command did not run: {outcome}"),
             );
-            assert_eq!(done.code, Some(0), "{what}: {}", done.stderr_text());
+            done.assert_exit_for(0, &what);
         }
     }
 }
@@ -387,13 +359,8 @@ fn a_failing_pre_stop_is_logged_and_the_stop_goes_on() {
     run.signal(libc::SIGTERM);
     run.expect_stdout("child got SIGTERM", secs(5.0));
     let done = run.wait(secs(10.0));
-    assert_eq!(done.code, Some(0));
-    assert!(
-        done.stderr_text()
-            .contains("pre-stop command exited with code 3"),
-        "{}",
-        done.stderr_text()
-    );
+    done.assert_exit(0);
+    done.assert_log_contains("pre-stop command exited with code 3");
 }
 
 #[test]
@@ -408,23 +375,17 @@ fn the_parent_death_signal_stops_grace_init_when_its_parent_dies() {
     unsafe_kill(sh, libc::SIGKILL);
     run.expect_stdout("inner got SIGTERM", secs(5.0));
     let done = run.wait(secs(10.0));
-    assert_eq!(
-        done.code,
-        Some(137),
-        "the outer child (sh) was SIGKILLed: {}",
-        done.stderr_text()
-    );
+    done.assert_exit_for(137, "the outer child (sh) was SIGKILLed");
 }
 
-#[test]
-fn json_logs_are_one_object_per_line() {
-    for mode in modes() {
+per_mode! {
+    fn json_logs_are_one_object_per_line(mode: Mode) {
         let done = Run::start(
             mode,
             &["--log-format", "json", "-v", "--", "sh", "-c", "exit 2"],
         )
         .wait(secs(10.0));
-        assert_eq!(done.code, Some(2));
+        done.assert_exit(2);
         assert!(done.stderr.len() >= 2, "{:?}", done.stderr);
         for line in &done.stderr {
             // The message, then the fields some lines carry (the summary's exit code).
@@ -453,7 +414,7 @@ fn the_parent_dying_during_start_up_still_triggers_the_parent_death_signal() {
     for _ in 0..3 {
         let done =
             Run::start(Mode::Subreaper, &["-t", "10", "--", "sh", "-c", &inner]).wait(secs(15.0));
-        assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+        done.assert_exit(0);
         assert!(
             done.elapsed < secs(5.0),
             "the inner grace-init did not stop: {:?}",
@@ -462,13 +423,12 @@ fn the_parent_dying_during_start_up_still_triggers_the_parent_death_signal() {
     }
 }
 
-#[test]
-fn json_time_stamps_never_go_backwards_in_the_order_lines_are_written() {
-    // The supervisor's lines are formatted after its actions and put in front of what the actions logged; their
-    // time stamps must still read forwards. Main: "grace period over" (formatted after the SIGKILL) carried a
-    // later stamp than the "escalated" line written under it.
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn json_time_stamps_never_go_backwards_in_the_order_lines_are_written(mode: Mode) {
+        // The supervisor's lines are formatted after its actions and put in front of what the actions logged; their
+        // time stamps must still read forwards. Main: "grace period over" (formatted after the SIGKILL) carried a
+        // later stamp than the "escalated" line written under it.
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -488,7 +448,7 @@ fn json_time_stamps_never_go_backwards_in_the_order_lines_are_written() {
         run.expect_stdout("child ready", secs(10.0));
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(137);
         let stamps: Vec<f64> = done
             .stderr
             .iter()
@@ -504,10 +464,9 @@ fn json_time_stamps_never_go_backwards_in_the_order_lines_are_written() {
             .filter(|(pair, _)| pair[1] < pair[0])
             .map(|(_, line)| line)
             .collect();
-        assert!(
+        done.check(
             backwards.is_empty(),
-            "{mode:?}: stamped earlier than the line before: {backwards:#?}\nall: {}",
-            done.stderr_text()
+            format!("stamped earlier than the line before: {backwards:#?}"),
         );
         let text = done.stderr_text();
         let over = text.find("grace period over").expect("grace period over");
