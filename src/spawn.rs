@@ -169,5 +169,15 @@ pub fn spawn_pre_stop(
         cmd.current_dir(dir);
     }
     become_user(&mut cmd, user);
-    cmd.spawn().and_then(|child| pid_of(&child))
+    let spawned = cmd.spawn();
+    if let (Err(e), Some(dir)) = (&spawned, start_dir) {
+        // The app's directory was removed (or unmounted) since: say which, besides the bare "not found".
+        if e.kind() == io::ErrorKind::NotFound && !dir.is_dir() {
+            log::warn!(
+                "the directory the app was started in, {}, is gone: the pre-stop command cannot run there",
+                dir.display()
+            );
+        }
+    }
+    spawned.and_then(|child| pid_of(&child))
 }

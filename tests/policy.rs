@@ -308,6 +308,30 @@ per_mode! {
 }
 
 per_mode! {
+    fn a_pre_stop_command_whose_directory_is_gone_is_a_warning_naming_it_and_the_stop_goes_on(mode: Mode) {
+        let scratch = Scratch::new("pre-stop-gone");
+        let workdir = scratch.0.join("workdir");
+        std::fs::create_dir(&workdir).unwrap();
+        let reporter = reporter();
+        let args = ["--pre-stop", "true", "--", &reporter, "--exit-on", "TERM=0"];
+        let mut run = Run::launch(mode, &Launch::in_dir(&workdir), &args);
+        run.expect_stdout("child ready", secs(10.0));
+        // Removed while the app runs in it (a volume unmounted, a temporary directory cleaned up).
+        std::fs::remove_dir(&workdir).unwrap();
+        run.signal(libc::SIGTERM);
+        run.expect_stdout("child got SIGTERM", secs(5.0));
+        let done = run.wait(secs(10.0));
+        done.assert_exit(0);
+        let gone = format!(
+            "warning: the directory the app was started in, {}, is gone",
+            workdir.display()
+        );
+        done.assert_log_contains(&gone);
+        done.assert_log_contains("warning: cannot run pre-stop command 'true'");
+    }
+}
+
+per_mode! {
     fn a_signal_to_grace_inits_group_while_the_pre_stop_command_starts_does_not_reach_it(mode: Mode) {
         // GNU `timeout` signals its child, then its whole process group. The pre-stop command is forked while the
         // first signal is handled, and belongs to grace-init's group until it moves to its own: what reached the
