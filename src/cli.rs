@@ -12,7 +12,7 @@ use crate::exit_code::parse_code;
 use crate::log_filter::{FILTER_VAR, Filter, parse_filter};
 use crate::signals::{Rewrite, Rewrites, parse_receivable, parse_rewrite};
 use crate::termination::{Destination, parse_destination};
-use crate::terms::Policy;
+use crate::terms::{PRE_STOP_LIMIT_WITHOUT_TIMEOUT, Policy};
 use crate::user::{Identity, UserSpec, parse_spec};
 
 /// How log lines are written to stderr.
@@ -78,6 +78,12 @@ struct Args {
         value_name = "COMMAND"
     )]
     pre_stop: Option<String>,
+
+    /// A hook for grace-init's own tests, not an interface: with no timeout, how long the pre-stop command may
+    /// run instead of 15 s, so a test of that bound need not wait it out.
+    #[arg(long = "test-hook-pre-stop-limit", hide = true, env = "GRACE_INIT_TEST_HOOK_PRE_STOP_LIMIT",
+        value_name = "DURATION", value_parser = parse_duration)]
+    test_hook_pre_stop_limit: Option<Duration>,
 
     /// Report this exit code of the child (e.g. 143 from a JVM after SIGTERM) as 0. Repeatable.
     /// Never applies to grace-init's own SIGKILL at the deadline or to an OOM kill.
@@ -443,6 +449,9 @@ fn validate(args: Args) -> Result<Config, String> {
             timeout: args.timeout.0,
             drain_delay: args.drain_delay,
             pre_stop: pre_stop.is_some(),
+            pre_stop_limit: args
+                .test_hook_pre_stop_limit
+                .unwrap_or(PRE_STOP_LIMIT_WITHOUT_TIMEOUT),
             stop_signals,
             rewrites,
             single_child: args.single_child,

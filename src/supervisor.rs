@@ -29,10 +29,6 @@ pub const RESWEEP: Duration = Duration::from_millis(100);
 /// (or the child's exit), grace-init is gone within the grace period and this.
 pub const KILL_WAIT: Duration = Duration::from_secs(2);
 
-/// With `--timeout infinity` there is no budget to take half of: the pre-stop command may run this long (or
-/// the drain delay, if longer) before it is killed and the stop signal goes through regardless.
-pub const PRE_STOP_LIMIT_WITHOUT_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// What one event came to: the actions to perform, in order, and what to log once they are done.
 #[derive(Debug)]
 pub struct Output {
@@ -570,7 +566,7 @@ impl Supervisor {
         let share = self
             .policy
             .timeout
-            .map_or(PRE_STOP_LIMIT_WITHOUT_TIMEOUT, |t| t / 2);
+            .map_or(self.policy.pre_stop_limit, |t| t / 2);
         Some(stop.at.checked_add(share)?.max(stop.forward_at))
     }
 
@@ -936,6 +932,7 @@ mod tests {
     use super::*;
     use crate::death::MemoryLook;
     use crate::signals::{self, Rewrites, parse_rewrite};
+    use crate::terms::PRE_STOP_LIMIT_WITHOUT_TIMEOUT;
 
     const CHILD: i32 = 100;
     const TERM: i32 = libc::SIGTERM;
@@ -945,6 +942,7 @@ mod tests {
             timeout: Some(Duration::from_secs(10)),
             drain_delay: Duration::ZERO,
             pre_stop: false,
+            pre_stop_limit: PRE_STOP_LIMIT_WITHOUT_TIMEOUT,
             stop_signals: vec![libc::SIGTERM, libc::SIGINT],
             rewrites: Rewrites::default(),
             single_child: false,

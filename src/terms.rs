@@ -10,6 +10,10 @@ use nix::errno::Errno;
 use crate::comm::Comm;
 use crate::signals::Rewrites;
 
+/// With `--timeout infinity` there is no budget to take half of: the pre-stop command may run this long (or
+/// the drain delay, if longer) before it is killed and the stop signal goes through regardless.
+pub const PRE_STOP_LIMIT_WITHOUT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// What the supervisor was told to do by the command line.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -19,6 +23,9 @@ pub struct Policy {
     pub drain_delay: Duration,
     /// Whether a pre-stop command is configured.
     pub pre_stop: bool,
+    /// With no timeout, how long the pre-stop command may run (or the drain delay, if longer):
+    /// `PRE_STOP_LIMIT_WITHOUT_TIMEOUT` but in tests.
+    pub pre_stop_limit: Duration,
     /// Received signals that start the grace period.
     pub stop_signals: Vec<i32>,
     /// How received signals are rewritten before forwarding.

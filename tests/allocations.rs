@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use grace_init::exit_code::ChildStatus;
 use grace_init::signals::Rewrites;
 use grace_init::supervisor::{Event, Left, Output, Supervisor};
-use grace_init::terms::Policy;
+use grace_init::terms::{PRE_STOP_LIMIT_WITHOUT_TIMEOUT, Policy};
 use log::LevelFilter;
 
 /// The system allocator, counting the allocations made by the current thread (tests run in parallel).
@@ -66,6 +66,7 @@ fn policy() -> Policy {
         timeout: Some(Duration::from_secs(30)),
         drain_delay: Duration::ZERO,
         pre_stop: false,
+        pre_stop_limit: PRE_STOP_LIMIT_WITHOUT_TIMEOUT,
         stop_signals: vec![libc::SIGTERM, libc::SIGINT],
         rewrites: Rewrites::default(),
         single_child: false,
