@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use common::*;
 
-#[test]
-fn a_two_second_fork_storm_of_orphans_leaves_no_zombie() {
-    // The child double-forks for 2 s (at most 50,000 orphans): every grandchild is an orphan only grace-init can
-    // reap. Some exit at once, some after a few milliseconds, so exits arrive both alone and in bursts.
-    let script = r#"
+per_mode! {
+    fn a_two_second_fork_storm_of_orphans_leaves_no_zombie(mode: Mode) {
+        // The child double-forks for 2 s (at most 50,000 orphans): every grandchild is an orphan only grace-init can
+        // reap. Some exit at once, some after a few milliseconds, so exits arrive both alone and in bursts.
+        let script = r#"
 import os, time
 end = time.monotonic() + 2.0
 n = 0
@@ -29,7 +29,6 @@ while time.monotonic() < end and n < 50000:
 print('spawned', n, flush=True)
 time.sleep(60)
 "#;
-    for mode in modes() {
         let mut run = Run::start(mode, &["-t", "2", "--", "python3", "-c", script]);
         let line = run.expect_stdout("spawned", secs(20.0));
         let spawned: usize = line
@@ -55,7 +54,7 @@ time.sleep(60)
         );
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
-        assert_eq!(done.code, Some(143), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(143);
     }
 }
 
@@ -142,9 +141,8 @@ fn storm(mode: Mode, run: &mut Run, init: i32, child: i32) -> usize {
     lines
 }
 
-#[test]
-fn a_50000_signal_storm_is_survived_and_the_last_signal_of_each_kind_is_forwarded() {
-    for mode in modes() {
+per_mode! {
+    fn a_50000_signal_storm_is_survived_and_the_last_signal_of_each_kind_is_forwarded(mode: Mode) {
         let log = std::env::temp_dir().join(format!(
             "grace-init-storm-{mode:?}-{}.log",
             std::process::id()
@@ -158,7 +156,7 @@ fn a_50000_signal_storm_is_survived_and_the_last_signal_of_each_kind_is_forwarde
         }
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(20.0));
-        assert_eq!(done.code, Some(0), "{mode:?}");
+        done.assert_exit(0);
         assert_eq!(done.signal, None);
         let logged: Vec<String> = std::fs::read_to_string(&log)
             .expect("the log file")
@@ -193,9 +191,8 @@ fn signal_index(signal: i32) -> usize {
     kinds().iter().position(|(s, _)| *s == signal).unwrap()
 }
 
-#[test]
-fn memory_does_not_grow_across_50000_signal_storms() {
-    for mode in modes() {
+per_mode! {
+    fn memory_does_not_grow_across_50000_signal_storms(mode: Mode) {
         let (mut run, init, child) = warmed_up(mode, None);
         let rss = |what: &str| {
             let kib = status_kib(init, "VmRSS").expect("VmRSS");
@@ -223,14 +220,14 @@ fn memory_does_not_grow_across_50000_signal_storms() {
     }
 }
 
-#[test]
-fn ten_thousand_orphans_appearing_during_the_leftover_wait_are_reaped_in_linear_time() {
-    // The child exits at once, leaving a setsid spawner that (once the child is gone, so during the leftover wait)
-    // double-forks 10,000 orphans, 50 at a time: each sleeps until SIGTERM (a leftover that honours it) or 1 s.
-    // The spawner ignores the SIGTERM it gets as a leftover and exits once done. Every one is re-parented to
-    // grace-init, told, reaped; then the spawner exits and grace-init exits with the child's code 3. The list of
-    // leftovers already told is pruned on reap, so the work per orphan stays the same however many came before.
-    let script = r#"
+per_mode! {
+    fn ten_thousand_orphans_appearing_during_the_leftover_wait_are_reaped_in_linear_time(mode: Mode) {
+        // The child exits at once, leaving a setsid spawner that (once the child is gone, so during the leftover wait)
+        // double-forks 10,000 orphans, 50 at a time: each sleeps until SIGTERM (a leftover that honours it) or 1 s.
+        // The spawner ignores the SIGTERM it gets as a leftover and exits once done. Every one is re-parented to
+        // grace-init, told, reaped; then the spawner exits and grace-init exits with the child's code 3. The list of
+        // leftovers already told is pruned on reap, so the work per orphan stays the same however many came before.
+        let script = r#"
 import os, signal, sys, time
 child = os.getpid()
 # Ignored before the fork, so the spawner ignores the leftover SIGTERM even if it comes before it first runs.
@@ -256,7 +253,6 @@ if os.fork() == 0:
     os._exit(0)
 sys.exit(3)
 "#;
-    for mode in modes() {
         // The deadline and the wait for the spawner are generous: on a busy machine the forking alone takes
         // more than 30 s, and grace-init would (rightly) SIGKILL the spawner at a shorter deadline.
         let mut run = Run::start(mode, &["-t", "150", "--", "python3", "-c", script]);
@@ -274,7 +270,7 @@ sys.exit(3)
              when the spawner finished",
             done.elapsed
         );
-        assert_eq!(done.code, Some(3), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(3);
         // How fast the spawner forks is the machine's business; what grace-init does once it is done is not: every
         // orphan left is told and reaped, and grace-init exits, within seconds of the spawner's last line.
         let after_spawner = done.elapsed.saturating_sub(spawned_at);
