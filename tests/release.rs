@@ -184,12 +184,11 @@ fn as_pid1_the_stop_signal_is_forwarded_and_the_app_exit_code_passed_on() {
         run.signal(libc::SIGTERM);
         run.expect_stdout("child got SIGTERM", secs(10.0));
         let done = run.wait(secs(20.0));
-        assert_eq!(done.code, Some(5), "{}: {done:#?}", a.name);
-        assert!(
+        done.assert_exit_for(5, a.name);
+        done.check(
             done.stderr_text()
                 .contains("exiting after stop signal SIGTERM"),
-            "{}: {done:#?}",
-            a.name
+            format!("{}: want the stop signal named in the summary", a.name),
         );
     }
 }
@@ -204,16 +203,15 @@ fn as_pid1_a_term_ignoring_app_is_killed_at_the_timeout() {
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(20.0));
         let took = sent.elapsed();
-        assert_eq!(done.code, Some(137), "{}: {done:#?}", a.name);
+        done.assert_exit_for(137, a.name);
         assert!(
             took >= secs(0.45) && took < secs(5.0),
             "{}: SIGKILL not at the 500 ms timeout: {took:?}",
             a.name
         );
-        assert!(
+        done.check(
             done.stderr_text().contains("escalated: SIGKILL"),
-            "{}: {done:#?}",
-            a.name
+            format!("{}: want the escalation in the log", a.name),
         );
         eprintln!("{}: TERM-ignoring app killed after {took:?}", a.name);
     }
@@ -250,7 +248,7 @@ fn as_pid1_orphans_are_reaped_and_exit_codes_mapped() {
         );
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(20.0));
-        assert_eq!(done.code, Some(143), "{}: {done:#?}", a.name);
+        done.assert_exit_for(143, a.name);
 
         for (args, code) in [
             (strings(&["--", "sh", "-c", "exit 42"]), 42),
@@ -259,7 +257,7 @@ fn as_pid1_orphans_are_reaped_and_exit_codes_mapped() {
         ] {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let done = start(&a, &args).wait(secs(20.0));
-            assert_eq!(done.code, Some(code), "{}: {args:?}: {done:#?}", a.name);
+            done.assert_exit_for(code, format!("{}: {args:?}", a.name));
         }
     }
 }
