@@ -76,6 +76,15 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        self.append(record.level(), *record.args(), None);
+    }
+
+    fn flush(&self) {}
+}
+
+impl StderrLogger {
+    /// Queues one line (the level already checked), with `fields` after the message of a JSON line.
+    fn append(&self, level: Level, message: fmt::Arguments, fields: Option<&dyn JsonFields>) {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
@@ -89,10 +98,10 @@ impl Log for StderrLogger {
         append_line(
             &mut pending.text,
             self.format,
-            record.level(),
-            *record.args(),
+            level,
+            message,
             stamp,
-            record.key_values(),
+            fields,
         );
         if pending.text.len() > PENDING_LIMIT {
             pending.text.truncate(start);
@@ -101,29 +110,33 @@ impl Log for StderrLogger {
         }
         pending.lines += 1;
     }
+}
 
-    fn flush(&self) {}
+/// What a JSON line carries after its message, each field written as `,"key":value`: how the app ended, on
+/// the lines that say so. Text lines say the same in words.
+pub trait JsonFields {
+    fn write_json(&self, out: &mut Vec<u8>);
 }
 
 /// Appends one log line, newline included, to `buf`. The message is cut (with "…") so that the line reaches a
 /// pipe in one atomic write, whole or not at all; the message is cut, not the line, so a JSON line stays valid
 /// JSON (an escape is never split). A pre-stop command line can be long. `ts` is the JSON line's time stamp.
-/// A JSON line carries the record's key-values as fields after the message; text lines say the same in words.
+/// A JSON line carries `fields` after the message.
 fn append_line(
     buf: &mut Vec<u8>,
     format: LogFormat,
     level: Level,
     message: fmt::Arguments,
     ts: Duration,
-    fields: &dyn log::kv::Source,
+    fields: Option<&dyn JsonFields>,
 ) {
     let start = buf.len();
     let json = format == LogFormat::Json;
     // Only a line with fields (the app's end, the summary) builds a suffix of its own.
     let mut json_tail = Vec::new();
-    let suffix: &[u8] = if json && fields.count() > 0 {
+    let suffix: &[u8] = if let (true, Some(fields)) = (json, fields) {
         json_tail.push(b'"');
-        let _ = fields.visit(&mut JsonFields(&mut json_tail));
+        fields.write_json(&mut json_tail);
         json_tail.extend_from_slice(b"}\n");
         &json_tail
     } else if json {
@@ -248,49 +261,6 @@ impl fmt::Write for Message<'_> {
     }
 }
 
-/// Writes key-values as JSON fields: `,"key":value`, numbers and booleans bare, anything else a string.
-struct JsonFields<'a>(&'a mut Vec<u8>);
-
-impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
-    fn visit_pair(
-        &mut self,
-        key: log::kv::Key<'kvs>,
-        value: log::kv::Value<'kvs>,
-    ) -> Result<(), log::kv::Error> {
-        let out = &mut *self.0;
-        out.extend_from_slice(b",\"");
-        push_json_text(out, key.as_str());
-        out.extend_from_slice(b"\":");
-        if let Some(n) = value.to_u64() {
-            let _ = write!(out, "{n}");
-        } else if let Some(n) = value.to_i64() {
-            let _ = write!(out, "{n}");
-        } else if let Some(b) = value.to_bool() {
-            let _ = write!(out, "{b}");
-        } else {
-            out.push(b'"');
-            push_json_text(out, &value.to_string());
-            out.push(b'"');
-        }
-        Ok(())
-    }
-}
-
-/// Appends `text` escaped for the inside of a JSON string.
-fn push_json_text(out: &mut Vec<u8>, text: &str) {
-    for c in text.chars() {
-        let mut encoded = [0u8; 6];
-        if c.is_ascii() && !needs_json_escape(c as u8) {
-            out.push(c as u8);
-        } else if c.is_ascii() {
-            out.extend_from_slice(json_escaped(c, &mut encoded).as_bytes());
-        } else {
-            let mut utf8 = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-        }
-    }
-}
-
 /// Whether a byte must be escaped inside a JSON string: a quote, a backslash, a control character.
 fn needs_json_escape(b: u8) -> bool {
     b == b'"' || b == b'\\' || b < 0x20
@@ -342,46 +312,26 @@ pub fn format_line(format: LogFormat, level: Level, message: &str) -> String {
 /// `format_line` with the time stamp `ts` (JSON).
 fn format_line_at(format: LogFormat, level: Level, message: &str, ts: Duration) -> String {
     let mut buf = Vec::new();
-    append_line(
-        &mut buf,
-        format,
-        level,
-        format_args!("{message}"),
-        ts,
-        &NO_FIELDS,
-    );
+    append_line(&mut buf, format, level, format_args!("{message}"), ts, None);
     String::from_utf8(buf).unwrap_or_default()
 }
 
-/// Logs `message` at `level` for `target`, with `fields` for a JSON line.
-pub fn log_with(
-    target: &str,
-    level: Level,
-    message: &dyn fmt::Display,
-    fields: &dyn log::kv::Source,
-) {
-    if level > log::max_level() {
+/// Logs `message` at `level` for `target`, with `fields` after the message of a JSON line.
+pub fn log_with(target: &str, level: Level, message: &dyn fmt::Display, fields: &dyn JsonFields) {
+    let Some(logger) = LOGGER.get() else {
         return;
+    };
+    if level <= logger.filter.level_for(target) {
+        logger.append(level, format_args!("{message}"), Some(fields));
     }
-    log::logger().log(
-        &Record::builder()
-            .target(target)
-            .level(level)
-            .args(format_args!("{message}"))
-            .key_values(fields)
-            .build(),
-    );
 }
-
-/// A line without fields.
-const NO_FIELDS: [(&str, &str); 0] = [];
 
 /// One log line with fields (JSON only), newline included, cut to fit one atomic write.
 pub fn format_line_with(
     format: LogFormat,
     level: Level,
     message: &str,
-    fields: &dyn log::kv::Source,
+    fields: &dyn JsonFields,
 ) -> String {
     let mut buf = Vec::new();
     append_line(
@@ -390,7 +340,7 @@ pub fn format_line_with(
         level,
         format_args!("{message}"),
         wall_clock(),
-        fields,
+        Some(fields),
     );
     String::from_utf8(buf).unwrap_or_default()
 }

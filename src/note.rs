@@ -576,45 +576,42 @@ impl Fields {
     }
 }
 
-impl log::kv::Source for Fields {
-    fn visit<'kvs>(
-        &'kvs self,
-        visitor: &mut dyn log::kv::VisitSource<'kvs>,
-    ) -> Result<(), log::kv::Error> {
-        use log::kv::{Key, Value};
+impl crate::logging::JsonFields for Fields {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing into a Vec cannot fail; every value is a number, a boolean or a plain ASCII name.
         if let Some(code) = self.exit_code {
-            visitor.visit_pair(Key::from("exit_code"), Value::from(code))?;
+            let _ = write!(out, ",\"exit_code\":{code}");
         }
-        if let Some(signal) = &self.signal {
-            visitor.visit_pair(Key::from("signal"), Value::from_display(signal))?;
+        if let Some(signal) = self.signal {
+            let _ = write!(out, ",\"signal\":\"{signal}\"");
         }
         if self.core_dumped {
-            visitor.visit_pair(Key::from("core_dumped"), Value::from(true))?;
+            out.extend_from_slice(b",\"core_dumped\":true");
         }
         if let Some(by) = self.killed_by {
-            visitor.visit_pair(Key::from("killed_by"), Value::from(by))?;
+            let _ = write!(out, ",\"killed_by\":\"{by}\"");
         }
-        if let Some(oom) = &self.oom {
-            visitor.visit_pair(Key::from("oom_kills"), Value::from(oom.kills))?;
+        if let Some(oom) = self.oom {
+            let _ = write!(out, ",\"oom_kills\":{}", oom.kills);
             match oom.limit {
                 Some(crate::cgroup::Limit::Bytes(b)) => {
-                    visitor.visit_pair(Key::from("memory_limit_bytes"), Value::from(b))?
+                    let _ = write!(out, ",\"memory_limit_bytes\":{b}");
                 }
                 Some(crate::cgroup::Limit::Unlimited) => {
-                    visitor.visit_pair(Key::from("memory_limit_bytes"), Value::from("max"))?
+                    out.extend_from_slice(b",\"memory_limit_bytes\":\"max\"");
                 }
                 None => {}
             }
             if let Some(peak) = oom.peak {
-                visitor.visit_pair(Key::from("memory_peak_bytes"), Value::from(peak))?;
+                let _ = write!(out, ",\"memory_peak_bytes\":{peak}");
             }
         }
-        Ok(())
     }
 }
 
 impl Note {
-    /// The fields a JSON line carries for this note (none for most notes).
+    /// The fields a JSON line carries for this note (none for most notes: see `Fields::is_empty`).
     pub fn fields(&self) -> Fields {
         match *self {
             Note::ChildEnded { status, cause, .. } | Note::Reaped { status, cause, .. } => {

@@ -299,7 +299,12 @@ impl EventLoop {
         if let Some((said, mark)) = said {
             logging::queue_at(mark, || {
                 for &(level, note) in &said {
-                    logging::log_with("grace_init::supervisor", level, &note, &note.fields());
+                    let fields = note.fields();
+                    if fields.is_empty() {
+                        log::log!(target: "grace_init::supervisor", level, "{note}");
+                    } else {
+                        logging::log_with("grace_init::supervisor", level, &note, &fields);
+                    }
                 }
             });
             self.out.reuse_notes(said);
