@@ -465,6 +465,41 @@ impl Container {
         }
     }
 
+    /// `docker stop` within `timeout`, asserting that grace-init (not the runtime's SIGKILL) ended the container
+    /// with `code`; prints the container's output on failure.
+    #[track_caller]
+    fn stop_with(&mut self, timeout: Duration, code: i32) -> Stopped {
+        let stopped = self.docker_stop(timeout);
+        assert!(
+            !stopped.runtime_killed,
+            "the runtime had to kill it: {stopped:?}; output:\n{}",
+            self.output()
+        );
+        self.assert_exit(&stopped, code);
+        stopped
+    }
+
+    /// Asserts the container exited with `code`, printing its output on failure.
+    #[track_caller]
+    fn assert_exit(&self, stopped: &Stopped, code: i32) {
+        assert_eq!(
+            stopped.code,
+            Some(code),
+            "{stopped:?}; output:\n{}",
+            self.output()
+        );
+    }
+
+    /// Asserts the container printed a line containing `needle` (`what` says what that means).
+    #[track_caller]
+    fn assert_shows(&self, needle: &str, what: &str) {
+        assert!(
+            self.transcript.find(needle).is_some(),
+            "{what}: no line with {needle:?}; output:\n{}",
+            self.output()
+        );
+    }
+
     /// `docker exec`: runs a command inside the running container and returns its output.
     fn exec(&self, args: &[&str]) -> Output {
         let mut all = vec!["exec", self.id.as_str()];
@@ -545,18 +580,7 @@ fn pid1_problem_without_init_term_is_ignored_until_kill_and_grace_init_stops_pro
     let args = under_grace_init(&[], NO_HANDLER);
     let mut init = Container::start(env, &args, &[], &[]);
     init.wait_line("ready");
-    let stopped = init.docker_stop(Duration::from_secs(10));
-    assert!(
-        !stopped.runtime_killed,
-        "{stopped:?}; output:\n{}",
-        init.output()
-    );
-    assert_eq!(
-        stopped.code,
-        Some(143),
-        "{stopped:?}; output:\n{}",
-        init.output()
-    );
+    let stopped = init.stop_with(Duration::from_secs(10), 143);
     assert!(
         stopped.took < Duration::from_secs(2),
         "not prompt: {stopped:?}; output:\n{}",
@@ -575,23 +599,8 @@ fn graceful_app_finishes_its_work_and_the_container_exits_with_its_status() {
     let args = under_grace_init(&[], &["/app/graceful.sh"]);
     let mut c = Container::start(env, &args, &[], &[("/app/graceful.sh", GRACEFUL_APP)]);
     c.wait_line("ready");
-    let stopped = c.docker_stop(Duration::from_secs(10));
-    assert!(
-        !stopped.runtime_killed,
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
-    assert_eq!(
-        stopped.code,
-        Some(7),
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
-    assert!(
-        c.transcript.find("app: finished").is_some(),
-        "the app did not finish its work; output:\n{}",
-        c.output()
-    );
+    let stopped = c.stop_with(Duration::from_secs(10), 7);
+    c.assert_shows("app: finished", "the app did not finish its work");
     assert!(
         stopped.took >= Duration::from_millis(900),
         "exited before the app's second of work: {stopped:?}"
@@ -610,27 +619,15 @@ fn app_ignoring_term_is_killed_at_grace_init_timeout_before_the_runtime_timeout(
         &[("/app/stubborn.sh", STUBBORN_APP)],
     );
     c.wait_line("ready");
-    let stopped = c.docker_stop(Duration::from_secs(5));
-    assert!(
-        !stopped.runtime_killed,
-        "the runtime had to kill it: {stopped:?}; output:\n{}",
-        c.output()
-    );
-    assert_eq!(
-        stopped.code,
-        Some(137),
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
+    let stopped = c.stop_with(Duration::from_secs(5), 137);
     assert!(
         stopped.took >= Duration::from_millis(950) && stopped.took < Duration::from_secs(3),
         "escalation not at the 1 s timeout: {stopped:?}; output:\n{}",
         c.output()
     );
-    assert!(
-        c.transcript.find("escalated: SIGKILL").is_some(),
-        "grace-init did not report the escalation; output:\n{}",
-        c.output()
+    c.assert_shows(
+        "escalated: SIGKILL",
+        "grace-init did not report the escalation",
     );
     eprintln!(
         "ignore-TERM app: grace-init (--timeout 1s) escalated to SIGKILL; TERM to exit {:.0} ms (runtime stop timeout 5 s)",
@@ -644,19 +641,8 @@ fn shell_entrypoint_grace_init_waits_for_the_background_server_after_the_shell_d
     let args = under_grace_init(&[], &["sh", "-c", "/app/server.sh & wait"]);
     let mut c = Container::start(env, &args, &[], &[("/app/server.sh", SERVER)]);
     c.wait_line("server: ready");
-    let stopped = c.docker_stop(Duration::from_secs(10));
-    assert!(
-        !stopped.runtime_killed,
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
     // The exit status is the shell's: it had no trap and died of TERM.
-    assert_eq!(
-        stopped.code,
-        Some(143),
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
+    let stopped = c.stop_with(Duration::from_secs(10), 143);
     let shell_died = c
         .transcript
         .find("was killed by SIGTERM")
@@ -683,10 +669,9 @@ fn shell_entrypoint_grace_init_waits_for_the_background_server_after_the_shell_d
         stopped.took >= Duration::from_millis(900),
         "exited before the server's second of work: {stopped:?}"
     );
-    assert!(
-        c.transcript.find("processes remain").is_some(),
-        "grace-init did not say it waits for the leftovers; output:\n{}",
-        c.output()
+    c.assert_shows(
+        "processes remain",
+        "grace-init did not say it waits for the leftovers",
     );
 }
 
@@ -741,18 +726,7 @@ fn stop_time_with_a_cooperative_app_is_measured() {
         let args = under_grace_init(&[], &["/app/cooperative.sh"]);
         let mut c = Container::start(env, &args, &[], &[("/app/cooperative.sh", COOPERATIVE_APP)]);
         c.wait_line("ready");
-        let stopped = c.docker_stop(Duration::from_secs(10));
-        assert!(
-            !stopped.runtime_killed,
-            "{stopped:?}; output:\n{}",
-            c.output()
-        );
-        assert_eq!(
-            stopped.code,
-            Some(0),
-            "{stopped:?}; output:\n{}",
-            c.output()
-        );
+        let stopped = c.stop_with(Duration::from_secs(10), 0);
         assert!(
             stopped.took < Duration::from_secs(2),
             "run {run}: slow stop {stopped:?}; output:\n{}",
@@ -771,12 +745,7 @@ fn stop_time_with_a_cooperative_app_is_measured() {
         );
         c.wait_line("ready");
         let stopped = c.docker_stop(Duration::from_secs(10));
-        assert_eq!(
-            stopped.code,
-            Some(0),
-            "{stopped:?}; output:\n{}",
-            c.output()
-        );
+        c.assert_exit(&stopped, 0);
         bare_times.push(stopped.took);
     }
     let ms = |d: &Duration| format!("{:.0}", d.as_secs_f64() * 1000.0);
@@ -798,28 +767,9 @@ fn as_a_non_root_user_grace_init_still_forwards_waits_and_reaps() {
     let args = under_grace_init(&["-t", "5"], &["sh", "-c", "id -u; /app/server.sh & wait"]);
     let mut c = Container::start_as(env, 65534, &args, &[], &[("/app/server.sh", SERVER)]);
     c.wait_line("server: ready");
-    assert!(
-        c.transcript.find("65534").is_some(),
-        "not running as uid 65534; output:\n{}",
-        c.output()
-    );
-    let stopped = c.docker_stop(Duration::from_secs(10));
-    assert!(
-        !stopped.runtime_killed,
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
-    assert_eq!(
-        stopped.code,
-        Some(143),
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
-    assert!(
-        c.transcript.find("server: finished").is_some(),
-        "the server was not let finish; output:\n{}",
-        c.output()
-    );
+    c.assert_shows("65534", "not running as uid 65534");
+    c.stop_with(Duration::from_secs(10), 143);
+    c.assert_shows("server: finished", "the server was not let finish");
     assert!(
         c.transcript.find("warning").is_none(),
         "nothing that works as root should warn as nobody; output:\n{}",
@@ -870,11 +820,7 @@ fn user_switch_in_a_root_image_runs_the_app_as_the_images_user_with_its_groups()
     assert_eq!(line("Gid:"), "1500 1500 1500 1500", "{}", c.output());
     // The primary group and the groups of /etc/group that list appuser, not root's.
     assert_eq!(line("Groups:"), "1500 2600 2700", "{}", c.output());
-    assert!(
-        c.transcript.find("HOME=/home/appuser").is_some(),
-        "{}",
-        c.output()
-    );
+    c.assert_shows("HOME=/home/appuser", "the user's home");
     // grace-init itself is still root: it can signal and reap everything.
     let init = c.exec(&["cat", "/proc/1/status"]);
     let init = String::from_utf8_lossy(&init.stdout).into_owned();
@@ -884,23 +830,8 @@ fn user_switch_in_a_root_image_runs_the_app_as_the_images_user_with_its_groups()
         ["0", "0", "0", "0"],
         "grace-init's own ids: {init}"
     );
-    let stopped = c.docker_stop(Duration::from_secs(10));
-    assert!(
-        !stopped.runtime_killed,
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
-    assert_eq!(
-        stopped.code,
-        Some(0),
-        "{stopped:?}; output:\n{}",
-        c.output()
-    );
-    assert!(
-        c.transcript.find("app: stopping as 1500").is_some(),
-        "{}",
-        c.output()
-    );
+    c.stop_with(Duration::from_secs(10), 0);
+    c.assert_shows("app: stopping as 1500", "the app stops as the user");
 }
 
 /// Runs grace-init with `flags` in a container with the image's users; it must refuse with a usage error (exit 2)
