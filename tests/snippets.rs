@@ -25,7 +25,7 @@
 mod common;
 
 use common::host::which;
-use common::podman::{Container, Podman, example_bases, podman};
+use common::podman::{Container, Podman, example_bases, example_image, podman};
 use common::{descendants, send_signal, state, wait_for};
 use std::fs;
 use std::io::Read;
@@ -663,12 +663,21 @@ fn fragment_base(p: &'static Podman) -> String {
 #[test]
 fn every_container_snippet_runs_and_every_dockerfile_snippet_builds() {
     let Some(p) = podman() else { return };
+    // Dockerfile.example as tests/podman.rs builds it (usually already there): its stages, tagged, are the cache
+    // the snippets' own builds of it hit.
+    example_image(p);
     let started = Instant::now();
     let sandbox = sandbox("engine", Some(p));
     for block in claimed(Runner::Engine) {
         let script = format!("export TMPDIR={}\n{}", sandbox.dir.display(), block.body);
+        let began = Instant::now();
         let run = Started::new(&[], &script, &sandbox, root());
         let (status, text) = run.finish(Duration::from_secs(1200));
+        eprintln!(
+            "{}: ran in {:.1}s",
+            block.at(),
+            began.elapsed().as_secs_f64()
+        );
         assert!(
             status.success(),
             "{}: {status}:\n{}\n{text}",
@@ -684,7 +693,12 @@ fn every_container_snippet_runs_and_every_dockerfile_snippet_builds() {
             );
         }
     }
+    let began = Instant::now();
     let base = fragment_base(p);
+    eprintln!(
+        "the fragments' base built in {:.1}s",
+        began.elapsed().as_secs_f64()
+    );
     let mut built = vec![];
     for (i, block) in claimed(Runner::Build).into_iter().enumerate() {
         let context = p.context(&format!("snippet-{i}"), &[]);
@@ -700,6 +714,7 @@ fn every_container_snippet_runs_and_every_dockerfile_snippet_builds() {
         };
         fs::write(context.join("Containerfile"), file).expect("write a Containerfile");
         let tag = format!("localhost/grace-init-e2e/snippet-{i}:test");
+        let began = Instant::now();
         let out = p.podman(&[
             "build",
             "--network",
@@ -740,6 +755,11 @@ fn every_container_snippet_runs_and_every_dockerfile_snippet_builds() {
                 c.logs()
             );
         }
+        eprintln!(
+            "{}: built (and run) in {:.1}s",
+            block.at(),
+            began.elapsed().as_secs_f64()
+        );
         built.push(block.at());
     }
     eprintln!(
