@@ -33,21 +33,12 @@ per_mode! {
 fn fatal_signals() -> Vec<i32> {
     let ignored_by_default = [libc::SIGCHLD, libc::SIGCONT, libc::SIGURG, libc::SIGWINCH];
     let stops = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
-    let faults = [
-        libc::SIGFPE,
-        libc::SIGILL,
-        libc::SIGSEGV,
-        libc::SIGBUS,
-        libc::SIGABRT,
-        libc::SIGTRAP,
-        libc::SIGSYS,
-    ];
     (1..=libc::SIGRTMAX())
         .filter(|s| {
             *s != libc::SIGKILL
                 && !ignored_by_default.contains(s)
                 && !stops.contains(s)
-                && !faults.contains(s)
+                && !FAULTS.contains(s)
         })
         .filter(|s| *s <= 31 || *s >= libc::SIGRTMIN())
         .collect()
@@ -198,17 +189,8 @@ fn forwardable() -> Vec<i32> {
         libc::SIGTERM,
         libc::SIGINT,
     ];
-    let faults = [
-        libc::SIGFPE,
-        libc::SIGILL,
-        libc::SIGSEGV,
-        libc::SIGBUS,
-        libc::SIGABRT,
-        libc::SIGTRAP,
-        libc::SIGSYS,
-    ];
     (1..=libc::SIGRTMAX())
-        .filter(|s| !not_forwarded.contains(s) && !faults.contains(s))
+        .filter(|s| !not_forwarded.contains(s) && !FAULTS.contains(s))
         .filter(|s| *s <= 31 || *s >= libc::SIGRTMIN())
         .collect()
 }
@@ -322,20 +304,9 @@ time.sleep(60)
 "#;
         let mut run = Run::start(mode, &["-t", "2", "--", "python3", "-c", script]);
         run.expect_stdout("spawned", secs(30.0));
-        let settled = wait_for(secs(10.0), || {
-            let live = run.descendants();
-            let zombies = live.iter().filter(|p| state(**p) == Some('Z')).count();
-            (live.len() == 1 && zombies == 0).then_some(())
-        });
-        let left: Vec<_> = run
-            .descendants()
-            .into_iter()
-            .map(|p| (p, state(p)))
-            .collect();
-        assert!(
-            settled.is_some(),
-            "{mode:?}: processes left besides the child: {left:?}"
-        );
+        if let Err(left) = run.only_the_child_left(secs(10.0)) {
+            panic!("{mode:?}: processes left besides the child: {left:?}");
+        }
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         done.assert_exit(143);
@@ -344,9 +315,7 @@ time.sleep(60)
 
 per_mode! {
     fn a_child_ignoring_sigterm_is_killed_at_the_timeout(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(mode, &["-t", "1", "--", &reporter, "--ignore", "TERM"]);
-        run.expect_stdout("child ready", secs(10.0));
+        let run = Run::start_reporter(mode, &["-t", "1"], &["--ignore", "TERM"]);
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
@@ -362,9 +331,7 @@ per_mode! {
 
 per_mode! {
     fn a_cooperative_child_ends_the_run_promptly_without_sigkill(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(mode, &["-t", "10", "--", &reporter, "--exit-on", "TERM=0"]);
-        run.expect_stdout("child ready", secs(10.0));
+        let run = Run::start_reporter(mode, &["-t", "10"], &["--exit-on", "TERM=0"]);
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
@@ -547,23 +514,11 @@ per_mode! {
 
 per_mode! {
     fn a_second_stop_signal_is_forwarded_again_and_the_deadline_holds(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(
+        let mut run = Run::start_reporter(
             mode,
-            &[
-                "-t",
-                "1",
-                "--",
-                &reporter,
-                "--ignore",
-                "INT",
-                "--exit-on",
-                "TERM=3",
-                "--linger",
-                "5",
-            ],
+            &["-t", "1"],
+            &["--ignore", "INT", "--exit-on", "TERM=3", "--linger", "5"],
         );
-        run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         run.expect_stdout("child finishing", secs(5.0));
@@ -699,9 +654,7 @@ per_mode! {
 
 per_mode! {
     fn a_stopped_child_still_gets_a_graceful_shutdown(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(mode, &["-t", "5", "--", &reporter, "--exit-on", "TERM=0"]);
-        run.expect_stdout("child ready", secs(10.0));
+        let run = Run::start_reporter(mode, &["-t", "5"], &["--exit-on", "TERM=0"]);
         let child = run.descendants()[0];
         unsafe_kill(child, libc::SIGSTOP);
         wait_for(secs(5.0), || (state(child) == Some('T')).then_some(())).expect("child stopped");
@@ -718,12 +671,7 @@ fn as_pid1_a_process_entered_from_outside_gets_sigterm_and_is_waited_for() {
     if !pid1_available() {
         return;
     }
-    let reporter = reporter();
-    let mut run = Run::start(
-        Mode::Pid1,
-        &["-t", "5", "--", &reporter, "--exit-on", "TERM=0"],
-    );
-    run.expect_stdout("child ready", secs(10.0));
+    let run = Run::start_reporter(Mode::Pid1, &["-t", "5"], &["--exit-on", "TERM=0"]);
     // Like `docker exec`: a process in the namespace that is not grace-init's descendant.
     let mut stranger = std::process::Command::new("nsenter")
         .args(["-t", &run.init_pid().to_string(), "-p", "-m", "--", "sh", "-c"])

@@ -1,4 +1,4 @@
-//! What the peers have (issue 12), as PID 1 and as a subreaper: `--user` (gosu), `--pause` (catatonit -P),
+//! What the peer inits offer, as PID 1 and as a subreaper: `--user` (gosu), `--pause` (catatonit -P),
 //! an init that holds nothing of the caller's (cwd `/`, inherited descriptors closed in grace-init only),
 //! socket activation (LISTEN_PID handed to the child) and `--warn-reap` (tini -w).
 

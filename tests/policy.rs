@@ -9,9 +9,7 @@ use common::*;
 
 per_mode! {
     fn a_rewritten_stop_signal_still_starts_the_grace_period(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(mode, &["-t", "1", "-r", "TERM:USR1", "--", &reporter]);
-        run.expect_stdout("child ready", secs(10.0));
+        let mut run = Run::start_reporter(mode, &["-t", "1", "-r", "TERM:USR1"], &[]);
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         run.expect_stdout("child got SIGUSR1", secs(5.0));
@@ -32,12 +30,11 @@ per_mode! {
 
 #[test]
 fn a_signal_rewritten_to_none_is_dropped() {
-    let reporter = reporter();
-    let mut run = Run::start(
+    let mut run = Run::start_reporter(
         Mode::Subreaper,
-        &["-r", "HUP:none", "--", &reporter, "--exit-on", "TERM=0"],
+        &["-r", "HUP:none"],
+        &["--exit-on", "TERM=0"],
     );
-    run.expect_stdout("child ready", secs(10.0));
     run.signal(libc::SIGHUP);
     run.signal(libc::SIGUSR2);
     run.expect_stdout("child got SIGUSR2", secs(5.0));
@@ -53,10 +50,8 @@ fn a_signal_rewritten_to_none_is_dropped() {
 
 per_mode! {
     fn stop_signals_are_configurable_and_quit_is_not_one_by_default(mode: Mode) {
-        let reporter = reporter();
         // By default QUIT is forwarded but starts no grace period: the JVM thread-dump case.
-        let mut run = Run::start(mode, &["-t", "0.3", "--", &reporter]);
-        run.expect_stdout("child ready", secs(10.0));
+        let mut run = Run::start_reporter(mode, &["-t", "0.3"], &[]);
         run.signal(libc::SIGQUIT);
         run.expect_stdout("child got SIGQUIT", secs(5.0));
         std::thread::sleep(secs(0.6));
@@ -69,11 +64,7 @@ per_mode! {
         run.signal(libc::SIGKILL);
         drop(run);
 
-        let mut run = Run::start(
-            mode,
-            &["-t", "0.5", "--stop-signals", "QUIT", "--", &reporter],
-        );
-        run.expect_stdout("child ready", secs(10.0));
+        let run = Run::start_reporter(mode, &["-t", "0.5", "--stop-signals", "QUIT"], &[]);
         run.signal(libc::SIGQUIT);
         let done = run.wait(secs(5.0));
         done.assert_exit_for(137, "QUIT started the grace period");
@@ -99,21 +90,11 @@ per_mode! {
 
 per_mode! {
     fn the_drain_delay_holds_the_signal_back_inside_the_budget(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(
+        let mut run = Run::start_reporter(
             mode,
-            &[
-                "-t",
-                "5",
-                "--drain-delay",
-                "0.8",
-                "--",
-                &reporter,
-                "--exit-on",
-                "TERM=0",
-            ],
+            &["-t", "5", "--drain-delay", "0.8"],
+            &["--exit-on", "TERM=0"],
         );
-        run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         // Other signals still pass during the drain.
@@ -134,21 +115,11 @@ per_mode! {
 
 #[test]
 fn a_second_stop_signal_cuts_the_drain_short() {
-    let reporter = reporter();
-    let mut run = Run::start(
+    let mut run = Run::start_reporter(
         Mode::Subreaper,
-        &[
-            "-t",
-            "20",
-            "--drain-delay",
-            "10",
-            "--",
-            &reporter,
-            "--exit-on",
-            "TERM=0",
-        ],
+        &["-t", "20", "--drain-delay", "10"],
+        &["--exit-on", "TERM=0"],
     );
-    run.expect_stdout("child ready", secs(10.0));
     let sent = Instant::now();
     run.signal(libc::SIGTERM);
     run.expect_stderr("draining", secs(5.0));
@@ -160,21 +131,11 @@ fn a_second_stop_signal_cuts_the_drain_short() {
 
 per_mode! {
     fn the_pre_stop_command_runs_before_the_app_gets_the_signal(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(
+        let mut run = Run::start_reporter(
             mode,
-            &[
-                "-t",
-                "5",
-                "--pre-stop",
-                "echo pre-stop-start >&2; sleep 0.3; echo pre-stop-done",
-                "--",
-                &reporter,
-                "--exit-on",
-                "TERM=0",
-            ],
+            &["-t", "5", "--pre-stop", "echo pre-stop-start >&2; sleep 0.3; echo pre-stop-done"],
+            &["--exit-on", "TERM=0"],
         );
-        run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         run.expect_stdout("child got SIGTERM", secs(5.0));
@@ -202,22 +163,11 @@ per_mode! {
     fn log_lines_keep_the_order_of_events_though_written_after_the_actions(mode: Mode) {
         // The supervisor's lines are formatted only after its actions are carried out (the signal is sent first),
         // while an action logs its own lines as it runs: the log must still read in the order things happened.
-        let reporter = reporter();
-        let mut run = Run::start(
+        let run = Run::start_reporter(
             mode,
-            &[
-                "-v",
-                "-t",
-                "5",
-                "--pre-stop",
-                "true",
-                "--",
-                &reporter,
-                "--exit-on",
-                "TERM=0",
-            ],
+            &["-v", "-t", "5", "--pre-stop", "true"],
+            &["--exit-on", "TERM=0"],
         );
-        run.expect_stdout("child ready", secs(10.0));
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         done.assert_exit(0);
@@ -243,21 +193,11 @@ per_mode! {
 
 per_mode! {
     fn a_hanging_pre_stop_command_is_cut_off_by_the_budget(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(
+        let mut run = Run::start_reporter(
             mode,
-            &[
-                "-t",
-                "2",
-                "--pre-stop",
-                "sleep 100",
-                "--",
-                &reporter,
-                "--exit-on",
-                "TERM=0",
-            ],
+            &["-t", "2", "--pre-stop", "sleep 100"],
+            &["--exit-on", "TERM=0"],
         );
-        run.expect_stdout("child ready", secs(10.0));
         let sent = Instant::now();
         run.signal(libc::SIGTERM);
         run.expect_stdout("child got SIGTERM", secs(5.0));
@@ -365,21 +305,11 @@ per_mode! {
 
 #[test]
 fn a_failing_pre_stop_is_logged_and_the_stop_goes_on() {
-    let reporter = reporter();
-    let mut run = Run::start(
+    let mut run = Run::start_reporter(
         Mode::Subreaper,
-        &[
-            "-t",
-            "5",
-            "--pre-stop",
-            "exit 3",
-            "--",
-            &reporter,
-            "--exit-on",
-            "TERM=0",
-        ],
+        &["-t", "5", "--pre-stop", "exit 3"],
+        &["--exit-on", "TERM=0"],
     );
-    run.expect_stdout("child ready", secs(10.0));
     run.signal(libc::SIGTERM);
     run.expect_stdout("child got SIGTERM", secs(5.0));
     let done = run.wait(secs(10.0));
@@ -452,24 +382,11 @@ per_mode! {
         // The supervisor's lines are formatted after its actions and put in front of what the actions logged; their
         // time stamps must still read forwards. Main: "grace period over" (formatted after the SIGKILL) carried a
         // later stamp than the "escalated" line written under it.
-        let reporter = reporter();
-        let mut run = Run::start(
+        let run = Run::start_reporter(
             mode,
-            &[
-                "--log-format",
-                "json",
-                "-v",
-                "-t",
-                "0.5",
-                "--pre-stop",
-                "true",
-                "--",
-                &reporter,
-                "--ignore",
-                "TERM",
-            ],
+            &["--log-format", "json", "-v", "-t", "0.5", "--pre-stop", "true"],
+            &["--ignore", "TERM"],
         );
-        run.expect_stdout("child ready", secs(10.0));
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         done.assert_exit(137);

@@ -1,7 +1,7 @@
-//! Regression tests for issue 9: grace-init never hangs, never dies of a signal sent to it, never signals a
-//! process that is not its own, and finds its leftovers without /proc/<pid>/task/<tid>/children; the terminal goes
-//! back to the caller; a hanging pre-stop command under `--timeout infinity` cannot keep the stop signal back.
-//! (The orphan storm of item 7 is in tests/load.rs; item 9, kernel threads, is a unit test.)
+//! grace-init never hangs, never dies of a signal sent to it, never signals a process that is not its own, and
+//! finds its leftovers without /proc/<pid>/task/<tid>/children; the terminal goes back to the caller; a hanging
+//! pre-stop command under `--timeout infinity` cannot keep the stop signal back. Sections are numbered as in
+//! docs/reliability.md (7, the orphan storm, is in tests/load.rs; 9, kernel threads, is a unit test).
 
 mod common;
 
@@ -340,9 +340,7 @@ per_mode! {
     fn leftover_counts_never_include_the_main_child(mode: Mode) {
         // A child that ignores SIGTERM and leaves nothing behind is SIGKILLed at the deadline: it is the child, not a
         // leftover. Main: "leftovers: 0 sent SIGTERM, 1 SIGKILLed".
-        let reporter = reporter();
-        let mut run = Run::start(mode, &["-t", "1", "--", &reporter, "--ignore", "TERM"]);
-        run.expect_stdout("child ready", secs(10.0));
+        let run = Run::start_reporter(mode, &["-t", "1"], &["--ignore", "TERM"]);
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(5.0));
         let text = done.stderr_text();
@@ -530,21 +528,11 @@ per_mode! {
         // The app ignores SIGTERM and never reaps a child that exited at once: a zombie in the app's group, dead
         // long before the deadline. At the deadline the app is SIGKILLed; the zombie got nothing it could feel.
         // Today's main (the count taken after the kill) says "1 SIGKILLed"; the count must stay 0, as it was.
-        let reporter = reporter();
-        let mut run = Run::start(
+        let run = Run::start_reporter(
             mode,
-            &[
-                "-t",
-                "1",
-                "--",
-                &reporter,
-                "--ignore",
-                "TERM",
-                "--grandchild",
-                "--tag grandchild --exit-now 0",
-            ],
+            &["-t", "1"],
+            &["--ignore", "TERM", "--grandchild", "--tag grandchild --exit-now 0"],
         );
-        run.expect_stdout("child ready", secs(10.0));
         let _strays = strays(&run);
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(5.0));
@@ -622,12 +610,7 @@ fn as_pid1_the_escalation_counts_a_process_entered_from_outside_that_its_parent_
     if !pid1_available() {
         return;
     }
-    let reporter = reporter();
-    let mut run = Run::start(
-        Mode::Pid1,
-        &["-t", "1", "--", &reporter, "--ignore", "TERM"],
-    );
-    run.expect_stdout("child ready", secs(10.0));
+    let run = Run::start_reporter(Mode::Pid1, &["-t", "1"], &["--ignore", "TERM"]);
     let entered = run.enter(&["--tag", "entered", "--ignore", "TERM"]);
     entered.expect("entered ready", secs(10.0));
     run.signal(libc::SIGTERM);

@@ -1,7 +1,7 @@
-//! Regression tests for issue 10: a stalled stderr (a full pipe nobody reads: a stuck log driver, `| less` never
-//! scrolled) must not delay forwarding, the deadline or the exit; the lines that did not fit are dropped, counted,
-//! and the count is reported once the pipe drains. As PID 1 and as a subreaper, with default and verbose logging.
-//! On main grace-init blocks in write(2) before it forwards or kills: every test here fails by a bounded wait.
+//! A stalled stderr (a full pipe nobody reads: a stuck log driver, `| less` never scrolled) does not delay
+//! forwarding, the deadline or the exit; the lines that did not fit are dropped, counted, and the count is
+//! reported once the pipe drains. As PID 1 and as a subreaper, with default and verbose logging. A grace-init that
+//! blocked in write(2) would fail every test here by a bounded wait.
 
 mod common;
 

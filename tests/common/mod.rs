@@ -213,6 +213,21 @@ impl Run {
         Run::launch(mode, &Launch::with_env(env), args)
     }
 
+    /// Starts `grace-init INIT_ARGS -- reporter.py REPORTER_ARGS` in `mode` and waits (at most 10 s) for the
+    /// reporter's `child ready`: its signal handlers are in place from then on.
+    pub fn start_reporter(mode: Mode, init_args: &[&str], reporter_args: &[&str]) -> Run {
+        let reporter = reporter();
+        let args: Vec<&str> = init_args
+            .iter()
+            .copied()
+            .chain(["--", reporter.as_str()])
+            .chain(reporter_args.iter().copied())
+            .collect();
+        let mut run = Run::start(mode, &args);
+        run.expect_stdout("child ready", secs(10.0));
+        run
+    }
+
     /// Wraps a started launcher: finds grace-init's pid (for PID 1, the launcher's child; a quick command
     /// may have come and gone before we look, and then there is nothing to signal).
     fn adopt(
@@ -337,6 +352,24 @@ impl Run {
             return vec![];
         }
         descendants(self.init_pid)
+    }
+
+    /// Waits (at most `within`) until the only process below grace-init is its child and no zombie is left;
+    /// otherwise returns what is there (pid and state letter).
+    pub fn only_the_child_left(&self, within: Duration) -> Result<(), Vec<(i32, Option<char>)>> {
+        let settled = wait_for(within, || {
+            let live = self.descendants();
+            let zombies = live.iter().filter(|p| state(**p) == Some('Z')).count();
+            (live.len() == 1 && zombies == 0).then_some(())
+        });
+        match settled {
+            Some(()) => Ok(()),
+            None => Err(self
+                .descendants()
+                .into_iter()
+                .map(|p| (p, state(p)))
+                .collect()),
+        }
     }
 
     /// Waits for grace-init to exit, at most `within`; panics (after killing it) when it does not.
@@ -480,6 +513,17 @@ pub fn wakeups(pid: i32) -> u64 {
         .filter_map(|f| status_field(pid, f)?.parse::<u64>().ok())
         .sum()
 }
+
+/// The signals a fault raises (and a core dump follows by default): tested apart from the ones `kill` sends.
+pub const FAULTS: [i32; 7] = [
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGABRT,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
 
 /// Polls `probe` every 5 ms until it returns Some, at most `within`.
 pub fn wait_for<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
