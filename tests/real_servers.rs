@@ -540,20 +540,22 @@ fn report(server: &str, m: &Measured) {
 }
 
 fn assert_exit_within(m: &Measured, limit: Duration) {
-    assert!(
+    m.done.check(
         m.exit_after < limit,
-        "grace-init took {:?} from SIGTERM to exit, expected under {limit:?}\nstderr: {}",
-        m.exit_after,
-        m.done.stderr_text()
+        format!(
+            "grace-init took {:?} from SIGTERM to exit, expected under {limit:?}",
+            m.exit_after
+        ),
     );
 }
 
 fn assert_all_served(outcomes: &[Outcome], done: &Finished) {
-    assert!(
+    done.check(
         outcomes.iter().all(Outcome::served),
-        "every in-flight request must complete: {}\nstderr: {}",
-        summary(outcomes),
-        done.stderr_text()
+        format!(
+            "every in-flight request must complete: {}",
+            summary(outcomes)
+        ),
     );
 }
 
@@ -574,7 +576,7 @@ fn gunicorn_gthread_finishes_in_flight_requests() {
     );
     report("gunicorn gthread (2 workers x 4 threads)", &m);
     assert_all_served(&m.in_flight, &m.done);
-    assert_eq!(m.done.code, Some(0), "{}", m.done.stderr_text());
+    m.done.assert_exit(0);
     // gunicorn 27's gthread workers keep their copy of the listening socket open until their in-flight
     // requests are done: a new connection is queued by the kernel, never answered, and reset at the end.
     assert!(
@@ -612,17 +614,9 @@ fn uvicorn_finishes_in_flight_requests() {
     );
     report("uvicorn (-e 143)", &m);
     assert_all_served(&m.in_flight, &m.done);
-    assert!(
-        m.done.stderr_text().contains("was killed by SIGTERM"),
-        "uvicorn is expected to die of its re-raised SIGTERM:\n{}",
-        m.done.stderr_text()
-    );
-    assert_eq!(
-        m.done.code,
-        Some(0),
-        "143 is remapped by -e 143:\n{}",
-        m.done.stderr_text()
-    );
+    // uvicorn is expected to die of its re-raised SIGTERM, and 143 is remapped by -e 143.
+    m.done.assert_log_contains("was killed by SIGTERM");
+    m.done.assert_exit(0);
     assert_eq!(
         m.probe.1.end,
         End::Refused,
@@ -749,11 +743,12 @@ fn grpcio_stop_with_grace_finishes_in_flight_calls() {
         done.code,
         short(&summary_line)
     );
-    assert_eq!(
-        (ok, in_flight.len()),
-        (IN_FLIGHT, IN_FLIGHT),
-        "every in-flight call must complete: {results:?}\nstderr: {}",
-        done.stderr_text()
+    done.check(
+        (ok, in_flight.len()) == (IN_FLIGHT, IN_FLIGHT),
+        format!(
+            "every in-flight call must complete: {ok} of {}: {results:?}",
+            in_flight.len()
+        ),
     );
     assert!(
         late_result.len() == 1 && late_result[0].contains(" error "),
@@ -763,12 +758,8 @@ fn grpcio_stop_with_grace_finishes_in_flight_calls() {
         done.stdout.iter().any(|l| l == "stopped"),
         "server.stop() did not finish"
     );
-    assert_eq!(done.code, Some(0), "{}", done.stderr_text());
-    assert!(
-        exit_after < secs(5.0),
-        "took {exit_after:?}\nstderr: {}",
-        done.stderr_text()
-    );
+    done.assert_exit(0);
+    done.check(exit_after < secs(5.0), format!("took {exit_after:?}"));
     assert_nothing_left(&seen);
 }
 
@@ -842,18 +833,14 @@ fn nginx_run(extra: &[&str]) -> Measured {
 fn nginx_with_term_rewritten_to_quit_finishes_responses() {
     let m = nginx_run(&["-r", "TERM:QUIT"]);
     report("nginx -r TERM:QUIT (384 KiB at 128 KiB/s)", &m);
-    assert!(
-        m.done.stderr_text().contains("forwarding SIGQUIT"),
-        "{}",
-        m.done.stderr_text()
-    );
+    m.done.assert_log_contains("forwarding SIGQUIT");
     assert_all_served(&m.in_flight, &m.done);
     assert!(
         m.in_flight.iter().all(|o| o.body == BIG),
         "{:?}",
         m.in_flight
     );
-    assert_eq!(m.done.code, Some(0), "{}", m.done.stderr_text());
+    m.done.assert_exit(0);
     assert_eq!(
         m.probe.1.end,
         End::Refused,
@@ -874,7 +861,7 @@ fn nginx_with_plain_term_cuts_responses_off() {
         "with plain SIGTERM nginx is expected to cut every response: {}",
         summary(&m.in_flight)
     );
-    assert_eq!(m.done.code, Some(0), "{}", m.done.stderr_text());
+    m.done.assert_exit(0);
     assert_exit_within(&m, secs(1.5));
     assert_nothing_left(&m.seen);
 }
@@ -1032,7 +1019,7 @@ fn drain_delay_keeps_serving_then_refuses() {
         exit_after >= secs(1.0) && exit_after < secs(4.0),
         "took {exit_after:?}"
     );
-    assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+    done.assert_exit(0);
     assert_nothing_left(&seen);
 }
 
@@ -1125,7 +1112,7 @@ fn pre_stop_runs_before_the_app_gets_the_signal() {
         summary_line.contains("pre-stop 0.") || summary_line.contains("pre-stop 1."),
         "the summary gives the pre-stop time (0.5 s and a bit): {summary_line}"
     );
-    assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+    done.assert_exit(0);
     assert_nothing_left(&seen);
 }
 
