@@ -39,9 +39,8 @@ fn json_number(line: &str, field: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-#[test]
-fn an_app_over_its_memory_limit_is_reported_as_killed_by_the_oom_killer() {
-    for mode in modes() {
+per_mode! {
+    fn an_app_over_its_memory_limit_is_reported_as_killed_by_the_oom_killer(mode: Mode) {
         for format in ["text", "json"] {
             let Some(cgroup) = MemoryCgroup::create(&format!("oom-{mode:?}-{format}"), Some(LIMIT))
             else {
@@ -103,9 +102,8 @@ fn an_app_over_its_memory_limit_is_reported_as_killed_by_the_oom_killer() {
     }
 }
 
-#[test]
-fn an_oom_kill_of_another_process_is_said_and_expect_exit_does_not_hide_it() {
-    for mode in modes() {
+per_mode! {
+    fn an_oom_kill_of_another_process_is_said_and_expect_exit_does_not_hide_it(mode: Mode) {
         // A shell wrapping the app exits 137 by itself when the app was OOM-killed: -e 137 does not hide it.
         let Some(cgroup) = MemoryCgroup::create(&format!("wrapper-{mode:?}"), Some(LIMIT)) else {
             return;
@@ -155,9 +153,8 @@ fn an_oom_kill_of_another_process_is_said_and_expect_exit_does_not_hide_it() {
     }
 }
 
-#[test]
-fn a_sigkill_grace_init_did_not_send_is_not_called_an_oom_kill() {
-    for mode in modes() {
+per_mode! {
+    fn a_sigkill_grace_init_did_not_send_is_not_called_an_oom_kill(mode: Mode) {
         let Some(cgroup) = MemoryCgroup::create(&format!("kill-{mode:?}"), None) else {
             return;
         };
@@ -187,9 +184,8 @@ fn a_sigkill_grace_init_did_not_send_is_not_called_an_oom_kill() {
     }
 }
 
-#[test]
-fn the_deadline_sigkill_is_grace_inits_own_and_expect_exit_does_not_hide_it() {
-    for mode in modes() {
+per_mode! {
+    fn the_deadline_sigkill_is_grace_inits_own_and_expect_exit_does_not_hide_it(mode: Mode) {
         let mut run = Run::start(
             mode,
             &[
@@ -215,11 +211,8 @@ fn the_deadline_sigkill_is_grace_inits_own_and_expect_exit_does_not_hide_it() {
             stop.elapsed()
         );
         let text = done.stderr_text();
-        assert!(
-            text.contains(
-                "was killed by SIGKILL (grace-init's, at the end of the grace period) 1.0"
-            ),
-            "{mode:?}: {text}"
+        done.assert_log_contains(
+            "was killed by SIGKILL (grace-init's, at the end of the grace period) 1.0",
         );
         assert!(
             summary(&done).ends_with(
@@ -232,9 +225,8 @@ fn the_deadline_sigkill_is_grace_inits_own_and_expect_exit_does_not_hide_it() {
     }
 }
 
-#[test]
-fn a_death_by_signal_names_it_and_says_when_a_core_was_dumped() {
-    for mode in modes() {
+per_mode! {
+    fn a_death_by_signal_names_it_and_says_when_a_core_was_dumped(mode: Mode) {
         let scratch = Scratch::new(&format!("core-{mode:?}"));
         let dir = scratch.path("");
         let script = format!("cd '{dir}' && ulimit -c unlimited && kill -SEGV $$");
@@ -264,7 +256,7 @@ fn a_death_by_signal_names_it_and_says_when_a_core_was_dumped() {
         }
         // No core: only the signal.
         let done = Run::start(mode, &["--", "sh", "-c", "kill -TERM $$"]).wait(BOUND);
-        assert_eq!(done.code, Some(143));
+        done.assert_exit(143);
         assert!(
             summary(&done).contains("; child was killed by SIGTERM; leftovers"),
             "{mode:?}: {:#?}",
@@ -273,9 +265,8 @@ fn a_death_by_signal_names_it_and_says_when_a_core_was_dumped() {
     }
 }
 
-#[test]
-fn the_termination_message_is_written_unless_the_app_wrote_its_own() {
-    for mode in modes() {
+per_mode! {
+    fn the_termination_message_is_written_unless_the_app_wrote_its_own(mode: Mode) {
         let scratch = Scratch::new(&format!("message-{mode:?}"));
         let message = scratch.path("termination-log");
         // An empty file, as Kubernetes mounts it: grace-init's summary goes in.
@@ -285,7 +276,7 @@ fn the_termination_message_is_written_unless_the_app_wrote_its_own() {
             &["--termination-log", &message, "--", "sh", "-c", "exit 3"],
         )
         .wait(BOUND);
-        assert_eq!(done.code, Some(3));
+        done.assert_exit(3);
         assert_eq!(
             std::fs::read_to_string(&message).unwrap(),
             "grace-init: exiting: the child ended without a stop signal; child exited with code 3; leftovers: 0 \
@@ -297,7 +288,7 @@ fn the_termination_message_is_written_unless_the_app_wrote_its_own() {
             &["--termination-log", &message, "--", "/nonexistent/app"],
         )
         .wait(BOUND);
-        assert_eq!(done.code, Some(127));
+        done.assert_exit(127);
         assert_eq!(
             std::fs::read_to_string(&message).unwrap(),
             "grace-init: cannot run '/nonexistent/app': no such file or directory; exit code 127\n"
@@ -311,18 +302,14 @@ fn the_termination_message_is_written_unless_the_app_wrote_its_own() {
             &[("GRACE_INIT_TERMINATION_LOG", &message)],
         )
         .wait(BOUND);
-        assert_eq!(done.code, Some(3));
+        done.assert_exit(3);
         assert_eq!(
             std::fs::read_to_string(&message).unwrap(),
             "app: config missing\n"
         );
-        assert!(
-            done.stderr_text().contains(&format!(
-                "termination message not written: {message} changed since start (the app wrote its own)"
-            )),
-            "{mode:?}: {:#?}",
-            done.stderr
-        );
+        done.assert_log_contains(&format!(
+            "termination message not written: {message} changed since start (the app wrote its own)"
+        ));
         // A FIFO nobody reads: no hang, no error.
         let fifo = scratch.path("fifo");
         assert!(
@@ -333,13 +320,9 @@ fn the_termination_message_is_written_unless_the_app_wrote_its_own() {
                 .success()
         );
         let done = Run::start(mode, &["--termination-log", &fifo, "--", "true"]).wait(BOUND);
-        assert_eq!(done.code, Some(0));
+        done.assert_exit(0);
         assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
-        assert!(
-            !done.stderr_text().contains("warning"),
-            "{:#?}",
-            done.stderr
-        );
+        done.assert_log_lacks("warning");
         // `none` on the command line wins over the environment: nothing is written.
         std::fs::write(&message, "").unwrap();
         let done = Run::start_env(
@@ -348,7 +331,7 @@ fn the_termination_message_is_written_unless_the_app_wrote_its_own() {
             &[("GRACE_INIT_TERMINATION_LOG", &message)],
         )
         .wait(BOUND);
-        assert_eq!(done.code, Some(0));
+        done.assert_exit(0);
         assert_eq!(std::fs::read_to_string(&message).unwrap(), "");
     }
 }
