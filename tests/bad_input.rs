@@ -535,34 +535,33 @@ fn a_stop_signal_rewritten_to_none_is_warned_about_before_anything_runs() {
     );
 }
 
-/// Every variable grace-init reads.
-const VARIABLES: &[&str] = &[
-    "GRACE_INIT_TIMEOUT",
-    "GRACE_INIT_SINGLE_CHILD",
-    "GRACE_INIT_REWRITE",
-    "GRACE_INIT_DRAIN_DELAY",
-    "GRACE_INIT_PRE_STOP",
-    "GRACE_INIT_EXPECT_EXIT",
-    "GRACE_INIT_PDEATHSIG",
-    "GRACE_INIT_SUBREAPER",
-    "GRACE_INIT_STOP_SIGNALS",
-    "GRACE_INIT_USER",
-    "GRACE_INIT_PAUSE",
-    "GRACE_INIT_WARN_REAP",
-    "GRACE_INIT_WAIT_ALL",
-    "GRACE_INIT_LOG",
-    "GRACE_INIT_LOG_FORMAT",
-];
+/// Every variable grace-init reads: each option's twin as `--help` shows it, and GRACE_INIT_LOG.
+fn variables() -> Vec<String> {
+    let help = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("grace-init --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut found: Vec<String> = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(']').map(|(var, _)| var.to_string()))
+        .collect();
+    found.push("GRACE_INIT_LOG".to_string());
+    assert!(found.len() > 10, "{found:?}");
+    found
+}
 
 #[test]
 fn an_empty_variable_counts_as_unset_for_every_option() {
     // A derived image cannot unset its base's ENV, and Kubernetes' `value: ""` is how a variable is cleared:
     // each empty variable, and all of them at once, runs the command with the defaults and says nothing of it.
     let scratch = Scratch::new("empty-env");
-    let all: Vec<(&str, &str)> = VARIABLES.iter().map(|v| (*v, "")).collect();
-    let cases: Vec<Vec<(&str, &str)>> = VARIABLES
+    let variables = variables();
+    let all: Vec<(&str, &str)> = variables.iter().map(|v| (v.as_str(), "")).collect();
+    let cases: Vec<Vec<(&str, &str)>> = variables
         .iter()
-        .map(|v| vec![(*v, "")])
+        .map(|v| vec![(v.as_str(), "")])
         .chain([all])
         .collect();
     let mut failures = vec![];
