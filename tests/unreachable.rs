@@ -8,29 +8,6 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::*;
 
-/// One test per mode, `NAME::pid1` and `NAME::subreaper`, so a PID-1 failure does not hide the subreaper's result.
-macro_rules! per_mode {
-    ($name:ident, |$mode:ident| $body:block) => {
-        mod $name {
-            use super::*;
-
-            fn case($mode: Mode) $body
-
-            #[test]
-            fn pid1() {
-                if pid1_available() {
-                    case(Mode::Pid1);
-                }
-            }
-
-            #[test]
-            fn subreaper() {
-                case(Mode::Subreaper);
-            }
-        }
-    };
-}
-
 /// The reporter fixture copied to `scratch` as `name`, executable, its interpreter named in the first line (not
 /// through `env`, which would exec python3 and rename the process): run by that path, the kernel names its process
 /// after the file, cut to 15 bytes.
@@ -101,13 +78,10 @@ per_mode!(a_leftover_with_an_odd_name_gets_sigterm, |mode| {
         let done = run.wait(secs(10.0));
         let text = done.stderr_text();
         assert!(named, "{mode:?}: no process was named {name:?}");
-        assert_eq!(done.code, Some(0), "{mode:?}: {text}");
-        assert!(!text.contains("grace period over"), "{mode:?}: {text}");
-        assert!(
-            text.contains("sent SIGTERM to 1 process"),
-            "{mode:?}: {text}"
-        );
-        assert!(text.contains(shown), "{mode:?}: {shown} not named: {text}");
+        done.assert_exit_for(0, shown);
+        done.assert_log_lacks("grace period over");
+        done.assert_log_contains("sent SIGTERM to 1 process");
+        done.check(text.contains(shown), format!("{shown} not named"));
         assert!(
             done.stderr.iter().all(|l| l.starts_with("grace-init: ")),
             "{mode:?}: a name broke a log line: {:#?}",
@@ -280,9 +254,15 @@ per_mode!(short_of_descriptors_a_leftover_still_gets_sigterm, |mode| {
         run.expect_stdout("left got SIGTERM", secs(8.0));
         let done = run.wait(secs(10.0));
         let text = done.stderr_text();
-        assert_eq!(done.code, Some(0), "{what}: {text}");
-        assert!(text.contains("sent SIGTERM to 1 process"), "{what}: {text}");
-        assert!(!text.contains("grace period over"), "{what}: {text}");
+        done.assert_exit_for(0, &what);
+        done.check(
+            text.contains("sent SIGTERM to 1 process"),
+            format!("{what}: the leftover was told"),
+        );
+        done.check(
+            !text.contains("grace period over"),
+            format!("{what}: no deadline"),
+        );
     }
     assert!(
         started >= 3,

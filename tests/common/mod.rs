@@ -61,9 +61,12 @@ pub fn modes() -> Vec<Mode> {
 /// One test per mode: `per_mode! { fn name(mode: Mode) { ... } }` defines the scenario once and two tests,
 /// `name::pid1` and `name::subreaper`, so a failure as PID 1 never hides the subreaper's result and the two run
 /// in parallel. The PID-1 test fails in CI where unshare is impossible, and elsewhere says it is skipped.
-/// Attributes (`///` lines, `#[ignore]`) go on both tests.
+/// Attributes (`///` lines, `#[ignore]`) go on both tests. `per_mode!(name, |mode| { ... })` is the same.
 #[allow(unused_macros)]
 macro_rules! per_mode {
+    ($name:ident, |$mode:ident| $body:block) => {
+        per_mode! { fn $name($mode: Mode) $body }
+    };
     ($($(#[$attr:meta])* fn $name:ident($mode:ident: Mode) $body:block)*) => {
         $(
             mod $name {
