@@ -23,7 +23,7 @@ use crate::procs::{self, PidDir, Proc};
 use crate::route::Sent;
 use crate::signals::name;
 use crate::sys;
-use crate::terms::{Reach, Target, Trouble, Unreached};
+use crate::terms::{Reach, Refused, Target, Trouble, Unreached};
 
 /// Knows who grace-init is (PID 1 or a subreaper), its main child, and whether /proc shows its processes.
 pub struct Deliverer {
@@ -129,7 +129,7 @@ impl Deliverer {
             return;
         }
         self.group_told.set(true);
-        if self.send(-self.child, libc::SIGTERM) {
+        if self.send(-self.child, libc::SIGTERM) == Delivery::Sent {
             self.send(-self.child, libc::SIGCONT);
         }
         log::debug!(
@@ -139,7 +139,7 @@ impl Deliverer {
     }
 
     /// Sends `signal` to `pid` (negative: a process group). ESRCH is normal; anything else is a warning.
-    fn send(&self, pid: i32, signal: i32) -> bool {
+    fn send(&self, pid: i32, signal: i32) -> Delivery {
         self.report(sys::kill(pid, signal), pid, signal)
     }
 
@@ -147,7 +147,7 @@ impl Deliverer {
     /// signal was read, along the supervisor's standing route (see `route::Taker`).
     pub fn report_sent(&self, sent: Sent) {
         let Sent { signal, to, result } = sent;
-        if self.report(result, to, signal) {
+        if self.report(result, to, signal) == Delivery::Sent {
             if to < 0 {
                 log::debug!("forwarded {} to process group {}", name(signal), -to);
             } else {
@@ -175,7 +175,9 @@ impl Deliverer {
                     // stranger's group (every real member was re-parented below grace-init when the child died).
                     let below = procs::descendants(&table, self.me);
                     let members = below.iter().filter(|p| p.pgrp == pgid && p.counts());
-                    let count = members.filter(|p| self.signal_found(p, &[signal])).count();
+                    let count = members
+                        .filter(|p| self.signal_found(p, &[signal]) == Delivery::Sent)
+                        .count();
                     log::debug!(
                         "forwarded {} to {count} remaining members of process group {pgid}",
                         name(signal)
@@ -186,7 +188,7 @@ impl Deliverer {
                     name(signal)
                 ),
             },
-            Target::Rest { group } => match self.signal_rest(signal, group, false) {
+            Target::Rest { group } => match self.signal_rest(signal, group, false).0 {
                 Reach::Counted(count) => log::debug!(
                     "forwarded {} to {count} of the processes left",
                     name(signal)
@@ -205,8 +207,9 @@ impl Deliverer {
 
     /// Forwards the stop signal, noting the target and the time. Who it reached is worked out only if leftovers
     /// ever need it (from the processes' start times), so a normal shutdown pays nothing for it. Sent to what
-    /// the child left (`--wait-all`), it returns whom it reached, and those are not sent SIGTERM again.
-    pub fn forward_stop(&self, signal: i32, target: Target) -> Option<Reach> {
+    /// the child left (`--wait-all`), it returns whom it reached (and was refused for), and those it reached are not
+    /// sent SIGTERM again.
+    pub fn forward_stop(&self, signal: i32, target: Target) -> Option<(Reach, Refused)> {
         self.stop_sent.set(boot_ticks().map(|now| (target, now)));
         if let Target::Rest { group } = target {
             return Some(self.signal_rest(signal, group, true));
@@ -218,16 +221,16 @@ impl Deliverer {
     /// Sends `signal` to what is left once the main child ended under `--wait-all` (see `Target::Rest`), each
     /// process once and checked to be the process found. With `remember`, those it reached count as told and
     /// get no leftover SIGTERM. Without /proc, PID 1 reaches them with kill(-1); a subreaper finds nobody.
-    fn signal_rest(&self, signal: i32, group: Option<i32>, remember: bool) -> Reach {
+    fn signal_rest(&self, signal: i32, group: Option<i32>, remember: bool) -> (Reach, Refused) {
         let Some(table) = self.look() else {
             if !self.is_pid1() {
-                return Reach::Nobody;
+                return (Reach::Nobody, Refused::NONE);
             }
             self.send(-1, signal);
             if remember {
                 self.blanket_sent.set(true);
             }
-            return Reach::Everyone;
+            return (Reach::Everyone, Refused::NONE);
         };
         // Only grace-init's own descendants count as the group's: its id may by now name a stranger's group.
         let below: HashSet<i32> = match group {
@@ -239,17 +242,25 @@ impl Deliverer {
         };
         let mut told = self.told.borrow_mut();
         let mut count = 0;
+        let mut refused = Refused::NONE;
         for p in table.iter().filter(|p| p.counts() && p.pid != self.me) {
             let root = p.ppid == self.me || (self.is_pid1() && p.ppid == 0);
             let member = group.is_some_and(|g| p.pgrp == g) && below.contains(&p.pid);
-            if (root || member) && self.signal_found(p, &[signal]) {
-                count += 1;
-                if remember {
-                    told.insert((p.pid, p.start));
+            if !(root || member) {
+                continue;
+            }
+            match self.signal_found(p, &[signal]) {
+                Delivery::Sent => {
+                    count += 1;
+                    if remember {
+                        told.insert((p.pid, p.start));
+                    }
                 }
+                Delivery::Refused(why) => refused.other(why),
+                Delivery::Gone => {}
             }
         }
-        Reach::Counted(count)
+        (Reach::Counted(count), refused)
     }
 
     /// What is still running once the main child ended, by pid, with names: as PID 1 every other process in the
@@ -289,10 +300,11 @@ impl Deliverer {
     /// children (orphans re-parented to it) and, as PID 1, processes whose parent is outside the namespace.
     /// A root's descendants are its own to stop, as the app's helpers are while it shuts down. Each process is
     /// told once; with `skip_told`, not at all if the stop signal reached it. Called again after every reap
-    /// while processes remain, since a process that exits hands its children over to grace-init.
-    pub fn terminate_leftovers(&self, skip_told: bool) -> Reach {
+    /// while processes remain, since a process that exits hands its children over to grace-init. Returns whom
+    /// it reached, and whom it was refused for.
+    pub fn terminate_leftovers(&self, skip_told: bool) -> (Reach, Refused) {
         let Some(table) = self.look() else {
-            return self.terminate_blind();
+            return (self.terminate_blind(), Refused::NONE);
         };
         let mut told = self.told.borrow_mut();
         // Forget processes that are gone, so the set stays as small as what is alive and a reused pid (with
@@ -303,16 +315,19 @@ impl Deliverer {
             p.counts() && p.pid != self.me && (p.ppid == self.me || (self.is_pid1() && p.ppid == 0))
         });
         let mut count = 0;
+        let mut refused = Refused::NONE;
         for p in roots {
             if told.contains(&(p.pid, p.start)) || (skip_told && self.was_told(p)) {
                 continue;
             }
             told.insert((p.pid, p.start));
-            if self.signal_found(p, &[libc::SIGTERM, libc::SIGCONT]) {
-                count += 1;
+            match self.signal_found(p, &[libc::SIGTERM, libc::SIGCONT]) {
+                Delivery::Sent => count += 1,
+                Delivery::Refused(why) => refused.other(why),
+                Delivery::Gone => {}
             }
         }
-        Reach::Counted(count)
+        (Reach::Counted(count), refused)
     }
 
     /// Without /proc: as PID 1 everyone gets it once through kill(-1); as a subreaper only the child's group,
@@ -366,10 +381,35 @@ impl Deliverer {
     /// zombie counts when its exit code says SIGKILL, or when /proc hides the code (another user's process,
     /// without CAP_SYS_PTRACE); one that exited before does not. As PID 1, one reaped at once by its parent (outside
     /// the namespace) counts when it was listed right before the kill and is gone after.
-    pub fn kill_all(&self, child_alive: bool) -> Reach {
+    pub fn kill_all(&self, child_alive: bool) -> (Reach, Refused) {
         if child_alive {
             self.send(-self.child, libc::SIGKILL);
         }
+        let mut refused = Refused::NONE;
+        // The child by its pid too (it is grace-init's until reaped): the group's kill says nothing of a member
+        // that refused it, and the child may have left its group with setsid.
+        let kill_child = |refused: &mut Refused| {
+            if !child_alive {
+                return;
+            }
+            if let Delivery::Refused(why) = self.send(self.child, libc::SIGKILL) {
+                refused.child = true;
+                refused.why = Some(why);
+            }
+        };
+        // A live process counts as reached when its own SIGKILL (sent again, found in /proc) goes; one that
+        // refuses it does not, whatever the blanket kill returned (it succeeds when anyone got it). Gone meanwhile,
+        // it counts when the blanket kill was for it (`blanket`).
+        let alive = |p: &Proc, blanket: bool, refused: &mut Refused| match self
+            .signal_found(p, &[libc::SIGKILL])
+        {
+            Delivery::Sent => true,
+            Delivery::Gone => blanket,
+            Delivery::Refused(why) => {
+                refused.other(why);
+                false
+            }
+        };
         let reached = |p: &&Proc| {
             !p.kernel
                 && p.pid != self.me
@@ -382,29 +422,37 @@ impl Deliverer {
             // the count taken after.
             let before = self.pid_dir.as_ref().and_then(|dir| dir.pids().ok());
             self.send(-1, libc::SIGKILL);
+            kill_child(&mut refused);
             sys::yield_cpu();
-            return match self.look() {
+            let reach = match self.look() {
                 Some(table) => {
                     let after: HashSet<i32> = table.iter().map(|p| p.pid).collect();
                     let reaped_outside = before.unwrap_or_default().into_iter().filter(|pid| {
                         *pid != self.me && *pid != self.child && !after.contains(pid)
                     });
-                    Reach::Counted(table.iter().filter(reached).count() + reaped_outside.count())
+                    let listed = table
+                        .iter()
+                        .filter(reached)
+                        .filter(|p| p.zombie || alive(p, true, &mut refused))
+                        .count();
+                    Reach::Counted(listed + reaped_outside.count())
                 }
                 None => Reach::Everyone,
             };
+            return (reach, refused);
         }
         if child_alive {
             // It may have left its group with setsid; its pid is its own until it is reaped.
-            self.send(self.child, libc::SIGKILL);
+            kill_child(&mut refused);
             sys::yield_cpu();
         }
         let Some(table) = self.look() else {
-            return if child_alive {
+            let reach = if child_alive {
                 Reach::Group(self.child)
             } else {
                 Reach::Nobody
             };
+            return (reach, refused);
         };
         let in_killed_group = |p: &Proc| child_alive && p.pgrp == self.child;
         let count = procs::descendants(&table, self.me)
@@ -416,11 +464,11 @@ impl Deliverer {
                     in_killed_group(p)
                 } else {
                     // Alive: signalled by itself too, in case it joined the group after the group's kill.
-                    self.signal_found(p, &[libc::SIGKILL]) || in_killed_group(p)
+                    alive(p, in_killed_group(p), &mut refused)
                 }
             })
             .count();
-        Reach::Counted(count)
+        (Reach::Counted(count), refused)
     }
 
     /// What is still there for grace-init to wait for, the main child left out: its descendants, or as PID 1
@@ -468,36 +516,35 @@ impl Deliverer {
     }
 
     /// Logs the outcome of one signal: ESRCH is normal (debug), anything else a warning, and a refusal (EPERM)
-    /// only the first time for that target, however often it is tried again. Returns whether it went.
-    fn report(&self, result: Result<(), Errno>, pid: i32, signal: i32) -> bool {
-        match result {
-            Ok(()) => true,
+    /// only the first time for that target, however often it is tried again. Returns what became of it.
+    fn report(&self, result: Result<(), Errno>, pid: i32, signal: i32) -> Delivery {
+        let why = match result {
+            Ok(()) => return Delivery::Sent,
             Err(Errno::ESRCH) => {
                 log::debug!("{} to {pid}: no such process", name(signal));
-                false
+                return Delivery::Gone;
             }
-            Err(Errno::EPERM) if !self.refused.borrow_mut().insert(pid) => {
+            Err(why) => why,
+        };
+        match why {
+            Errno::EPERM if !self.refused.borrow_mut().insert(pid) => {
                 log::debug!("{} to {pid}: refused again", name(signal));
-                false
             }
-            Err(Errno::EPERM) => {
+            Errno::EPERM => {
                 log::warn!(
                     "could not send {} to {pid}: not permitted (another user's process while grace-init lacks \
                      CAP_KILL, or a security policy); further refusals for it are not logged",
                     name(signal)
                 );
-                false
             }
-            Err(e) => {
-                log::warn!("could not send {} to {pid}: {}", name(signal), e.desc());
-                false
-            }
+            e => log::warn!("could not send {} to {pid}: {}", name(signal), e.desc()),
         }
+        Delivery::Refused(why)
     }
 
     /// Sends `signals`, in order, to a process found in /proc, making sure it is still that process.
-    /// Returns whether the first one was delivered.
-    fn signal_found(&self, p: &Proc, signals: &[i32]) -> bool {
+    /// Returns what became of the first one (`Gone` too when it cannot be looked at: that is reported apart).
+    fn signal_found(&self, p: &Proc, signals: &[i32]) -> Delivery {
         if p.ppid == self.me {
             // grace-init's own child: only grace-init can reap it, so its pid is still its own.
             return send_each(signals, |s| self.send(p.pid, s));
@@ -516,20 +563,21 @@ impl Deliverer {
             Ok(pidfd) => {
                 // Held now: check it is the process that was found, not a newer one with its number.
                 if !same() {
-                    return false;
+                    return Delivery::Gone;
                 }
                 send_each(signals, |s| match sys::pidfd_send_signal(&pidfd, s) {
                     // Refused as a call (a seccomp profile: EPERM or ENOSYS), not for this process: the same
                     // check as without a pidfd, then kill(2), which reports a real refusal.
-                    Err(Errno::EPERM | Errno::ENOSYS) => same() && self.send(p.pid, s),
+                    Err(Errno::EPERM | Errno::ENOSYS) if !same() => Delivery::Gone,
+                    Err(Errno::EPERM | Errno::ENOSYS) => self.send(p.pid, s),
                     result => self.report(result, p.pid, s),
                 })
             }
-            Err(Errno::ESRCH) => false,
+            Err(Errno::ESRCH) => Delivery::Gone,
             Err(_) => {
                 // No pidfd (Linux before 5.3, or no descriptor left): check as late as possible, then kill.
                 if !same() {
-                    return false;
+                    return Delivery::Gone;
                 }
                 send_each(signals, |s| self.send(p.pid, s))
             }
@@ -537,14 +585,24 @@ impl Deliverer {
     }
 }
 
-/// Sends each of `signals`, in order, with `send`; returns whether the first one went.
-fn send_each(signals: &[i32], mut send: impl FnMut(i32) -> bool) -> bool {
+/// What became of one signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    Sent,
+    /// No such process (any more).
+    Gone,
+    /// Refused for this reason (EPERM): the process is there and did not get it.
+    Refused(Errno),
+}
+
+/// Sends each of `signals`, in order, with `send`; returns what became of the first one.
+fn send_each(signals: &[i32], mut send: impl FnMut(i32) -> Delivery) -> Delivery {
     let mut first = None;
     for &signal in signals {
         let sent = send(signal);
         first.get_or_insert(sent);
     }
-    first.unwrap_or(false)
+    first.unwrap_or(Delivery::Gone)
 }
 
 /// Opens the namespace's process list for `others_in_namespace`; without it, kill(-1, 0) answers instead.

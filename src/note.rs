@@ -10,7 +10,7 @@ use crate::death::Cause;
 use crate::duration::seconds;
 use crate::exit_code::ChildStatus;
 use crate::signals::name;
-use crate::terms::{Reach, Target, Trouble, Unreached};
+use crate::terms::{Reach, Refused, Target, Trouble, Unreached};
 
 /// One log line of the supervisor, not yet formatted. Each variant prints as the line it stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,16 +79,26 @@ pub enum Note {
     WaitingForRest,
     /// Under `--wait-all`, the last process the child left has exited, this long after the wait began.
     RestGone(Duration),
-    /// The stop signal, as rewritten, went to what the child left under `--wait-all`: whom it reached.
-    ToldRest { signal: i32, reach: Reach },
+    /// The stop signal, as rewritten, went to what the child left under `--wait-all`: whom it reached, and whom
+    /// it was refused for.
+    ToldRest {
+        signal: i32,
+        reach: Reach,
+        refused: Refused,
+    },
     /// The grace period is over.
     GracePeriodOver,
-    /// SIGTERM went to leftovers and reached someone.
-    Terminated(Reach),
+    /// SIGTERM went to leftovers and reached someone, or was refused for someone.
+    Terminated(Reach, Refused),
     /// SIGTERM to leftovers reached nobody.
     NoneToTerminate,
-    /// The SIGKILL at the deadline went out: to the main child (`child`, while it was not reaped) and whom else.
-    Killed { child: bool, reach: Reach },
+    /// The SIGKILL at the deadline went out: to the main child (`child`, while it was not reaped and did not
+    /// refuse it) and whom else; and whom it was refused for.
+    Killed {
+        child: bool,
+        reach: Reach,
+        refused: Refused,
+    },
     /// Processes remained after SIGKILL: it was sent again.
     KilledAgain(Reach),
     /// /proc could not be read, or some of the processes it lists.
@@ -124,11 +134,22 @@ pub struct Tally {
     counted: usize,
     group: Option<i32>,
     everyone: bool,
+    /// Leftovers it was refused for: not in the count.
+    refused: usize,
     /// The main child got it too (it is no leftover, so it is not in the count).
     pub child: bool,
+    /// The main child refused it.
+    pub child_refused: bool,
 }
 
 impl Tally {
+    /// Leftovers that refused it: not sent, counted apart.
+    pub fn refuse(&mut self, refused: Refused) {
+        self.refused += refused.others;
+        self.child_refused |= refused.child;
+        self.child &= !refused.child;
+    }
+
     pub fn add(&mut self, reach: Reach) {
         match reach {
             Reach::Counted(n) => self.counted += n,
@@ -154,6 +175,35 @@ impl fmt::Display for Tally {
     }
 }
 
+/// " (2 refused)" after a tally's verb, when some refused it.
+struct RefusedCount(usize);
+
+impl fmt::Display for RefusedCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(f, " ({n} refused)"),
+        }
+    }
+}
+
+/// "; refused for 1 process (operation not permitted)": leftovers a signal was refused for, if any.
+struct RefusedFor(Refused);
+
+impl fmt::Display for RefusedFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Refused { others, why, .. } = self.0;
+        if others == 0 {
+            return Ok(());
+        }
+        write!(f, "; refused for {}", Processes(others))?;
+        if let Some(why) = why {
+            write!(f, " ({})", why.desc().to_lowercase())?;
+        }
+        Ok(())
+    }
+}
+
 /// "1 process", "3 processes".
 struct Processes(usize);
 
@@ -162,6 +212,18 @@ impl fmt::Display for Processes {
         match self.0 {
             1 => f.write_str("1 process"),
             n => write!(f, "{n} processes"),
+        }
+    }
+}
+
+/// "1 other process", "3 other processes".
+struct Others(usize);
+
+impl fmt::Display for Others {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 other process"),
+            n => write!(f, "{n} other processes"),
         }
     }
 }
@@ -230,15 +292,26 @@ impl fmt::Display for Summary {
         }
         match self.status {
             Some(status) => write!(f, "; child {status}{}; leftovers: ", self.cause)?,
+            None if self.killed.child_refused => {
+                f.write_str("; child had not ended: its SIGKILL was refused; leftovers: ")?
+            }
             None => f.write_str("; child had not ended after SIGKILL; leftovers: ")?,
         }
         if let Some((signal, told)) = self.told_rest {
-            write!(f, "{told} forwarded {}, ", name(signal))?;
+            write!(
+                f,
+                "{told} forwarded {}{}, ",
+                name(signal),
+                RefusedCount(told.refused)
+            )?;
         }
         write!(
             f,
-            "{} sent SIGTERM, {} SIGKILLed",
-            self.terminated, self.killed
+            "{} sent SIGTERM{}, {} SIGKILLed{}",
+            self.terminated,
+            RefusedCount(self.terminated.refused),
+            self.killed,
+            RefusedCount(self.killed.refused)
         )?;
         if self.killed.child {
             f.write_str(", and the child")?;
@@ -381,7 +454,7 @@ impl fmt::Display for Note {
             Note::GracePeriodOver => {
                 f.write_str("grace period over: sending SIGKILL to every process left")
             }
-            Note::Terminated(reach) => match reach {
+            Note::Terminated(reach, refused) => match reach {
                 Reach::Group(g) => write!(
                     f,
                     "sent SIGTERM to process group {g} (its members cannot be counted without /proc)"
@@ -389,35 +462,69 @@ impl fmt::Display for Note {
                 Reach::Everyone => {
                     f.write_str("sent SIGTERM to every process (kill -1): /proc cannot list them")
                 }
-                reach => write!(f, "sent SIGTERM to {}", Whom(reach)),
+                reach => write!(f, "sent SIGTERM to {}{}", Whom(reach), RefusedFor(refused)),
             },
             Note::NoneToTerminate => f.write_str("no leftover process to send SIGTERM to"),
-            Note::Killed { child, reach } => {
-                if reach == Reach::Nobody && !child {
+            Note::Killed {
+                child,
+                reach,
+                refused,
+            } => {
+                if reach == Reach::Nobody && !child && !refused.any() {
                     return f.write_str(
                         "escalated, but no leftover process can be found without /proc: none was SIGKILLed",
                     );
                 }
+                if refused.child {
+                    // What was refused first: the child, and any leftover with it; then whom it reached.
+                    f.write_str("escalated: SIGKILL refused for the child")?;
+                    if refused.others > 0 {
+                        write!(f, " and {}", Others(refused.others))?;
+                    }
+                    if let Some(why) = refused.why {
+                        write!(f, " ({})", why.desc().to_lowercase())?;
+                    }
+                    f.write_str("; sent to ")?;
+                    return match reach {
+                        Reach::Counted(n) => Others(n).fmt(f),
+                        Reach::Group(g) => {
+                            write!(f, "its process group {g} (uncounted without /proc)")
+                        }
+                        Reach::Everyone => {
+                            f.write_str("every process (kill -1; uncounted without /proc)")
+                        }
+                        Reach::Nobody => f.write_str("no other process"),
+                    };
+                }
                 f.write_str("escalated: SIGKILL to ")?;
                 match (child, reach) {
-                    (true, Reach::Counted(n)) => match n {
-                        1 => f.write_str("the child and 1 other process"),
-                        n => write!(f, "the child and {n} other processes"),
-                    },
-                    (false, Reach::Counted(n)) => Processes(n).fmt(f),
+                    (true, Reach::Counted(n)) => write!(f, "the child and {}", Others(n))?,
+                    (false, Reach::Counted(n)) => Processes(n).fmt(f)?,
                     (true, Reach::Group(g)) => write!(
                         f,
                         "the child and its process group {g} (uncounted without /proc)"
-                    ),
+                    )?,
                     (false, Reach::Group(g)) => {
-                        write!(f, "process group {g} (uncounted without /proc)")
+                        write!(f, "process group {g} (uncounted without /proc)")?
                     }
                     (_, Reach::Everyone) => {
-                        f.write_str("every process (kill -1; uncounted without /proc)")
+                        f.write_str("every process (kill -1; uncounted without /proc)")?
                     }
-                    (true, Reach::Nobody) => f.write_str("the child alone"),
-                    (false, Reach::Nobody) => f.write_str("nobody"),
+                    (true, Reach::Nobody) => f.write_str("the child alone")?,
+                    (false, Reach::Nobody) => f.write_str("nobody")?,
                 }
+                if refused.others > 0 {
+                    let whom = if child {
+                        Others(refused.others).to_string()
+                    } else {
+                        Processes(refused.others).to_string()
+                    };
+                    write!(f, "; refused for {whom}")?;
+                    if let Some(why) = refused.why {
+                        write!(f, " ({})", why.desc().to_lowercase())?;
+                    }
+                }
+                Ok(())
             }
             Note::WaitingForRest => f.write_str(
                 "waiting for the processes it left to exit (--wait-all); a stop signal stops them",
@@ -430,6 +537,7 @@ impl fmt::Display for Note {
             Note::ToldRest {
                 signal,
                 reach: Reach::Nobody,
+                ..
             } => write!(
                 f,
                 "no process left can be found without /proc: none was sent {}",
@@ -438,14 +546,23 @@ impl fmt::Display for Note {
             Note::ToldRest {
                 signal,
                 reach: Reach::Everyone | Reach::Group(_),
+                ..
             } => write!(
                 f,
                 "sent {} to every process (kill -1): /proc cannot list them",
                 name(signal)
             ),
-            Note::ToldRest { signal, reach } => {
-                write!(f, "sent {} to {}", name(signal), Whom(reach))
-            }
+            Note::ToldRest {
+                signal,
+                reach,
+                refused,
+            } => write!(
+                f,
+                "sent {} to {}{}",
+                name(signal),
+                Whom(reach),
+                RefusedFor(refused)
+            ),
             Note::GaveUp {
                 waited,
                 child,
@@ -823,6 +940,7 @@ mod tests {
                 Note::ToldRest {
                     signal: libc::SIGQUIT,
                     reach: Reach::Counted(1),
+                    refused: Refused::NONE,
                 },
                 "sent SIGQUIT to 1 process",
             ),
@@ -830,6 +948,7 @@ mod tests {
                 Note::ToldRest {
                     signal: TERM,
                     reach: Reach::Everyone,
+                    refused: Refused::NONE,
                 },
                 "sent SIGTERM to every process (kill -1): /proc cannot list them",
             ),
@@ -837,6 +956,7 @@ mod tests {
                 Note::ToldRest {
                     signal: TERM,
                     reach: Reach::Nobody,
+                    refused: Refused::NONE,
                 },
                 "no process left can be found without /proc: none was sent SIGTERM",
             ),
@@ -853,19 +973,19 @@ mod tests {
                 "processes remain that grace-init cannot wait for (not its children): exiting without them",
             ),
             (
-                Note::Terminated(Reach::Counted(1)),
+                Note::Terminated(Reach::Counted(1), Refused::NONE),
                 "sent SIGTERM to 1 process",
             ),
             (
-                Note::Terminated(Reach::Counted(3)),
+                Note::Terminated(Reach::Counted(3), Refused::NONE),
                 "sent SIGTERM to 3 processes",
             ),
             (
-                Note::Terminated(Reach::Group(7)),
+                Note::Terminated(Reach::Group(7), Refused::NONE),
                 "sent SIGTERM to process group 7 (its members cannot be counted without /proc)",
             ),
             (
-                Note::Terminated(Reach::Everyone),
+                Note::Terminated(Reach::Everyone, Refused::NONE),
                 "sent SIGTERM to every process (kill -1): /proc cannot list them",
             ),
             (
@@ -876,6 +996,7 @@ mod tests {
                 Note::Killed {
                     child: true,
                     reach: Reach::Counted(0),
+                    refused: Refused::NONE,
                 },
                 "escalated: SIGKILL to the child and 0 other processes",
             ),
@@ -883,6 +1004,7 @@ mod tests {
                 Note::Killed {
                     child: true,
                     reach: Reach::Counted(1),
+                    refused: Refused::NONE,
                 },
                 "escalated: SIGKILL to the child and 1 other process",
             ),
@@ -890,6 +1012,7 @@ mod tests {
                 Note::Killed {
                     child: false,
                     reach: Reach::Counted(2),
+                    refused: Refused::NONE,
                 },
                 "escalated: SIGKILL to 2 processes",
             ),
@@ -897,6 +1020,7 @@ mod tests {
                 Note::Killed {
                     child: true,
                     reach: Reach::Group(7),
+                    refused: Refused::NONE,
                 },
                 "escalated: SIGKILL to the child and its process group 7 (uncounted without /proc)",
             ),
@@ -904,6 +1028,7 @@ mod tests {
                 Note::Killed {
                     child: true,
                     reach: Reach::Everyone,
+                    refused: Refused::NONE,
                 },
                 "escalated: SIGKILL to every process (kill -1; uncounted without /proc)",
             ),
@@ -911,8 +1036,70 @@ mod tests {
                 Note::Killed {
                     child: false,
                     reach: Reach::Nobody,
+                    refused: Refused::NONE,
                 },
                 "escalated, but no leftover process can be found without /proc: none was SIGKILLed",
+            ),
+            (
+                Note::Killed {
+                    child: false,
+                    reach: Reach::Counted(0),
+                    refused: Refused {
+                        child: true,
+                        others: 0,
+                        why: Some(nix::errno::Errno::EPERM),
+                    },
+                },
+                "escalated: SIGKILL refused for the child (operation not permitted); sent to 0 other processes",
+            ),
+            (
+                Note::Killed {
+                    child: false,
+                    reach: Reach::Counted(1),
+                    refused: Refused {
+                        child: true,
+                        others: 2,
+                        why: Some(nix::errno::Errno::EPERM),
+                    },
+                },
+                "escalated: SIGKILL refused for the child and 2 other processes (operation not permitted); sent to 1 \
+                 other process",
+            ),
+            (
+                Note::Killed {
+                    child: true,
+                    reach: Reach::Counted(0),
+                    refused: Refused {
+                        child: false,
+                        others: 1,
+                        why: Some(nix::errno::Errno::EPERM),
+                    },
+                },
+                "escalated: SIGKILL to the child and 0 other processes; refused for 1 other process (operation not \
+                 permitted)",
+            ),
+            (
+                Note::Killed {
+                    child: false,
+                    reach: Reach::Counted(2),
+                    refused: Refused {
+                        child: false,
+                        others: 1,
+                        why: Some(nix::errno::Errno::EPERM),
+                    },
+                },
+                "escalated: SIGKILL to 2 processes; refused for 1 process (operation not permitted)",
+            ),
+            (
+                Note::Terminated(
+                    Reach::Counted(0),
+                    Refused {
+                        child: false,
+                        others: 2,
+                        why: Some(nix::errno::Errno::EPERM),
+                    },
+                ),
+                "sent SIGTERM to 0 processes; refused for 2 processes (operation not permitted)",
             ),
             (
                 Note::CouldNotLook(Trouble {

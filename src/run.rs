@@ -324,8 +324,8 @@ impl EventLoop {
         match action {
             Action::Forward { signal, target } => deliverer.forward(signal, target),
             Action::ForwardStop { signal, target } => {
-                if let Some(reach) = deliverer.forward_stop(signal, target) {
-                    self.feed(Event::ToldRest(reach), now);
+                if let Some((reach, refused)) = deliverer.forward_stop(signal, target) {
+                    self.feed(Event::ToldRest(reach, refused), now);
                 }
             }
             Action::ListRest => {
@@ -347,12 +347,12 @@ impl EventLoop {
             }
             Action::KillPreStop(pid) => deliverer.kill_group(pid),
             Action::TerminateLeftovers { skip_told } => {
-                let reach = deliverer.terminate_leftovers(skip_told);
-                self.feed(Event::Terminated(reach), now);
+                let (reach, refused) = deliverer.terminate_leftovers(skip_told);
+                self.feed(Event::Terminated(reach, refused), now);
             }
             Action::KillAll | Action::KillAgain => {
-                let reach = deliverer.kill_all(self.supervisor.child_alive());
-                self.feed(Event::Killed(reach), now);
+                let (reach, refused) = deliverer.kill_all(self.supervisor.child_alive());
+                self.feed(Event::Killed(reach, refused), now);
             }
             Action::Survey => {
                 let unreached = deliverer.survey();

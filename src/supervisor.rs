@@ -16,7 +16,7 @@ use crate::death::{Cause, MemoryLook, final_code};
 use crate::exit_code::{ChildStatus, STATUS_LOST};
 use crate::note::{Note, Stage, StopTimes, Summary, Tally};
 use crate::route::Route;
-use crate::terms::{Policy, Reach, Target, Trouble, Unreached};
+use crate::terms::{Policy, Reach, Refused, Target, Trouble, Unreached};
 
 /// After SIGKILL, how often to sweep again while processes remain (for at most `KILL_WAIT`): a process that
 /// forked between the walk of the tree and the kill, and whose orphan was re-parented to us silently, would
@@ -126,13 +126,15 @@ pub enum Event {
     Tick,
     /// A signal arrived and the shell already forwarded it, as `Supervisor::route` said to.
     Forwarded(i32),
-    /// The shell sent SIGTERM (then SIGCONT) to the leftovers (`Action::TerminateLeftovers`): whom it reached.
-    Terminated(Reach),
-    /// The shell sent SIGKILL (`Action::KillAll`, `Action::KillAgain`): whom it reached besides the main child.
-    Killed(Reach),
+    /// The shell sent SIGTERM (then SIGCONT) to the leftovers (`Action::TerminateLeftovers`): whom it reached,
+    /// and whom it was refused for.
+    Terminated(Reach, Refused),
+    /// The shell sent SIGKILL (`Action::KillAll`, `Action::KillAgain`): whom it reached besides the main child,
+    /// and whom it was refused for (the main child among them).
+    Killed(Reach, Refused),
     /// The shell forwarded the stop signal to what the child left (`Action::ForwardStop` to `Target::Rest`):
-    /// whom it reached.
-    ToldRest(Reach),
+    /// whom it reached, and whom it was refused for.
+    ToldRest(Reach, Refused),
     /// What the shell found still there (`Action::Survey`).
     Surveyed(Unreached),
     /// Looking for processes (to signal, count or wait for them), the shell could not read /proc, or some of it.
@@ -418,16 +420,19 @@ impl Supervisor {
             Event::Tick => self.on_tick(now, out),
             // What `route` promised: the signal went out as `step` would have sent it; only the line is left.
             Event::Forwarded(signal) => say!(out, Debug, Note::Received(signal)),
-            Event::Terminated(reach) => self.on_terminated(reach, out),
-            Event::Killed(reach) => self.on_killed(reach, out),
-            Event::ToldRest(reach) => {
+            Event::Terminated(reach, refused) => self.on_terminated(reach, refused, out),
+            Event::Killed(reach, refused) => self.on_killed(reach, refused, out),
+            Event::ToldRest(reach, refused) => {
                 if let Some((signal, tally)) = &mut self.told_rest {
                     tally.add(reach);
+                    tally.refuse(refused);
                     let said = Note::ToldRest {
                         signal: *signal,
                         reach,
+                        refused,
                     };
                     match reach {
+                        _ if refused.any() => say!(out, Warn, said),
                         Reach::Nobody => say!(out, Warn, said),
                         _ => say!(out, Info, said),
                     }
@@ -675,7 +680,13 @@ impl Supervisor {
             return;
         }
         self.child_exit = Some((status, now));
-        let cause = Cause::of(status, we_killed, memory, true);
+        // A SIGKILL the child refused is not what ended it.
+        let cause = Cause::of(
+            status,
+            we_killed && !self.killed.child_refused,
+            memory,
+            true,
+        );
         self.child_cause = cause;
         let ended = |when, since: Instant| Note::ChildEnded {
             pid,
@@ -818,30 +829,40 @@ impl Supervisor {
         out.actions.push(Action::KillAll);
     }
 
-    /// What the leftovers' SIGTERM reached, counted for the summary and said now.
-    fn on_terminated(&mut self, reach: Reach, out: &mut Output) {
+    /// What the leftovers' SIGTERM reached, counted for the summary and said now; a refusal is no SIGTERM sent.
+    fn on_terminated(&mut self, reach: Reach, refused: Refused, out: &mut Output) {
         self.terminated.add(reach);
+        self.terminated.refuse(refused);
         match reach {
+            _ if refused.any() => say!(out, Warn, Note::Terminated(reach, refused)),
             Reach::Counted(0) | Reach::Nobody => say!(out, Debug, Note::NoneToTerminate),
-            _ => say!(out, Info, Note::Terminated(reach)),
+            _ => say!(out, Info, Note::Terminated(reach, refused)),
         }
     }
 
     /// What a SIGKILL reached: the first one, at the deadline, is counted and said; later sweeps only catch
     /// what forked during the one before.
-    fn on_killed(&mut self, reach: Reach, out: &mut Output) {
+    fn on_killed(&mut self, reach: Reach, refused: Refused, out: &mut Output) {
         if self.killed_reported {
             say!(out, Debug, Note::KilledAgain(reach));
             return;
         }
         self.killed_reported = true;
         self.killed.add(reach);
+        // A refused SIGKILL is not one sent: the child is not said to have got it.
+        self.killed.refuse(refused);
         // Reached only as a group, or nobody: the shell cannot list processes.
         self.blind = matches!(reach, Reach::Group(_) | Reach::Nobody);
         let child = self.killed.child;
+        let said = Note::Killed {
+            child,
+            reach,
+            refused,
+        };
         match reach {
-            Reach::Nobody if !child => say!(out, Warn, Note::Killed { child, reach }),
-            _ => say!(out, Info, Note::Killed { child, reach }),
+            _ if refused.any() => say!(out, Warn, said),
+            Reach::Nobody if !child => say!(out, Warn, said),
+            _ => say!(out, Info, said),
         }
     }
 
@@ -1086,7 +1107,11 @@ mod tests {
         assert_eq!(sup.handle(Event::Signal(TERM), stop_at), stop_rest(TERM));
         assert_eq!(sup.next_wakeup(), Some(stop_at + ms(10_000)));
         let mut out = Output::new(LevelFilter::Info);
-        sup.step(Event::ToldRest(Reach::Counted(1)), stop_at, &mut out);
+        sup.step(
+            Event::ToldRest(Reach::Counted(1), Refused::NONE),
+            stop_at,
+            &mut out,
+        );
         let said: Vec<String> = out.notes().map(|(_, n)| n.to_string()).collect();
         assert_eq!(said, vec!["sent SIGTERM to 1 process"]);
         // A process that exits may hand its children to grace-init: they get SIGTERM, the others not again.
@@ -1110,7 +1135,10 @@ mod tests {
             sup.handle(Event::Tick, stop_at + ms(10_000)),
             vec![Action::KillAll]
         );
-        sup.handle(Event::Killed(Reach::Counted(1)), stop_at + ms(10_000));
+        sup.handle(
+            Event::Killed(Reach::Counted(1), Refused::NONE),
+            stop_at + ms(10_000),
+        );
         let mut out = Output::new(LevelFilter::Info);
         sup.step(NONE_LEFT, stop_at + ms(10_001), &mut out);
         assert_eq!(
@@ -1335,14 +1363,17 @@ mod tests {
             sup.handle(LEFT, t0),
             vec![Action::TerminateLeftovers { skip_told: false }]
         );
-        assert_eq!(sup.handle(Event::Terminated(Reach::Nobody), t0), vec![]);
+        assert_eq!(
+            sup.handle(Event::Terminated(Reach::Nobody, Refused::NONE), t0),
+            vec![]
+        );
         assert_eq!(
             sup.handle(Event::Tick, t0 + ms(10_000)),
             vec![Action::KillAll]
         );
         // A subreaper without /proc: its SIGKILL reached nobody it could name.
         assert_eq!(
-            sup.handle(Event::Killed(Reach::Nobody), t0 + ms(10_000)),
+            sup.handle(Event::Killed(Reach::Nobody, Refused::NONE), t0 + ms(10_000)),
             vec![]
         );
         assert_eq!(sup.handle(LEFT, t0 + ms(10_001)), vec![]);
@@ -2013,8 +2044,8 @@ mod tests {
     fn summary_counts_say_who_was_reached_uncounted() {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
-        sup.handle(Event::Terminated(Reach::Group(CHILD)), t0);
-        sup.handle(Event::Killed(Reach::Everyone), t0);
+        sup.handle(Event::Terminated(Reach::Group(CHILD), Refused::NONE), t0);
+        sup.handle(Event::Killed(Reach::Everyone, Refused::NONE), t0);
         let line = sup
             .summary(Some(ChildStatus::Exited(0)), 0, false, t0)
             .to_string();
@@ -2035,13 +2066,80 @@ mod tests {
     }
 
     #[test]
+    fn a_sigkill_the_child_refused_is_not_said_to_have_reached_or_ended_it() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(10_000)),
+            vec![Action::KillAll]
+        );
+        let refused = Refused {
+            child: true,
+            others: 1,
+            why: Some(nix::errno::Errno::EPERM),
+        };
+        let (_, lines) = said(
+            &mut sup,
+            Event::Killed(Reach::Counted(0), refused),
+            t0 + ms(10_000),
+        );
+        assert_eq!(
+            lines,
+            vec![
+                "escalated: SIGKILL refused for the child and 1 other process (operation not permitted); sent to \
+                 0 other processes"
+            ]
+        );
+        // Someone else's SIGKILL ends it later: not grace-init's.
+        let killed = Event::Reaped {
+            pid: CHILD,
+            status: ChildStatus::Killed(libc::SIGKILL),
+            name: None,
+            memory: None,
+        };
+        sup.handle(killed, t0 + ms(10_500));
+        let (_, lines) = said(&mut sup, NONE_LEFT, t0 + ms(10_500));
+        let summary = lines.last().unwrap();
+        assert!(
+            summary.contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed (1 refused); exit code 137")
+                && !summary.contains("grace-init's"),
+            "{summary}"
+        );
+        // Never reaped: grace-init gives up, and says the SIGKILL was refused.
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        sup.handle(Event::Signal(TERM), t0);
+        sup.handle(Event::Tick, t0 + ms(10_000));
+        sup.handle(Event::Killed(Reach::Counted(0), refused), t0 + ms(10_000));
+        sup.handle(LEFT, t0 + ms(10_000));
+        assert_eq!(
+            sup.handle(Event::Tick, t0 + ms(12_000)),
+            vec![Action::Survey]
+        );
+        let (actions, lines) = said(
+            &mut sup,
+            Event::Surveyed(Unreached::default()),
+            t0 + ms(12_000),
+        );
+        assert_eq!(actions, vec![Action::Exit(137)]);
+        assert!(
+            lines.last().unwrap().contains("child had not ended: its SIGKILL was refused; leftovers: 0 sent SIGTERM, 0 SIGKILLed (1 refused)"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn the_escalation_names_the_child_and_counts_its_first_sweep_only() {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
         sup.handle(Event::Signal(TERM), t0);
         let (actions, _) = said(&mut sup, Event::Tick, t0 + ms(10_000));
         assert_eq!(actions, vec![Action::KillAll]);
-        let (_, lines) = said(&mut sup, Event::Killed(Reach::Counted(2)), t0 + ms(10_000));
+        let (_, lines) = said(
+            &mut sup,
+            Event::Killed(Reach::Counted(2), Refused::NONE),
+            t0 + ms(10_000),
+        );
         assert_eq!(
             lines,
             vec!["escalated: SIGKILL to the child and 2 other processes"]
@@ -2052,7 +2150,11 @@ mod tests {
             vec![Action::KillAgain]
         );
         // A second sweep is no new escalation: not counted, not said at info.
-        let (_, lines) = said(&mut sup, Event::Killed(Reach::Counted(1)), t0 + ms(10_100));
+        let (_, lines) = said(
+            &mut sup,
+            Event::Killed(Reach::Counted(1), Refused::NONE),
+            t0 + ms(10_100),
+        );
         assert!(lines.is_empty(), "{lines:?}");
         let killed = Event::Reaped {
             pid: CHILD,
@@ -2079,12 +2181,15 @@ mod tests {
         let mut sup = Supervisor::new(policy(), CHILD, t0);
         sup.handle(exited(CHILD, 3), t0);
         sup.handle(LEFT, t0);
-        sup.handle(Event::Terminated(Reach::Counted(0)), t0);
+        sup.handle(Event::Terminated(Reach::Counted(0), Refused::NONE), t0);
         assert_eq!(
             sup.handle(Event::Tick, t0 + ms(10_000)),
             vec![Action::KillAll]
         );
-        sup.handle(Event::Killed(Reach::Counted(0)), t0 + ms(10_000));
+        sup.handle(
+            Event::Killed(Reach::Counted(0), Refused::NONE),
+            t0 + ms(10_000),
+        );
         let mut at = 10_000;
         while at < 10_000 + KILL_WAIT.as_millis() as u64 - 100 {
             at += 100;
@@ -2120,7 +2225,10 @@ mod tests {
         let mut sup = Supervisor::new(policy, CHILD, t0);
         sup.handle(Event::Signal(TERM), t0);
         sup.handle(Event::Tick, t0 + ms(10_000));
-        sup.handle(Event::Killed(Reach::Counted(1)), t0 + ms(10_000));
+        sup.handle(
+            Event::Killed(Reach::Counted(1), Refused::NONE),
+            t0 + ms(10_000),
+        );
         sup.handle(LEFT, t0 + ms(10_000));
         let end = t0 + ms(10_000) + KILL_WAIT;
         assert_eq!(sup.handle(Event::Tick, end), vec![Action::Survey]);

@@ -1,7 +1,7 @@
 //! The words the supervisor and the shell share: what the command line asked for (`Policy`), whom a signal is
-//! for (`Target`), whom it reached (`Reach`), what it could not look at (`Trouble`) and what it could not reach
-//! (`Unreached`). Plain values with no behaviour of their own, so the state
-//! machine, its notes, the deliverer and the command line can all use them without knowing one another.
+//! for (`Target`), whom it reached (`Reach`) or was refused for (`Refused`), what it could not look at (`Trouble`)
+//! and what it could not reach (`Unreached`). Plain values with no behaviour of their own, so the state machine,
+//! its notes, the deliverer and the command line can all use them without knowing one another.
 
 use std::time::Duration;
 
@@ -94,4 +94,35 @@ pub struct Unreached {
 pub struct Trouble {
     pub why: Errno,
     pub unread: usize,
+}
+
+/// Processes a signal was refused for (EPERM: another user's process while grace-init lacks CAP_KILL, or a
+/// security policy), besides those it reached: never counted as sent. `child` is the main child, which is no
+/// leftover and so not in `others`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refused {
+    pub child: bool,
+    pub others: usize,
+    /// Why the first refusal was made.
+    pub why: Option<Errno>,
+}
+
+impl Refused {
+    /// No refusal.
+    pub const NONE: Refused = Refused {
+        child: false,
+        others: 0,
+        why: None,
+    };
+
+    /// Whether any process refused it.
+    pub fn any(&self) -> bool {
+        self.child || self.others > 0
+    }
+
+    /// Counts one more leftover that refused it, for `why`.
+    pub fn other(&mut self, why: Errno) {
+        self.others += 1;
+        self.why.get_or_insert(why);
+    }
 }
