@@ -44,6 +44,9 @@ pub struct Deliverer {
     /// As PID 1 with /proc: the namespace's process list, open for the question asked at exit and for every
     /// scan (listing it then takes no descriptor).
     pid_dir: Option<PidDir>,
+    /// The processes a SIGKILL was counted for (reached or refused), by pid and start time: a sweep after the
+    /// first counts only processes it is the first to reach, so the counts of every sweep add up.
+    kill_counted: RefCell<HashSet<(i32, u64)>>,
     /// Targets (a pid, or a negative group id) a signal was refused for (EPERM): each is warned about once.
     refused: RefCell<HashSet<i32>>,
     /// What the last look at /proc could not read, until the loop takes it to report (`take_trouble`).
@@ -74,6 +77,7 @@ impl Deliverer {
             group_told: Cell::new(false),
             sees_exit_codes: proc_usable && procs::sees_every_exit_code(),
             pid_dir: (proc_usable && me == 1).then(open_pid_dir).flatten(),
+            kill_counted: RefCell::new(HashSet::new()),
             refused: RefCell::new(HashSet::new()),
             trouble: Cell::new(None),
         }
@@ -400,14 +404,20 @@ impl Deliverer {
         // A live process counts as reached when its own SIGKILL (sent again, found in /proc) goes; one that
         // refuses it does not, whatever the blanket kill returned (it succeeds when anyone got it). Gone meanwhile,
         // it counts when the blanket kill was for it (`blanket`).
-        let alive = |p: &Proc, blanket: bool, refused: &mut Refused| match self
-            .signal_found(p, &[libc::SIGKILL])
-        {
-            Delivery::Sent => true,
-            Delivery::Gone => blanket,
-            Delivery::Refused(why) => {
-                refused.other(why);
-                false
+        // Each process is counted by the first sweep that reaches (or is refused by) it; later ones still send.
+        let first = |p: &Proc| self.kill_counted.borrow_mut().insert((p.pid, p.start));
+        let alive = |p: &Proc, blanket: bool, refused: &mut Refused| {
+            let delivery = self.signal_found(p, &[libc::SIGKILL]);
+            let first = first(p);
+            match delivery {
+                Delivery::Sent => first,
+                Delivery::Gone => first && blanket,
+                Delivery::Refused(why) => {
+                    if first {
+                        refused.other(why);
+                    }
+                    false
+                }
             }
         };
         let reached = |p: &&Proc| {
@@ -433,7 +443,13 @@ impl Deliverer {
                     let listed = table
                         .iter()
                         .filter(reached)
-                        .filter(|p| p.zombie || alive(p, true, &mut refused))
+                        .filter(|p| {
+                            if p.zombie {
+                                first(p)
+                            } else {
+                                alive(p, true, &mut refused)
+                            }
+                        })
                         .count();
                     Reach::Counted(listed + reaped_outside.count())
                 }
@@ -461,7 +477,7 @@ impl Deliverer {
             .filter(|p| {
                 if p.zombie {
                     // Died of a SIGKILL: the group's, if it was in the group.
-                    in_killed_group(p)
+                    in_killed_group(p) && first(p)
                 } else {
                     // Alive: signalled by itself too, in case it joined the group after the group's kill.
                     alive(p, in_killed_group(p), &mut refused)

@@ -840,10 +840,13 @@ impl Supervisor {
         }
     }
 
-    /// What a SIGKILL reached: the first one, at the deadline, is counted and said; later sweeps only catch
-    /// what forked during the one before.
+    /// What a SIGKILL reached: the first one, at the deadline, is said; later sweeps catch what forked during
+    /// the one before, and are counted in the summary with it (the shell counts each process once).
     fn on_killed(&mut self, reach: Reach, refused: Refused, out: &mut Output) {
         if self.killed_reported {
+            // Only processes no sweep before reached are in `reach`: the summary counts them too.
+            self.killed.add(reach);
+            self.killed.refuse(refused);
             say!(out, Debug, Note::KilledAgain(reach));
             return;
         }
@@ -2129,7 +2132,7 @@ mod tests {
     }
 
     #[test]
-    fn the_escalation_names_the_child_and_counts_its_first_sweep_only() {
+    fn the_escalation_names_the_child_and_the_summary_counts_every_sweep() {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(policy(), CHILD, t0);
         sup.handle(Event::Signal(TERM), t0);
@@ -2149,7 +2152,7 @@ mod tests {
             sup.handle(Event::Tick, t0 + ms(10_100)),
             vec![Action::KillAgain]
         );
-        // A second sweep is no new escalation: not counted, not said at info.
+        // A second sweep is no new escalation: not said at info, but what it newly reached is in the summary.
         let (_, lines) = said(
             &mut sup,
             Event::Killed(Reach::Counted(1), Refused::NONE),
@@ -2168,7 +2171,7 @@ mod tests {
         assert!(
             lines[0].ends_with(
                 "child was killed by SIGKILL (grace-init's, at the end of the grace period); leftovers: 0 sent \
-                 SIGTERM, 2 SIGKILLed, and the child; exit code 137"
+                 SIGTERM, 3 SIGKILLed, and the child; exit code 137"
             ),
             "{lines:?}"
         );
