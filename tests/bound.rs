@@ -75,3 +75,34 @@ per_mode! {
         }
     }
 }
+
+per_mode! {
+    /// The app frozen by a cgroup v1 freezer (as a process stuck in the kernel): the deadline's SIGKILL cannot
+    /// end it. 2 s after it grace-init stops waiting, says the child has not ended, and exits 137.
+    fn a_child_that_outlives_its_sigkill_in_the_kernel_is_given_up_on_2s_after_it(mode: Mode) {
+        let Some(freezer) = freezer::Freezer::create(&format!("{mode:?}")) else {
+            return;
+        };
+        let mut run = Run::start(mode, &["-t", "1", "--", "sh", "-c", "echo ready; exec sleep 30"]);
+        run.expect_stdout("ready", secs(10.0));
+        let app = wait_for(secs(5.0), || children(run.init_pid()).first().copied())
+            .expect("the app is grace-init's child");
+        freezer.freeze(app);
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        // As PID 1 the kernel holds grace-init's own exit until the frozen child is gone: its last line is the
+        // moment it was done.
+        let last = run.expect_stderr("exiting after stop signal", secs(10.0));
+        let took = sent.elapsed();
+        eprintln!("{mode:?}: said its last line {took:?} after the SIGTERM");
+        drop(freezer);
+        let done = run.wait(secs(10.0));
+        done.assert_log_contains("gave up waiting");
+        done.assert_log_contains("has not ended");
+        done.check(last.contains("exit code 137"), format!("exit code 137 in {last:?}"));
+        done.check(
+            took < secs(1.0 + 2.0 + 1.0),
+            format!("its last line came {took:?} after SIGTERM, want under 1 s + 2 s + slack"),
+        );
+    }
+}

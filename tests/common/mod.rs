@@ -4,6 +4,7 @@
 // Tests send arbitrary (real-time) signals by pid, which only libc::kill can do.
 #![allow(unsafe_code)]
 
+pub mod freezer;
 pub mod host;
 pub mod memcg;
 pub mod podman;
