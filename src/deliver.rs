@@ -18,7 +18,6 @@ use std::fs;
 
 use nix::errno::Errno;
 
-use crate::comm::Comm;
 use crate::procs::{self, PidDir, Proc};
 use crate::route::Sent;
 use crate::signals::name;
@@ -267,23 +266,6 @@ impl Deliverer {
         (Reach::Counted(count), refused)
     }
 
-    /// What is still running once the main child ended, by pid, with names: as PID 1 every other process in the
-    /// namespace, as a subreaper its descendants. `None` without /proc.
-    pub fn still_running(&self) -> Option<Vec<(i32, Option<Comm>)>> {
-        let table = self.look()?;
-        let mut running: Vec<(i32, Option<Comm>)> = if self.is_pid1() {
-            table
-        } else {
-            procs::descendants(&table, self.me)
-        }
-        .iter()
-        .filter(|p| p.counts() && p.pid != self.me)
-        .map(|p| (p.pid, Some(p.name)))
-        .collect();
-        running.sort_unstable_by_key(|(pid, _)| *pid);
-        Some(running)
-    }
-
     /// Whether the stop signal reached `p`: it is the target, or in the target group, and it started in an
     /// earlier clock tick than the signal was sent (a process started in the same tick counts as not reached:
     /// at worst it is told twice, never skipped).
@@ -488,7 +470,8 @@ impl Deliverer {
     }
 
     /// What is still there for grace-init to wait for, the main child left out: its descendants, or as PID 1
-    /// every other process; when grace-init stops waiting, the log names them.
+    /// every other process; the log names them when grace-init stops waiting, and under `--wait-all` once the
+    /// main child ended.
     pub fn survey(&self) -> Unreached {
         let mut unreached = Unreached::default();
         let table = match self.look() {

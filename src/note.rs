@@ -111,6 +111,9 @@ pub enum Note {
         unreached: Unreached,
         hidden: bool,
     },
+    /// What is still running once the main child ended under `--wait-all`: how many, and the first by pid and
+    /// name.
+    StillRunning(Unreached),
     /// Processes remain that grace-init cannot wait for: `blind` without /proc, else not its children.
     CannotWait { blind: bool },
     /// The last line.
@@ -633,35 +636,34 @@ impl fmt::Display for Note {
                     "not its children"
                 }
             ),
+            Note::StillRunning(Unreached {
+                unreadable: Some(why),
+                ..
+            }) => match why {
+                nix::errno::Errno::ENOENT => {
+                    f.write_str("still running: processes grace-init cannot list without /proc")
+                }
+                why => write!(
+                    f,
+                    "still running: processes grace-init cannot list (/proc: {})",
+                    why.desc().to_lowercase()
+                ),
+            },
+            Note::StillRunning(running) => {
+                write!(f, "still running: {}", Processes(running.seen))?;
+                let named = running.named.iter().flatten();
+                for (i, (pid, name)) in named.enumerate() {
+                    f.write_str(if i == 0 { ": " } else { ", " })?;
+                    write!(f, "{pid} ({name})")?;
+                }
+                let more = running.seen - running.named.iter().flatten().count().min(running.seen);
+                if more > 0 {
+                    write!(f, ", and {more} more")?;
+                }
+                Ok(())
+            }
             Note::Summary(summary) => summary.fmt(f),
         }
-    }
-}
-
-/// The line that lists what is still running once the main child ended (`--wait-all`): how many, and the
-/// first few by pid and name. Made by the shell, which looked.
-pub struct StillRunning<'a>(pub Option<&'a [(i32, Option<Comm>)]>);
-
-/// How many of them `StillRunning` names.
-const NAMED: usize = 10;
-
-impl fmt::Display for StillRunning<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(running) = self.0 else {
-            return f.write_str("still running: processes grace-init cannot list without /proc");
-        };
-        write!(f, "still running: {}", Processes(running.len()))?;
-        for (i, (pid, comm)) in running.iter().take(NAMED).enumerate() {
-            f.write_str(if i == 0 { ": " } else { ", " })?;
-            match comm {
-                Some(comm) => write!(f, "{pid} ({comm})")?,
-                None => write!(f, "{pid} (name unknown)")?,
-            }
-        }
-        if running.len() > NAMED {
-            write!(f, ", and {} more", running.len() - NAMED)?;
-        }
-        Ok(())
     }
 }
 
@@ -1248,20 +1250,30 @@ mod tests {
             "exiting after stop signal SIGTERM; total 1.000s; child exited with code 3; leftovers: 1 forwarded \
              SIGQUIT, 0 sent SIGTERM, 0 SIGKILLed; exit code 3"
         );
-        let comm = Some(Comm::new(b"nginx"));
-        let eleven: Vec<(i32, Option<Comm>)> = (40..51).map(|pid| (pid, comm)).collect();
+        let nginx = Comm::new(b"nginx");
+        let mut running = Unreached {
+            seen: 2,
+            ..Unreached::default()
+        };
+        running.named[0] = Some((40, nginx));
+        running.named[1] = Some((41, nginx));
         assert_eq!(
-            StillRunning(Some(&eleven[..2])).to_string(),
+            Note::StillRunning(running).to_string(),
             "still running: 2 processes: 40 (nginx), 41 (nginx)"
         );
-        assert!(
-            StillRunning(Some(&eleven))
-                .to_string()
-                .ends_with("49 (nginx), and 1 more")
-        );
+        running.named[2] = Some((42, nginx));
+        running.seen = 11;
         assert_eq!(
-            StillRunning(Some(&[(9, None)])).to_string(),
-            "still running: 1 process: 9 (name unknown)"
+            Note::StillRunning(running).to_string(),
+            "still running: 11 processes: 40 (nginx), 41 (nginx), 42 (nginx), and 8 more"
+        );
+        let blind = Unreached {
+            unreadable: Some(nix::errno::Errno::ENOENT),
+            ..Unreached::default()
+        };
+        assert_eq!(
+            Note::StillRunning(blind).to_string(),
+            "still running: processes grace-init cannot list without /proc"
         );
         let child_killed = Summary {
             status: Some(ChildStatus::Killed(libc::SIGKILL)),

@@ -15,7 +15,6 @@ use crate::exit_code::ChildStatus;
 use crate::exit_code::SETUP_FAILED;
 use crate::inbox::Inbox;
 use crate::logging;
-use crate::note::StillRunning;
 use crate::reap::{self, Change, reap_all, reap_all_named};
 use crate::route::Received;
 use crate::spawn::{spawn_child, spawn_pre_stop};
@@ -329,8 +328,8 @@ impl EventLoop {
                 }
             }
             Action::ListRest => {
-                let running = deliverer.still_running();
-                log::info!("{}", StillRunning(running.as_deref()));
+                let running = deliverer.survey();
+                self.feed(Event::Listed(running), now);
             }
             Action::StartPreStop => {
                 let line = self.pre_stop_line;

@@ -137,6 +137,8 @@ pub enum Event {
     ToldRest(Reach, Refused),
     /// What the shell found still there (`Action::Survey`).
     Surveyed(Unreached),
+    /// What the shell found running once the main child ended under `--wait-all` (`Action::ListRest`).
+    Listed(Unreached),
     /// Looking for processes (to signal, count or wait for them), the shell could not read /proc, or some of it.
     CouldNotLook(Trouble),
 }
@@ -172,7 +174,8 @@ pub enum Action {
     KillAll,
     /// SIGKILL again whatever is still there (a process that forked during the first sweep).
     KillAgain,
-    /// Log which processes are still running (the main child ended under `--wait-all`).
+    /// Look at which processes are still running (the main child ended under `--wait-all`), and report them
+    /// with `Event::Listed`.
     ListRest,
     /// Look at what is still there, and report it with `Event::Surveyed`: grace-init stops waiting for it.
     Survey,
@@ -439,6 +442,7 @@ impl Supervisor {
                 }
             }
             Event::Surveyed(unreached) => self.give_up(unreached, now, out),
+            Event::Listed(running) => say!(out, Info, Note::StillRunning(running)),
             Event::CouldNotLook(trouble) => {
                 // Said once for each reason: the shell looks again after every reap, and would say it each time.
                 if self.trouble_said != Some(trouble.why) {
