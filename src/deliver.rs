@@ -40,6 +40,9 @@ pub struct Deliverer {
     group_told: Cell<bool>,
     /// Whether /proc shows every zombie's exit code (CAP_SYS_PTRACE), so a killed one can be told apart.
     sees_exit_codes: bool,
+    /// Whether grace-init may signal any user's process (CAP_KILL): as PID 1, `kill(-1)` then reached every
+    /// live process, and none needs its own SIGKILL to be counted.
+    may_signal_any_user: bool,
     /// As PID 1 with /proc: the namespace's process list, open for the question asked at exit and for every
     /// scan (listing it then takes no descriptor).
     pid_dir: Option<PidDir>,
@@ -75,6 +78,7 @@ impl Deliverer {
             blanket_sent: Cell::new(false),
             group_told: Cell::new(false),
             sees_exit_codes: proc_usable && procs::sees_every_exit_code(),
+            may_signal_any_user: procs::may_signal_any_user(),
             pid_dir: (proc_usable && me == 1).then(open_pid_dir).flatten(),
             kill_counted: RefCell::new(HashSet::new()),
             refused: RefCell::new(HashSet::new()),
@@ -422,11 +426,13 @@ impl Deliverer {
                     let reaped_outside = before.unwrap_or_default().into_iter().filter(|pid| {
                         *pid != self.me && *pid != self.child && !after.contains(pid)
                     });
+                    // With CAP_KILL nothing alive refused it; without, each live one is sent its own SIGKILL, and
+                    // counted when that goes.
                     let listed = table
                         .iter()
                         .filter(reached)
                         .filter(|p| {
-                            if p.zombie {
+                            if p.zombie || self.may_signal_any_user {
                                 first(p)
                             } else {
                                 alive(p, true, &mut refused)

@@ -95,12 +95,26 @@ impl Proc {
 /// The capability that lets /proc show any process's private fields (`exit_code` among them).
 const CAP_SYS_PTRACE: u32 = 19;
 
+/// The capability that lets a process signal any other (of its user namespace) whatever its user.
+const CAP_KILL: u32 = 5;
+
+/// Whether this process has `cap` in its effective set.
+fn has_capability(cap: u32) -> bool {
+    status_line("self", "CapEff:")
+        .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << cap) != 0)
+}
+
 /// Whether /proc shows this process every other process's `exit_code`: it has CAP_SYS_PTRACE. Docker's and
 /// containerd's default capability sets leave it out.
 pub fn sees_every_exit_code() -> bool {
-    status_line("self", "CapEff:")
-        .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_PTRACE) != 0)
+    has_capability(CAP_SYS_PTRACE)
+}
+
+/// Whether this process may signal any process of its user namespace: it has CAP_KILL. Without it a signal
+/// to another user's process is refused (EPERM), even from PID 1.
+pub fn may_signal_any_user() -> bool {
+    has_capability(CAP_KILL)
 }
 
 /// Whether /proc shows `pid`'s `exit_code` to a process with user `uid` and group `gid` and no CAP_SYS_PTRACE:
