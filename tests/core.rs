@@ -350,25 +350,16 @@ per_mode! {
 
 per_mode! {
     fn a_grandchild_outliving_the_child_is_terminated_and_the_childs_code_kept(mode: Mode) {
-        let reporter = reporter();
         for setsid in [false, true] {
             let grandchild = if setsid {
                 "--tag grandchild --exit-on TERM=0 --linger 0.3 --setsid"
             } else {
                 "--tag grandchild --exit-on TERM=0 --linger 0.3"
             };
-            let mut run = Run::start(
+            let mut run = Run::start_reporter(
                 mode,
-                &[
-                    "-t",
-                    "5",
-                    "--",
-                    &reporter,
-                    "--grandchild",
-                    grandchild,
-                    "--exit-now",
-                    "7",
-                ],
+                &["-t", "5"],
+                &["--grandchild", grandchild, "--exit-now", "7"],
             );
             run.expect_stdout("grandchild ready", secs(10.0));
             let done = run.wait(secs(10.0));
@@ -386,19 +377,10 @@ per_mode! {
 
 per_mode! {
     fn a_grandchild_ignoring_sigterm_after_the_child_exits_is_killed_at_the_timeout(mode: Mode) {
-        let reporter = reporter();
-        let mut run = Run::start(
+        let mut run = Run::start_reporter(
             mode,
-            &[
-                "-t",
-                "1",
-                "--",
-                &reporter,
-                "--grandchild",
-                "--tag grandchild --ignore TERM --setsid",
-                "--exit-now",
-                "5",
-            ],
+            &["-t", "1"],
+            &["--grandchild", "--tag grandchild --ignore TERM --setsid", "--exit-now", "5"],
         );
         run.expect_stdout("grandchild ready", secs(10.0));
         let done = run.wait(secs(10.0));

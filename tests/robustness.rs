@@ -569,19 +569,10 @@ per_mode! {
     fn the_escalation_names_the_app_and_counts_every_other_process_it_reached(mode: Mode) {
         // A TERM-ignoring app and its TERM-ignoring grandchild, which left the app's group: both are SIGKILLed at the
         // deadline. Main: "escalated: SIGKILL to 1 process" and "1 SIGKILLed": the app was left out of both lines.
-        let reporter = reporter();
-        let mut run = Run::start(
+        let mut run = Run::start_reporter(
             mode,
-            &[
-                "-t",
-                "0.5",
-                "--",
-                &reporter,
-                "--ignore",
-                "TERM",
-                "--grandchild",
-                "--tag grandchild --ignore TERM --setsid",
-            ],
+            &["-t", "0.5"],
+            &["--ignore", "TERM", "--grandchild", "--tag grandchild --ignore TERM --setsid"],
         );
         run.expect_stdout("grandchild ready", secs(10.0));
         let started = strays(&run);

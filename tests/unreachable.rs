@@ -101,17 +101,7 @@ fn under_hidepid(mode: Mode, hidepid: u8) -> Launch {
     let remount = format!("mount -o remount,hidepid={hidepid} /proc && exec \"$0\" \"$@\"");
     let mount = format!("mount -t proc -o hidepid={hidepid} proc /proc && exec \"$0\" \"$@\"");
     let mut launcher = match mode {
-        Mode::Pid1 => strings(&[
-            "unshare",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-            "--",
-            "sh",
-            "-c",
-            &remount,
-        ]),
+        Mode::Pid1 => strings(&[&PID1_LAUNCHER[..], &["sh", "-c", &remount]].concat()),
         Mode::Subreaper => strings(&[
             "unshare",
             "--mount",

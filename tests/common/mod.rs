@@ -32,6 +32,16 @@ pub enum Mode {
 
 pub const MODES: [Mode; 2] = [Mode::Pid1, Mode::Subreaper];
 
+/// What makes grace-init PID 1 of a new PID namespace (with its own /proc) and ends that namespace with the test.
+pub const PID1_LAUNCHER: [&str; 6] = [
+    "unshare",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+    "--kill-child",
+    "--",
+];
+
 /// Whether this machine lets us create PID namespaces. In CI it must: a missing unshare fails there.
 pub fn pid1_available() -> bool {
     let ok = Command::new("unshare")
@@ -649,14 +659,7 @@ impl Run {
     /// what was started.
     pub fn launch(mode: Mode, launch: &Launch, args: &[&str]) -> Run {
         let launcher = launch.launcher.clone().unwrap_or_else(|| match mode {
-            Mode::Pid1 => strings(&[
-                "unshare",
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-                "--",
-            ]),
+            Mode::Pid1 => strings(&PID1_LAUNCHER),
             Mode::Subreaper => vec![],
         });
         let argv: Vec<String> = launcher
