@@ -101,3 +101,32 @@ per_mode! {
         );
     }
 }
+
+per_mode! {
+    /// Under `--wait-all` the app exits and its helper, nobody, is waited for; the stop signal to it is refused,
+    /// then its SIGKILL. Neither is counted as sent, the lines say so, and grace-init exits 2 s after the
+    /// deadline counted from the stop signal.
+    fn under_wait_all_a_stop_refused_by_what_the_app_left_is_said_and_the_exit_is_bounded(mode: Mode) {
+        let argv = with_helper_as_nobody("exit 4");
+        let mut args = vec!["--wait-all", "-t", "1", "--"];
+        args.extend(argv.iter().map(String::as_str));
+        let mut run = Run::launch(mode, &Launch::without_cap_kill(), &args);
+        run.expect_stdout("ready", secs(10.0));
+        run.expect_stderr("still running: 1 process", secs(10.0));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        let started = run.started_at();
+        let done = run.wait(secs(15.0));
+        let took = (started + done.elapsed).saturating_duration_since(sent);
+        done.assert_log_contains(
+            "sent SIGTERM to 0 processes; refused for 1 process (operation not permitted)",
+        );
+        done.assert_log_contains("0 forwarded SIGTERM (1 refused)");
+        done.assert_log_contains("0 SIGKILLed (1 refused)");
+        done.assert_exit(4);
+        done.check(
+            took < secs(1.0 + 2.0 + 1.5),
+            format!("exited {took:?} after SIGTERM, want under the 1 s grace period + 2 s + slack"),
+        );
+    }
+}
