@@ -7,6 +7,16 @@ use std::time::Instant;
 
 use common::*;
 
+/// Held by each test of this file while it runs: the forking chains keep both cores busy, and a test beside
+/// them would measure the machine rather than grace-init.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The number in the "escalated: SIGKILL to N (other) processes" line and the summary's "N SIGKILLed".
 fn sigkill_counts(done: &Finished) -> (usize, usize) {
     let number_before = |line: &str, word: &str| -> usize {
@@ -38,6 +48,7 @@ per_mode! {
     /// left behind by the app: the sweeps after the deadline's SIGKILL chase them. grace-init exits within the
     /// 1 s grace period + 2 s of the app's exit, and its summary counts the processes the sweeps reached too.
     fn processes_that_fork_away_from_every_kill_leave_the_exit_bounded_and_the_count_true(mode: Mode) {
+        let _alone = one_at_a_time();
         let scratch = Scratch::new("hopper");
         let ready = scratch.path("ready");
         let hopper = fixture("hopper.py");
@@ -80,6 +91,7 @@ per_mode! {
     /// The app frozen by a cgroup v1 freezer (as a process stuck in the kernel): the deadline's SIGKILL cannot
     /// end it. 2 s after it grace-init stops waiting, says the child has not ended, and exits 137.
     fn a_child_that_outlives_its_sigkill_in_the_kernel_is_given_up_on_2s_after_it(mode: Mode) {
+        let _alone = one_at_a_time();
         let Some(freezer) = freezer::Freezer::create(&format!("{mode:?}")) else {
             return;
         };

@@ -15,11 +15,16 @@ fn as_nobody(script: &str) -> Vec<String> {
 }
 
 /// `sh -c` running SCRIPT as root after starting a helper as nobody that prints `ready` once it is nobody
-/// (before that it is root, and grace-init's signals reach it) and then sleeps 6 s.
+/// (before that it is root, and grace-init's signals reach it) and then sleeps 6 s. A `trap` at the start of
+/// SCRIPT goes before the helper, so it is in place when `ready` comes.
 fn with_helper_as_nobody(script: &str) -> Vec<String> {
     let helper = as_nobody("echo ready; exec sleep 6");
     let (setpriv, rest) = helper.split_at(helper.len() - 1);
-    let outer = format!("{} '{}' & {script}", setpriv.join(" "), rest[0]);
+    let (trap, script) = match script.strip_prefix("trap '' TERM; ") {
+        Some(rest) => ("trap '' TERM; ", rest),
+        None => ("", script),
+    };
+    let outer = format!("{trap}{} '{}' & {script}", setpriv.join(" "), rest[0]);
     strings(&["sh", "-c", &outer])
 }
 
