@@ -36,7 +36,8 @@ pub struct Deliverer {
     told: RefCell<HashSet<(i32, u64)>>,
     /// Without /proc, as PID 1: whether `kill(-1, SIGTERM)` was already sent.
     blanket_sent: Cell<bool>,
-    /// Without /proc, as a subreaper: the group got SIGTERM while the child's zombie still reserved its id.
+    /// Without /proc, as a subreaper: the group was sent SIGTERM (or it was tried) while the child's zombie
+    /// still reserved its id; it is tried once.
     group_told: Cell<bool>,
     /// Whether /proc shows every zombie's exit code (CAP_SYS_PTRACE), so a killed one can be told apart.
     sees_exit_codes: bool,
@@ -127,22 +128,20 @@ impl Deliverer {
     /// Without /proc, as a subreaper, the child has exited and is not reaped yet: its zombie still holds the
     /// group id, so SIGTERM (and SIGCONT) to the group reaches its members and no one else. Not when the stop
     /// signal already went to the group. The last chance: once the child is reaped the id may be reused.
-    pub fn tell_group_while_reserved(&self) {
+    /// Returns whether the SIGTERM went out (the shell reports it as `Event::ToldGroup`).
+    pub fn tell_group_while_reserved(&self) -> bool {
         let told_by_stop = matches!(
             self.stop_sent.get(),
             Some((Target::Group(_) | Target::Members(_), _))
         );
-        if told_by_stop || self.group_told.get() {
-            return;
+        if told_by_stop || self.group_told.replace(true) {
+            return false;
         }
-        self.group_told.set(true);
-        if self.send(-self.child, libc::SIGTERM) == Delivery::Sent {
+        let sent = self.send(-self.child, libc::SIGTERM) == Delivery::Sent;
+        if sent {
             self.send(-self.child, libc::SIGCONT);
         }
-        log::debug!(
-            "sent SIGTERM to what is left of process group {}, if anything (without /proc its members cannot be seen)",
-            self.child
-        );
+        sent
     }
 
     /// Sends `signal` to `pid` (negative: a process group). ESRCH is normal; anything else is a warning.
@@ -332,10 +331,7 @@ impl Deliverer {
             return Reach::Everyone;
         }
         // A subreaper can only have told the group while the child's zombie reserved its id (see
-        // `tell_group_while_reserved`): that is reported once, now that processes are known to remain.
-        if self.group_told.get() && !self.blanket_sent.replace(true) {
-            return Reach::Group(self.child);
-        }
+        // `tell_group_while_reserved`), and that SIGTERM is reported when it is sent, whoever is left now.
         Reach::Nobody
     }
 

@@ -92,6 +92,9 @@ pub enum Note {
     Terminated(Reach, Refused),
     /// SIGTERM to leftovers reached nobody.
     NoneToTerminate,
+    /// Without /proc, as a subreaper: SIGTERM went to what was left of the child's process group as the child
+    /// exited, while its zombie still held the group id.
+    ToldGroup(i32),
     /// The SIGKILL at the deadline went out: to the main child (`child`, while it was not reaped and did not
     /// refuse it) and whom else; and whom it was refused for.
     Killed {
@@ -468,6 +471,10 @@ impl fmt::Display for Note {
                 reach => write!(f, "sent SIGTERM to {}{}", Whom(reach), RefusedFor(refused)),
             },
             Note::NoneToTerminate => f.write_str("no leftover process to send SIGTERM to"),
+            Note::ToldGroup(g) => write!(
+                f,
+                "sent SIGTERM to what was left of process group {g} (uncounted without /proc)"
+            ),
             Note::Killed {
                 child,
                 reach,

@@ -1,6 +1,7 @@
 //! The event loop: start the child, then wait for signals or the next deadline, reap, feed the supervisor
 //! and carry out what it decides, until it says exit.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use nix::unistd::getpid;
@@ -182,14 +183,15 @@ impl EventLoop {
         // group id cannot be reused, so what is left of the group can be told with one kill(-pgid). Whether
         // anyone was left to hear it is known only from waitpid below.
         // Not under --wait-all: what the child leaves is waited for, not told.
-        if self.deliverer.needs_peek()
+        let told_group = self.deliverer.needs_peek()
             && !self.config.policy.wait_all
             && self.supervisor.child_alive()
             && reap::peek(child).is_some()
-        {
-            self.deliverer.tell_group_while_reserved();
-        }
+            && self.deliverer.tell_group_while_reserved();
+        // Whether a process besides the main child was reaped in this pass: it was there when the group was told.
+        let reaped_other = Cell::new(false);
         let on_exit = |event_loop: &mut EventLoop, pid, status, name| {
+            reaped_other.set(reaped_other.get() || pid != child);
             if pid == child {
                 if let Some(terminal) = terminal {
                     terminal.take_back();
@@ -234,6 +236,12 @@ impl EventLoop {
         } else {
             reap_all(job_control, |pid, change| on_change(self, pid, change))
         };
+        // The group's SIGTERM can have reached someone besides the child's zombie only if another process was
+        // there: one reaped in this pass (it may have exited of that very SIGTERM) or one still left. Every member
+        // of the group was the child's descendant, and so grace-init's child once the child had exited.
+        if told_group && (children_left || reaped_other.get()) {
+            self.feed(Event::ToldGroup(child), now);
+        }
         // As PID 1, processes that are not our children (entered with nsenter / docker exec) count too.
         let left = if children_left {
             Left::Children

@@ -129,6 +129,10 @@ pub enum Event {
     /// The shell sent SIGTERM (then SIGCONT) to the leftovers (`Action::TerminateLeftovers`): whom it reached,
     /// and whom it was refused for.
     Terminated(Reach, Refused),
+    /// Without /proc, as a subreaper: the shell sent SIGTERM (then SIGCONT) to the child's process group `pgid`
+    /// while the exited child's zombie still held its id, and another process was there to hear it (reaped in
+    /// the same pass, or still left). Its members cannot be counted.
+    ToldGroup(i32),
     /// The shell sent SIGKILL (`Action::KillAll`, `Action::KillAgain`): whom it reached besides the main child,
     /// and whom it was refused for (the main child among them).
     Killed(Reach, Refused),
@@ -425,6 +429,10 @@ impl Supervisor {
             Event::Forwarded(signal) => say!(out, Debug, Note::Received(signal)),
             Event::Terminated(reach, refused) => self.on_terminated(reach, refused, out),
             Event::Killed(reach, refused) => self.on_killed(reach, refused, out),
+            Event::ToldGroup(pgid) => {
+                self.terminated.add(Reach::Group(pgid));
+                say!(out, Info, Note::ToldGroup(pgid));
+            }
             Event::ToldRest(reach, refused) => {
                 if let Some((signal, tally)) = &mut self.told_rest {
                     tally.add(reach);
@@ -2062,6 +2070,31 @@ mod tests {
             )),
             "{line}"
         );
+    }
+
+    #[test]
+    fn a_group_told_as_the_child_exits_is_said_and_counted_though_no_one_is_left() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(exited(CHILD, 5), t0, &mut out);
+        sup.step(Event::ToldGroup(CHILD), t0, &mut out);
+        sup.step(NONE_LEFT, t0, &mut out);
+        let said: Vec<String> = out.notes().map(|(_, n)| n.to_string()).collect();
+        assert!(
+            said.contains(&format!(
+                "sent SIGTERM to what was left of process group {CHILD} (uncounted without /proc)"
+            )),
+            "{said:?}"
+        );
+        let summary = said.last().cloned().unwrap_or_default();
+        assert!(
+            summary.contains(&format!(
+                "leftovers: 0 (and process group {CHILD}, uncounted) sent SIGTERM, 0 SIGKILLed"
+            )),
+            "{summary}"
+        );
+        assert_eq!(out.actions, vec![Action::Exit(5)]);
     }
 
     /// Every line of an escalation, as the supervisor says it from what the shell reports back.

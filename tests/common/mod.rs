@@ -1037,6 +1037,24 @@ impl Launch {
         ])
     }
 
+    /// As `without_proc`, under strace, which holds grace-init for `delay_us` microseconds after each kill(2)
+    /// returns: what the signal makes a process do (exit) happens before grace-init's next call.
+    pub fn without_proc_pausing_after_kill(delay_us: u32) -> Launch {
+        let line = format!(
+            "umount -l /proc && exec strace -o /dev/null -e trace=kill -e inject=kill:delay_exit={delay_us} \"$0\" \"$@\""
+        );
+        Launch::prefixed(&[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            &line,
+        ])
+    }
+
     /// The mode's launcher in a mount namespace of grace-init's own (PID 1 mode has one already, from
     /// `--mount-proc`), so a test may mount over its files with `Run::in_mount_namespace`.
     pub fn own_mount_namespace(mode: Mode) -> Launch {
