@@ -290,14 +290,26 @@ fn entered_process_is_stopped(errno: &str, syscalls: &[&str]) {
     let sent = Instant::now();
     run.signal(libc::SIGTERM);
     let (done, gone) = finish(run, secs(15.0));
-    let told = lines.recv_timeout(secs(1.0)).ok();
+    // Everything it printed until it exited (it exits on SIGTERM; bounded should it not). grace-init sends it
+    // SIGTERM, then SIGCONT; a Python handler can be interrupted by the next signal's handler, so the SIGCONT
+    // line may come first when the SIGCONT lands while the SIGTERM handler is still running (seen under load).
+    // The order the lines come in is the reporter's, not grace-init's: every line is checked, not the first.
+    let mut told = Vec::new();
+    let end = Instant::now() + secs(2.0);
+    while let Ok(line) = lines.recv_timeout(end.saturating_duration_since(Instant::now())) {
+        told.push(line);
+    }
     let _ = stranger.kill();
     let _ = stranger.wait();
-    assert_eq!(
-        told.as_deref()
-            .map(|l| l.starts_with("stranger got SIGTERM")),
-        Some(true),
+    assert!(
+        told.iter().any(|l| l.starts_with("stranger got SIGTERM")),
         "{what}: the entered process did not get SIGTERM: {told:?}\n{}",
+        done.stderr_text()
+    );
+    assert!(
+        told.iter().all(|l| l.starts_with("stranger got SIGTERM")
+            || l.starts_with("stranger got SIGCONT")),
+        "{what}: the entered process got more than SIGTERM and SIGCONT: {told:?}\n{}",
         done.stderr_text()
     );
     assert_exit(&done, gone, 0, sent, 0.0, &what);
