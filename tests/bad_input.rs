@@ -912,11 +912,10 @@ fn a_flag_replaces_a_valid_environment_variable_it_does_not_merge() {
     );
 }
 
-#[test]
-fn the_timeout_flag_wins_over_its_variable_measured() {
-    // GRACE_INIT_TIMEOUT=0.2 but --timeout 1.2: a child that ignores SIGTERM is killed after 1.2 s, not 0.2 s.
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn the_timeout_flag_wins_over_its_variable_measured(mode: Mode) {
+        // GRACE_INIT_TIMEOUT=0.2 but --timeout 1.2: a child that ignores SIGTERM is killed after 1.2 s, not 0.2 s.
+        let reporter = reporter();
         let mut run = Run::start_env(
             mode,
             &["--timeout", "1.2", "--", &reporter, "--ignore", "TERM"],
@@ -927,54 +926,44 @@ fn the_timeout_flag_wins_over_its_variable_measured() {
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         let took = sent.elapsed();
-        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
-        assert!(
+        done.assert_exit(137);
+        done.check(
             took >= secs(1.2) && took < secs(2.0),
-            "{mode:?}: SIGKILL after {took:?}; want the flag's 1.2 s, not the variable's 0.2 s"
+            format!("SIGKILL after {took:?}; want the flag's 1.2 s, not the variable's 0.2 s"),
         );
-        assert!(
-            done.stderr_text().contains("grace period 1.200s"),
-            "{}",
-            done.stderr_text()
-        );
+        done.assert_log_contains("grace period 1.200s");
     }
 }
 
-#[test]
-fn another_user_while_not_root_is_refused_with_one_line_exit_2_and_no_child() {
-    // Only root can switch users: as uid 64011 (no passwd entry), asking for root or another uid is a usage
-    // error, not a child that fails later. Asking for its own ids changes nothing and is accepted.
-    let scratch = Scratch::new("user-non-root");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let as_user = strings(&[
-        "setpriv",
-        "--reuid=64011",
-        "--regid=64011",
-        "--clear-groups",
-        "--",
-    ]);
-    for mode in modes() {
-        let launch = Launch {
-            prefix: as_user.clone(),
-            ..Launch::default()
-        };
+per_mode! {
+    fn another_user_while_not_root_is_refused_with_one_line_exit_2_and_no_child(mode: Mode) {
+        // Only root can switch users: as uid 64011 (no passwd entry), asking for root or another uid is a usage
+        // error, not a child that fails later. Asking for its own ids changes nothing and is accepted.
+        let scratch = Scratch::new("user-non-root");
+        let launch = Launch::prefixed(&[
+            "setpriv",
+            "--reuid=64011",
+            "--regid=64011",
+            "--clear-groups",
+            "--",
+        ]);
         for (i, user) in ["root", "0", "64012", "64011:0"].iter().enumerate() {
             let marker = scratch.marker(i);
             let touch = format!("touch {}", marker.display());
             let done = Run::launch(mode, &launch, &["-u", user, "--", "sh", "-c", &touch])
                 .wait(secs(10.0));
-            let what = format!("{mode:?} -u {user}");
-            assert_eq!(done.code, Some(2), "{what}: {:?}", done.stderr);
-            assert_eq!(done.stderr.len(), 1, "{what}: one line: {:?}", done.stderr);
-            let line = &done.stderr[0];
-            assert!(
+            let what = format!("-u {user}");
+            done.assert_exit_for(2, &what);
+            let [line] = done.stderr.as_slice() else {
+                done.fail(&format!("{what}: want one line"));
+            };
+            done.check(
                 line.starts_with("grace-init: error: ")
                     && line.contains(&format!("'{user}'"))
                     && line.contains("not root"),
-                "{what}: {line}"
+                format!("{what}: {line}"),
             );
-            assert!(!marker.exists(), "{what}: the command was started");
+            done.check(!marker.exists(), format!("{what}: the command was started"));
         }
         let marker = scratch.marker(9);
         let touch = format!("touch {}", marker.display());
@@ -984,74 +973,75 @@ fn another_user_while_not_root_is_refused_with_one_line_exit_2_and_no_child() {
             &["-u", "64011:64011", "--", "sh", "-c", &touch],
         )
         .wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}: {:?}", done.stderr);
-        assert!(marker.exists(), "{mode:?}: its own ids: the command runs");
+        done.assert_exit(0);
+        done.check(marker.exists(), "its own ids: the command runs");
         let _ = std::fs::remove_file(&marker);
     }
 }
 
-/// Runs `grace-init -u USER -- sh -c 'touch MARKER'` the way `launch` says, in every mode, and checks the
+/// Runs `grace-init -u USER -- sh -c 'touch MARKER'` the way `launch` says, in `mode`, and checks the
 /// usage-error contract: exit 2, one line naming the user and each of `named`, the command never started.
-fn user_refused(launch: &Launch, user: &str, named: &[&str]) {
+fn user_refused(mode: Mode, launch: &Launch, user: &str, named: &[&str]) {
     let scratch = Scratch::new("user-refused");
-    for mode in modes() {
-        let marker = scratch.marker(0);
-        let touch = format!("touch {}", marker.display());
-        let done =
-            Run::launch(mode, launch, &["-u", user, "--", "sh", "-c", &touch]).wait(secs(10.0));
-        let what = format!("{mode:?} -u {user}");
-        assert_eq!(done.code, Some(2), "{what}: {:?}", done.stderr);
-        let [line] = done.stderr.as_slice() else {
-            panic!("{what}: want one line: {:?}", done.stderr);
-        };
-        assert!(line.starts_with("grace-init: error: "), "{what}: {line}");
-        let quoted = format!("'{user}'");
-        for needle in named.iter().copied().chain([quoted.as_str()]) {
-            assert!(line.contains(needle), "{what}: want {needle:?} in {line}");
-        }
-        assert!(!marker.exists(), "{what}: the command was started");
+    let marker = scratch.marker(0);
+    let touch = format!("touch {}", marker.display());
+    let done = Run::launch(mode, launch, &["-u", user, "--", "sh", "-c", &touch]).wait(secs(10.0));
+    let what = format!("-u {user}");
+    done.assert_exit_for(2, &what);
+    let [line] = done.stderr.as_slice() else {
+        done.fail(&format!("{what}: want one line"));
+    };
+    done.check(
+        line.starts_with("grace-init: error: "),
+        format!("{what}: {line}"),
+    );
+    let quoted = format!("'{user}'");
+    for needle in named.iter().copied().chain([quoted.as_str()]) {
+        done.check(
+            line.contains(needle),
+            format!("{what}: want {needle:?} in {line}"),
+        );
     }
+    done.check(!marker.exists(), format!("{what}: the command was started"));
 }
 
-#[test]
-fn another_user_without_cap_kill_is_refused_with_one_line_exit_2_and_no_child() {
-    // Root that may switch users but not signal them: the app would never get its stop signal.
-    user_refused(&Launch::without_cap_kill(), "nobody", &["CAP_KILL"]);
-    user_refused(&Launch::without_cap_kill(), "4242:4242", &["CAP_KILL"]);
-}
+per_mode! {
+    fn another_user_without_cap_kill_is_refused_with_one_line_exit_2_and_no_child(mode: Mode) {
+        // Root that may switch users but not signal them: the app would never get its stop signal.
+        user_refused(mode, &Launch::without_cap_kill(), "nobody", &["CAP_KILL"]);
+        user_refused(mode, &Launch::without_cap_kill(), "4242:4242", &["CAP_KILL"]);
+    }
 
-#[test]
-fn the_same_uid_without_cap_kill_is_accepted_another_group_is_no_obstacle_to_signals() {
-    for mode in modes() {
+    fn the_same_uid_without_cap_kill_is_accepted_another_group_is_no_obstacle_to_signals(mode: Mode) {
         let done = Run::launch(
             mode,
             &Launch::without_cap_kill(),
             &["-u", "0:1", "--", "id", "-g"],
         )
         .wait(secs(10.0));
-        assert_eq!(done.code, Some(0), "{mode:?}: {:?}", done.stderr);
-        assert_eq!(done.stdout, ["1"], "{mode:?}: {:?}", done.stderr);
+        done.assert_exit(0);
+        done.check(done.stdout == ["1"], "want stdout [\"1\"] (the group 1)");
     }
-}
 
-#[test]
-fn a_user_the_user_namespace_does_not_map_is_refused_naming_the_id() {
-    // `unshare --map-root-user` maps root alone: uid 4242 cannot be switched to (setresuid says EINVAL).
-    user_refused(
-        &Launch::in_user_namespace(&[]),
-        "4242",
-        &["uid 4242", "not mapped"],
-    );
-    user_refused(
-        &Launch::in_user_namespace(&[]),
-        "0:4242",
-        &["gid 4242", "not mapped"],
-    );
-}
+    fn a_user_the_user_namespace_does_not_map_is_refused_naming_the_id(mode: Mode) {
+        // `unshare --map-root-user` maps root alone: uid 4242 cannot be switched to (setresuid says EINVAL).
+        user_refused(
+            mode,
+            &Launch::in_user_namespace(&[]),
+            "4242",
+            &["uid 4242", "not mapped"],
+        );
+        user_refused(
+            mode,
+            &Launch::in_user_namespace(&[]),
+            "0:4242",
+            &["gid 4242", "not mapped"],
+        );
+    }
 
-#[test]
-fn groups_that_must_change_where_setgroups_is_denied_are_refused_naming_setgroups() {
-    // Supplementary group 5 held, root's own group list asked for: only setgroups could drop it, and the
-    // namespace denies it.
-    user_refused(&Launch::in_user_namespace(&[5]), "0:0", &["setgroups"]);
+    fn groups_that_must_change_where_setgroups_is_denied_are_refused_naming_setgroups(mode: Mode) {
+        // Supplementary group 5 held, root's own group list asked for: only setgroups could drop it, and the
+        // namespace denies it.
+        user_refused(mode, &Launch::in_user_namespace(&[5]), "0:0", &["setgroups"]);
+    }
 }
