@@ -20,9 +20,8 @@ fn seen(run: &mut Run, needle: &str, within: Duration) -> Instant {
     Instant::now()
 }
 
-#[test]
-fn a_double_forked_daemon_is_waited_for_and_the_launchers_code_is_kept() {
-    for mode in modes() {
+per_mode! {
+    fn a_double_forked_daemon_is_waited_for_and_the_launchers_code_is_kept(mode: Mode) {
         let script = launcher(1.5);
         let mut run = Run::start(mode, &["--wait-all", "-w", "--", "sh", "-c", &script]);
         let launched = seen(&mut run, "launcher done", secs(10.0));
@@ -34,58 +33,42 @@ fn a_double_forked_daemon_is_waited_for_and_the_launchers_code_is_kept() {
         let at_exit = run.started_at();
         let done = run.wait(secs(10.0));
         let exited = at_exit + done.elapsed;
-        let log = done.stderr_text();
-        assert_eq!(done.code, Some(7), "{mode:?}: the launcher's code\n{log}");
-        assert!(
+        // The launcher's code.
+        done.assert_exit(7);
+        done.check(
             ended.duration_since(launched) >= secs(1.3),
-            "{mode:?}: the daemon ran its course"
+            "the daemon ran its course",
         );
         // Measured from the daemon's last line: grace-init leaves as soon as the daemon is reaped.
-        assert!(
-            exited.saturating_duration_since(ended) < secs(2.0),
-            "{mode:?}: exited {:?} after the daemon\n{log}",
-            exited.saturating_duration_since(ended)
+        let after = exited.saturating_duration_since(ended);
+        done.check(
+            after < secs(2.0),
+            format!("exited {after:?} after the daemon"),
         );
-        println!(
-            "{mode:?}: exit {:?} after the daemon's last line",
-            exited.saturating_duration_since(ended)
-        );
-        assert!(
-            log.contains("every process it left has exited")
-                && log.contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed; exit code 7"),
-            "{mode:?}: {log}"
-        );
-        assert!(
-            log.contains("left behind by the app"),
-            "{mode:?}: -w names the reaped daemon: {log}"
-        );
+        println!("{mode:?}: exit {after:?} after the daemon's last line");
+        done.assert_log_contains("every process it left has exited");
+        done.assert_log_contains("leftovers: 0 sent SIGTERM, 0 SIGKILLed; exit code 7");
+        // -w names the reaped daemon.
+        done.assert_log_contains("left behind by the app");
     }
-}
 
-#[test]
-fn without_wait_all_the_daemon_is_stopped_when_the_launcher_exits() {
-    for mode in modes() {
+    fn without_wait_all_the_daemon_is_stopped_when_the_launcher_exits(mode: Mode) {
         let script = launcher(3.0);
         let mut run = Run::start(mode, &["-t", "5", "--", "sh", "-c", &script]);
         let launched = seen(&mut run, "launcher done", secs(10.0));
         let at_exit = run.started_at();
         let done = run.wait(secs(10.0));
-        let log = done.stderr_text();
-        assert_eq!(done.code, Some(7), "{mode:?}: {log}");
-        assert!(
+        done.assert_exit(7);
+        done.check(
             !done.stdout.iter().any(|l| l.contains("daemon done")),
-            "{mode:?}: the daemon was stopped: {:?}",
-            done.stdout
+            "the daemon was stopped",
         );
-        assert!(
+        done.check(
             (at_exit + done.elapsed).saturating_duration_since(launched) < secs(2.5),
-            "{mode:?}: not waited for\n{log}"
+            "not waited for",
         );
-        assert!(
-            log.contains("the child is gone but processes remain: sending them SIGTERM")
-                && !log.contains("--wait-all"),
-            "{mode:?}: {log}"
-        );
+        done.assert_log_contains("the child is gone but processes remain: sending them SIGTERM");
+        done.assert_log_lacks("--wait-all");
     }
 }
 
@@ -102,9 +85,8 @@ fn reporter_launcher(daemon: &str) -> Vec<String> {
     ]
 }
 
-#[test]
-fn a_stop_during_the_wait_reaches_the_daemon_and_the_deadline_holds() {
-    for mode in modes() {
+per_mode! {
+    fn a_stop_during_the_wait_reaches_the_daemon_and_the_deadline_holds(mode: Mode) {
         for (rewrite, signal) in [(None, "SIGTERM"), (Some("TERM:QUIT"), "SIGQUIT")] {
             let mut args = vec!["--wait-all", "-t", "1"];
             if let Some(rule) = rewrite {
@@ -130,30 +112,23 @@ fn a_stop_during_the_wait_reaches_the_daemon_and_the_deadline_holds() {
             let at_exit = run.started_at();
             let done = run.wait(secs(10.0));
             let took = (at_exit + done.elapsed).saturating_duration_since(sent);
-            let log = done.stderr_text();
-            let what = format!("{mode:?} {rewrite:?}");
+            let what = format!("{rewrite:?}");
             println!(
-                "{what}: {idle} wake-ups in 1 s of waiting; exit {took:?} after the stop signal (-t 1)"
+                "{mode:?} {what}: {idle} wake-ups in 1 s of waiting; exit {took:?} after the stop signal (-t 1)"
             );
-            assert_eq!(done.code, Some(5), "{what}: the launcher's code\n{log}");
-            assert!(
+            // The launcher's code.
+            done.assert_exit_for(5, &what);
+            done.check(
                 took >= secs(1.0) && took < secs(1.5),
-                "{what}: SIGKILL at the deadline, exit {took:?} after the signal\n{log}"
+                format!("{what}: SIGKILL at the deadline, exit {took:?} after the signal"),
             );
-            assert!(
-                log.contains(&format!(
-                    "leftovers: 1 forwarded {signal}, 0 sent SIGTERM, 1 SIGKILLed; exit code 5"
-                )),
-                "{what}: {log}"
-            );
+            done.assert_log_contains(&format!(
+                "leftovers: 1 forwarded {signal}, 0 sent SIGTERM, 1 SIGKILLed; exit code 5"
+            ));
         }
     }
-}
 
-#[test]
-fn a_stop_during_the_wait_keeps_the_drain_delay_and_the_pre_stop_and_a_cooperative_daemon_ends_it()
-{
-    for mode in modes() {
+    fn a_stop_during_the_wait_keeps_the_drain_delay_and_the_pre_stop_and_a_cooperative_daemon_ends_it(mode: Mode) {
         let launcher = reporter_launcher("--exit-on TERM=0");
         let pre_stop = "echo deregistered >&2";
         let mut args = vec![
@@ -175,35 +150,28 @@ fn a_stop_during_the_wait_keeps_the_drain_delay_and_the_pre_stop_and_a_cooperati
         run.expect_stdout("daemon got SIGTERM", secs(5.0));
         let told = sent.elapsed();
         let done = run.wait(secs(10.0));
-        let log = done.stderr_text();
-        assert_eq!(done.code, Some(5), "{mode:?}: {log}");
+        done.assert_exit(5);
         // The pre-stop command's output (grace-init's stderr) comes before the stop signal goes out.
         let at = |line: &str| done.stderr.iter().position(|l| l.ends_with(line));
-        assert!(
+        done.check(
             at("deregistered").is_some() && at("deregistered") < at("to every process left"),
-            "{mode:?}: {log}"
+            "the pre-stop command's output before the stop signal",
         );
-        assert!(
+        done.check(
             told >= secs(0.5) && told < secs(2.0),
-            "{mode:?}: told {told:?} after the signal, after the drain delay"
+            format!("told {told:?} after the signal, after the drain delay"),
         );
-        assert!(
-            log.contains("draining for 0.500s before forwarding")
-                && log.contains("pre-stop command finished in")
-                && log.contains("leftovers: 1 forwarded SIGTERM, 0 sent SIGTERM, 0 SIGKILLed"),
-            "{mode:?}: {log}"
-        );
+        done.assert_log_contains("draining for 0.500s before forwarding");
+        done.assert_log_contains("pre-stop command finished in");
+        done.assert_log_contains("leftovers: 1 forwarded SIGTERM, 0 sent SIGTERM, 0 SIGKILLed");
     }
-}
 
-#[test]
-fn other_signals_after_the_launcher_exited_reach_the_daemon_run_as_another_user() {
-    // A shell daemon (the reporter's interpreter may not be reachable for another user): it reports HUP, and
-    // ends on USR1. Its `sleep`s are its own children, not told: only they would die of a HUP.
-    let daemon = "trap 'echo daemon got HUP' HUP; trap 'echo daemon got USR1; exit 0' USR1; \
-                  echo daemon ready $(id -u); while :; do sleep 0.1; done";
-    let script = format!("(setsid sh -c \"{daemon}\" &); exit 5");
-    for mode in modes() {
+    fn other_signals_after_the_launcher_exited_reach_the_daemon_run_as_another_user(mode: Mode) {
+        // A shell daemon (the reporter's interpreter may not be reachable for another user): it reports HUP, and
+        // ends on USR1. Its `sleep`s are its own children, not told: only they would die of a HUP.
+        let daemon = "trap 'echo daemon got HUP' HUP; trap 'echo daemon got USR1; exit 0' USR1; \
+                      echo daemon ready $(id -u); while :; do sleep 0.1; done";
+        let script = format!("(setsid sh -c \"{daemon}\" &); exit 5");
         let mut run = Run::start(
             mode,
             &["--wait-all", "-u", "65534:65534", "--", "sh", "-c", &script],
@@ -216,46 +184,41 @@ fn other_signals_after_the_launcher_exited_reach_the_daemon_run_as_another_user(
         run.signal(libc::SIGUSR1);
         run.expect_stdout("daemon got USR1", secs(5.0));
         let done = run.wait(secs(10.0));
-        let log = done.stderr_text();
-        assert_eq!(done.code, Some(5), "{mode:?}: {log}");
-        assert!(
-            log.contains("every process it left has exited"),
-            "{mode:?}: {log}"
-        );
+        done.assert_exit(5);
+        done.assert_log_contains("every process it left has exited");
     }
 }
 
-/// The README's example, as written there: a launcher script that starts nginx, which daemonises.
-#[test]
-fn the_readme_example_waits_for_nginx_and_stops_it_gracefully() {
-    let readme = std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR")))
-        .expect("README.md");
-    let section = readme
-        .split("### `--wait-all`")
-        .nth(1)
-        .expect("the --wait-all section");
-    let blocks: Vec<&str> = section
-        .split("```sh\n")
-        .skip(1)
-        .take(2)
-        .map(|b| b.split("```").next().unwrap_or_default())
-        .collect();
-    let [script, command] = blocks.as_slice() else {
-        panic!("the section's two sh blocks: {blocks:?}");
-    };
-    assert!(script.starts_with("#!/bin/sh\n"), "{script}");
-    let args: Vec<&str> = command
-        .trim()
-        .strip_prefix("grace-init ")
-        .expect("a grace-init command line")
-        .split_whitespace()
-        .collect();
-    assert_eq!(args.last(), Some(&"./start.sh"), "{args:?}");
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("nginx is missing: run scripts/setup-test-deps.sh (as root) first");
-    for mode in modes() {
+per_mode! {
+    /// The README's example, as written there: a launcher script that starts nginx, which daemonises.
+    fn the_readme_example_waits_for_nginx_and_stops_it_gracefully(mode: Mode) {
+        let readme = std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR")))
+            .expect("README.md");
+        let section = readme
+            .split("### `--wait-all`")
+            .nth(1)
+            .expect("the --wait-all section");
+        let blocks: Vec<&str> = section
+            .split("```sh\n")
+            .skip(1)
+            .take(2)
+            .map(|b| b.split("```").next().unwrap_or_default())
+            .collect();
+        let [script, command] = blocks.as_slice() else {
+            panic!("the section's two sh blocks: {blocks:?}");
+        };
+        assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+        let args: Vec<&str> = command
+            .trim()
+            .strip_prefix("grace-init ")
+            .expect("a grace-init command line")
+            .split_whitespace()
+            .collect();
+        assert_eq!(args.last(), Some(&"./start.sh"), "{args:?}");
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("nginx is missing: run scripts/setup-test-deps.sh (as root) first");
         let scratch = Scratch::new(&format!("wait-all-readme-{mode:?}"));
         let port = free_port();
         let conf = std::fs::read_to_string(format!(
@@ -291,20 +254,17 @@ fn the_readme_example_waits_for_nginx_and_stops_it_gracefully() {
         let at_exit = run.started_at();
         let done = run.wait(secs(30.0));
         let took = (at_exit + done.elapsed).saturating_duration_since(sent);
-        let log = done.stderr_text();
-        assert_eq!(done.code, Some(0), "{mode:?}: start.sh's code\n{log}");
-        assert!(
+        // start.sh's code.
+        done.assert_exit(0);
+        done.check(
             took < secs(5.0),
-            "{mode:?}: nginx quit gracefully within {took:?}\n{log}"
+            format!("nginx quit gracefully within {took:?}"),
         );
-        assert!(
-            log.contains("forwarding SIGQUIT to every process left")
-                && log.contains(
-                    "leftovers: 1 forwarded SIGQUIT, 0 sent SIGTERM, 0 SIGKILLed; exit code 0"
-                ),
-            "{mode:?}: {log}"
+        done.assert_log_contains("forwarding SIGQUIT to every process left");
+        done.assert_log_contains(
+            "leftovers: 1 forwarded SIGQUIT, 0 sent SIGTERM, 0 SIGKILLed; exit code 0",
         );
-        assert!(http_get(port, "/fast").is_none(), "{mode:?}: nginx is gone");
+        done.check(http_get(port, "/fast").is_none(), "nginx is gone");
     }
 }
 
