@@ -61,52 +61,48 @@ fn supervise_and_forward(mode: Mode, launch: &Launch, verbose: bool) {
         done.signal, None,
         "{mode:?} verbose={verbose}: grace-init died of a signal"
     );
-    assert_eq!(done.code, Some(7), "{mode:?} verbose={verbose}");
+    done.assert_exit_for(7, format!("verbose={verbose}"));
     assert!(done.stdout.iter().any(|l| l == "child got SIGTERM"));
 }
 
-#[test]
-fn with_stderr_closed_grace_init_keeps_supervising_and_forwarding() {
-    for mode in modes() {
+per_mode! {
+    fn with_stderr_closed_grace_init_keeps_supervising_and_forwarding(mode: Mode) {
         for verbose in [false, true] {
             supervise_and_forward(mode, &Launch::prefixed(CLOSE_STDERR), verbose);
         }
     }
 }
 
-#[test]
-fn with_stderr_a_pipe_whose_reader_is_gone_grace_init_keeps_supervising() {
-    let launch = Launch {
-        stderr: StderrTo::BrokenPipe,
-        ..Launch::default()
-    };
-    for mode in modes() {
+per_mode! {
+    fn with_stderr_a_pipe_whose_reader_is_gone_grace_init_keeps_supervising(mode: Mode) {
+        let launch = Launch {
+            stderr: StderrTo::BrokenPipe,
+            ..Launch::default()
+        };
         supervise_and_forward(mode, &launch, false);
     }
 }
 
-#[test]
-fn with_stderr_a_pipe_whose_reader_is_gone_debug_logging_does_not_wedge_the_loop() {
-    // Every debug line written to the broken pipe raises a SIGPIPE, which grace-init reads from its signalfd and
-    // drops as its own, logging that at debug level: one more write, one more SIGPIPE. The loop must not spin on it.
-    let launch = Launch {
-        stderr: StderrTo::BrokenPipe,
-        ..Launch::default()
-    };
-    for mode in modes() {
+per_mode! {
+    fn with_stderr_a_pipe_whose_reader_is_gone_debug_logging_does_not_wedge_the_loop(mode: Mode) {
+        // Every debug line written to the broken pipe raises a SIGPIPE, which grace-init reads from its signalfd and
+        // drops as its own, logging that at debug level: one more write, one more SIGPIPE. The loop must not spin on it.
+        let launch = Launch {
+            stderr: StderrTo::BrokenPipe,
+            ..Launch::default()
+        };
         supervise_and_forward(mode, &launch, true);
     }
 }
 
-#[test]
-fn a_child_exiting_during_a_signal_storm_is_no_error_and_keeps_its_code() {
-    // The child ignores USR1 (so the storm cannot kill it) and exits 3 by itself while USR1s keep coming: some are
-    // forwarded to a group that no longer exists (ESRCH), which is normal and never a warning. The debug log goes
-    // to a file: a pipe read by the test can fall behind a storm, and then grace-init (rightly) drops lines and
-    // says so in a warning of its own.
-    let script = "trap '' USR1; echo ready; sleep 0.4; exit 3";
-    let scratch = Scratch::new("storm-exit");
-    for mode in modes() {
+per_mode! {
+    fn a_child_exiting_during_a_signal_storm_is_no_error_and_keeps_its_code(mode: Mode) {
+        // The child ignores USR1 (so the storm cannot kill it) and exits 3 by itself while USR1s keep coming: some are
+        // forwarded to a group that no longer exists (ESRCH), which is normal and never a warning. The debug log goes
+        // to a file: a pipe read by the test can fall behind a storm, and then grace-init (rightly) drops lines and
+        // says so in a warning of its own.
+        let script = "trap '' USR1; echo ready; sleep 0.4; exit 3";
+        let scratch = Scratch::new("storm-exit");
         for single_child in [false, true] {
             let mut args = vec!["-v", "-t", "5"];
             if single_child {
@@ -148,7 +144,7 @@ fn a_child_exiting_during_a_signal_storm_is_no_error_and_keeps_its_code() {
                 "{what} in {:?}: {esrch} forwarded to a process that was gone",
                 began.elapsed()
             );
-            assert_eq!(done.code, Some(3), "{what}: {}", done.stderr_text());
+            done.assert_exit_for(3, &what);
             let bad: Vec<_> = done
                 .stderr
                 .iter()
@@ -163,13 +159,12 @@ fn a_child_exiting_during_a_signal_storm_is_no_error_and_keeps_its_code() {
     }
 }
 
-#[test]
-fn a_signal_for_a_process_group_that_is_gone_is_a_debug_line_not_a_warning() {
-    // The child exits 3 and leaves a setsid grandchild that takes 1 s to finish after SIGTERM. Meanwhile USR1 is
-    // forwarded to what is left of the child's process group, which is nobody: once the child is reaped its group
-    // id is never used again (it may be someone else's by now), and the members found are none.
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_signal_for_a_process_group_that_is_gone_is_a_debug_line_not_a_warning(mode: Mode) {
+        // The child exits 3 and leaves a setsid grandchild that takes 1 s to finish after SIGTERM. Meanwhile USR1 is
+        // forwarded to what is left of the child's process group, which is nobody: once the child is reaped its group
+        // id is never used again (it may be someone else's by now), and the members found are none.
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -191,7 +186,7 @@ fn a_signal_for_a_process_group_that_is_gone_is_a_debug_line_not_a_warning() {
         }
         let done = run.wait(secs(10.0));
         let text = done.stderr_text();
-        assert_eq!(done.code, Some(3), "{mode:?}: {text}");
+        done.assert_exit(3);
         assert!(
             text.contains("forwarded SIGUSR1 to 0 remaining members"),
             "{mode:?}: {text}"
@@ -203,10 +198,9 @@ fn a_signal_for_a_process_group_that_is_gone_is_a_debug_line_not_a_warning() {
     }
 }
 
-#[test]
-fn a_setsid_grandchild_ignoring_sigterm_is_killed_at_the_deadline_on_shutdown() {
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_setsid_grandchild_ignoring_sigterm_is_killed_at_the_deadline_on_shutdown(mode: Mode) {
+        let reporter = reporter();
         let mut run = Run::start(
             mode,
             &[
@@ -228,7 +222,7 @@ fn a_setsid_grandchild_ignoring_sigterm_is_killed_at_the_deadline_on_shutdown() 
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         let took = sent.elapsed();
-        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(0);
         assert!(
             took >= secs(1.0) && took < secs(2.5),
             "{mode:?}: ended {took:?} after SIGTERM; want the 1 s deadline"
@@ -240,15 +234,14 @@ fn a_setsid_grandchild_ignoring_sigterm_is_killed_at_the_deadline_on_shutdown() 
     }
 }
 
-#[test]
-fn a_child_that_stops_itself_during_shutdown_is_killed_at_the_deadline() {
-    // On SIGTERM the shell stops itself (after its `sleep` died of the same SIGTERM): it can never exit on its own.
-    // grace-init follows the stop signal with SIGCONT; on a busy machine the shell may stop between the two and be
-    // continued, so it stops itself again whenever it is continued. It must be seen stopped well before the 3 s
-    // deadline, which is what makes the scenario.
-    let script =
-        "trap 'while :; do kill -STOP $$; done' TERM; echo ready; while :; do sleep 0.05; done";
-    for mode in modes() {
+per_mode! {
+    fn a_child_that_stops_itself_during_shutdown_is_killed_at_the_deadline(mode: Mode) {
+        // On SIGTERM the shell stops itself (after its `sleep` died of the same SIGTERM): it can never exit on its own.
+        // grace-init follows the stop signal with SIGCONT; on a busy machine the shell may stop between the two and be
+        // continued, so it stops itself again whenever it is continued. It must be seen stopped well before the 3 s
+        // deadline, which is what makes the scenario.
+        let script =
+            "trap 'while :; do kill -STOP $$; done' TERM; echo ready; while :; do sleep 0.05; done";
         let mut run = Run::start(mode, &["-t", "3", "--", "sh", "-c", script]);
         run.expect_stdout("ready", secs(10.0));
         let child = find(&run, "sh").expect("the shell");
@@ -262,7 +255,7 @@ fn a_child_that_stops_itself_during_shutdown_is_killed_at_the_deadline() {
         );
         let done = run.wait(secs(10.0));
         let took = sent.elapsed();
-        assert_eq!(done.code, Some(137), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(137);
         assert!(
             took >= secs(3.0) && took < secs(4.5),
             "{mode:?}: SIGKILL after {took:?}; want the 3 s deadline"
@@ -270,12 +263,11 @@ fn a_child_that_stops_itself_during_shutdown_is_killed_at_the_deadline() {
     }
 }
 
-#[test]
-fn a_child_stopped_before_the_stop_signal_does_not_outlive_the_deadline() {
-    // Stopped by someone else before `docker stop`: the forwarded SIGTERM waits, pending. grace-init may continue it
-    // (then it exits 0) or kill it at the deadline (137); it must not wait past the deadline.
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn a_child_stopped_before_the_stop_signal_does_not_outlive_the_deadline(mode: Mode) {
+        // Stopped by someone else before `docker stop`: the forwarded SIGTERM waits, pending. grace-init may continue it
+        // (then it exits 0) or kill it at the deadline (137); it must not wait past the deadline.
+        let reporter = reporter();
         let mut run = Run::start(mode, &["-t", "1", "--", &reporter, "--exit-on", "TERM=0"]);
         run.expect_stdout("child ready", secs(10.0));
         let child = find(&run, "python3")
@@ -314,7 +306,7 @@ fn subreaper_without_proc_warns_and_still_supervises() {
     run.expect_stdout("child got SIGUSR2", secs(5.0));
     run.signal(libc::SIGTERM);
     let done = run.wait(secs(10.0));
-    assert_eq!(done.code, Some(4), "{}", done.stderr_text());
+    done.assert_exit(4);
     assert_eq!(done.signal, None);
     let text = done.stderr_text();
     assert!(text.contains("warning") && text.contains("/proc"), "{text}");
@@ -329,7 +321,7 @@ fn subreaper_without_proc_warns_and_still_supervises() {
     run.signal(libc::SIGTERM);
     let done = run.wait(secs(10.0));
     let took = sent.elapsed();
-    assert_eq!(done.code, Some(137), "{}", done.stderr_text());
+    done.assert_exit(137);
     assert!(took >= secs(1.0) && took < secs(2.5), "took {took:?}");
 }
 
@@ -356,7 +348,7 @@ fn subreaper_without_proc_still_ends_at_the_deadline_when_a_leftover_cannot_be_f
     let line = run.expect_stdout("grandchild ready", secs(10.0));
     let _stray = Stray(vec![ready_pid(&line)]);
     let done = run.wait(secs(5.0));
-    assert_eq!(done.code, Some(5), "{}", done.stderr_text());
+    done.assert_exit(5);
     assert!(
         done.stderr.len() < 20,
         "log flood: {} lines",
@@ -405,7 +397,7 @@ fn pid1_without_its_own_proc_falls_back_to_kill_minus_1() {
     run.signal(libc::SIGTERM);
     let done = run.wait(secs(10.0));
     let took = sent.elapsed();
-    assert_eq!(done.code, Some(0), "{}", done.stderr_text());
+    done.assert_exit(0);
     assert!(took >= secs(1.0) && took < secs(2.5), "took {took:?}");
     let text = done.stderr_text();
     // kill(-1) reaches everyone, so this is no cause for a warning, but the log says how it was done.
@@ -455,7 +447,7 @@ fn non_root_run(mode: Mode, launch: &Launch, uid: u32) {
     let done = run.wait(secs(10.0));
     let took = sent.elapsed();
     let text = done.stderr_text();
-    assert_eq!(done.code, Some(0), "{mode:?}: {text}");
+    done.assert_exit(0);
     assert!(took >= secs(1.0) && took < secs(2.5), "{mode:?}: {took:?}");
     assert!(text.contains("pre-stop ran as"), "{mode:?}: {text}");
     assert!(text.contains("1 SIGKILLed"), "{mode:?}: {text}");
@@ -514,12 +506,11 @@ fn as_a_non_root_user_pid1_mode_works_in_a_user_namespace() {
     non_root_run(Mode::Pid1, &launch, uid);
 }
 
-#[test]
-fn a_signal_refused_for_lack_of_cap_kill_is_reported_once_per_target_not_at_every_sweep() {
-    // The app drops to nobody by itself; grace-init, root without CAP_KILL, may not signal it. It ends on its
-    // own 3 s later, 2 s past the deadline: meanwhile every SIGKILL sweep is refused again.
-    let app = "echo ready; exec sleep 3";
-    for mode in modes() {
+per_mode! {
+    fn a_signal_refused_for_lack_of_cap_kill_is_reported_once_per_target_not_at_every_sweep(mode: Mode) {
+        // The app drops to nobody by itself; grace-init, root without CAP_KILL, may not signal it. It ends on its
+        // own 3 s later, 2 s past the deadline: meanwhile every SIGKILL sweep is refused again.
+        let app = "echo ready; exec sleep 3";
         let args = [
             "-t",
             "1",
@@ -564,10 +555,9 @@ fn a_signal_refused_for_lack_of_cap_kill_is_reported_once_per_target_not_at_ever
     }
 }
 
-#[test]
-fn fd_exhaustion_at_start_is_a_clear_error_exit_1_and_starts_nothing() {
-    let scratch = Scratch::new("nofile");
-    for mode in modes() {
+per_mode! {
+    fn fd_exhaustion_at_start_is_a_clear_error_exit_1_and_starts_nothing(mode: Mode) {
+        let scratch = Scratch::new("nofile");
         let mut refused = 0;
         for limit in 3..=8 {
             let marker = scratch.path(&format!("{mode:?}-{limit}"));
@@ -626,12 +616,15 @@ fn processes_of(uid: u32) -> Vec<i32> {
         .collect()
 }
 
-#[test]
-fn fork_failure_at_start_is_a_clear_error_exit_1_and_leaves_nothing() {
-    // RLIMIT_NPROC counts the processes of the real uid; root is exempt, so drop to a uid of our own first.
-    let uid = 64011;
-    let scratch = Scratch::new("nproc");
-    for mode in modes() {
+per_mode! {
+    fn fork_failure_at_start_is_a_clear_error_exit_1_and_leaves_nothing(mode: Mode) {
+        // RLIMIT_NPROC counts the processes of the real uid; root is exempt, so drop to a uid of our own first, one
+        // per mode: the two modes run at once, and would count each other's processes.
+        let uid = match mode {
+            Mode::Pid1 => 64011,
+            Mode::Subreaper => 64021,
+        };
+        let scratch = Scratch::new("nproc");
         let marker = scratch.path(&format!("{mode:?}"));
         let mut prefix = as_user(uid);
         prefix.extend(strings(&["prlimit", "--nproc=1:1", "--"]));
@@ -642,7 +635,7 @@ fn fork_failure_at_start_is_a_clear_error_exit_1_and_leaves_nothing() {
         let touch = format!("touch {marker}");
         let done = Run::launch(mode, &launch, &["--", "sh", "-c", &touch]).wait(secs(10.0));
         let what = format!("{mode:?}: {:?} {:?}", done.code, done.stderr);
-        assert_eq!(done.code, Some(1), "{what}");
+        done.assert_exit_for(1, &what);
         assert_eq!(done.stderr.len(), 1, "{what}: one line");
         assert!(
             done.stderr[0].starts_with("grace-init: error: ") && done.stderr[0].contains("'sh'"),
@@ -654,12 +647,15 @@ fn fork_failure_at_start_is_a_clear_error_exit_1_and_leaves_nothing() {
     }
 }
 
-#[test]
-fn fork_failure_for_the_pre_stop_command_is_a_warning_and_shutdown_goes_on() {
-    // grace-init and its child use up a process limit of 2: the pre-stop command cannot be forked.
-    let uid = 64012;
-    let scratch = Scratch::new("nproc-prestop");
-    for mode in modes() {
+per_mode! {
+    fn fork_failure_for_the_pre_stop_command_is_a_warning_and_shutdown_goes_on(mode: Mode) {
+        // grace-init and its child use up a process limit of 2: the pre-stop command cannot be forked. A uid of
+        // each mode's own: the two modes run at once, and would count each other's processes.
+        let uid = match mode {
+            Mode::Pid1 => 64012,
+            Mode::Subreaper => 64022,
+        };
+        let scratch = Scratch::new("nproc-prestop");
         let marker = scratch.path(&format!("{mode:?}"));
         let mut prefix = as_user(uid);
         prefix.extend(strings(&["prlimit", "--nproc=2:2", "--"]));
@@ -678,7 +674,7 @@ fn fork_failure_for_the_pre_stop_command_is_a_warning_and_shutdown_goes_on() {
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         let what = format!("{mode:?}: {:?} {}", done.code, done.stderr_text());
-        assert_eq!(done.code, Some(143), "{what}");
+        done.assert_exit_for(143, &what);
         assert!(sent.elapsed() < secs(2.5), "{what}");
         assert!(
             done.stderr_text()
@@ -690,13 +686,12 @@ fn fork_failure_for_the_pre_stop_command_is_a_warning_and_shutdown_goes_on() {
     }
 }
 
-#[test]
-fn signals_reserved_by_the_c_library_do_not_kill_grace_init() {
-    // glibc keeps signals 32 and 33 for itself: sigfillset() leaves them out, so they are neither blocked nor read
-    // from the signalfd, and their default action is to terminate. Anyone who may signal grace-init (or a
-    // `--pdeathsig 33`) must not be able to kill it and orphan the app that way.
-    let reporter = reporter();
-    for mode in modes() {
+per_mode! {
+    fn signals_reserved_by_the_c_library_do_not_kill_grace_init(mode: Mode) {
+        // glibc keeps signals 32 and 33 for itself: sigfillset() leaves them out, so they are neither blocked nor read
+        // from the signalfd, and their default action is to terminate. Anyone who may signal grace-init (or a
+        // `--pdeathsig 33`) must not be able to kill it and orphan the app that way.
+        let reporter = reporter();
         eprintln!("-- {mode:?}");
         let mut run = Run::start(mode, &["-t", "5", "--", &reporter, "--exit-on", "TERM=0"]);
         let line = run.expect_stdout("child ready", secs(10.0));
@@ -712,6 +707,6 @@ fn signals_reserved_by_the_c_library_do_not_kill_grace_init() {
         run.signal(libc::SIGTERM);
         let done = run.wait(secs(10.0));
         assert_eq!(done.signal, None, "{mode:?}: grace-init was killed");
-        assert_eq!(done.code, Some(0), "{mode:?}: {}", done.stderr_text());
+        done.assert_exit(0);
     }
 }
