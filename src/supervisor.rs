@@ -217,6 +217,10 @@ struct Stop {
     delivered: bool,
     /// A second stop signal during the drain: forward at once.
     hurried: bool,
+    /// Stop signals received since the first: each is forwarded, but only the first repeat is said at info
+    /// level, so a flood of them (a supervisor retrying, `timeout` signalling the group) cannot push the
+    /// shutdown's own lines out of a full stderr.
+    repeats: u32,
 }
 
 /// The state machine. Create it once the child is running, then feed it events with `handle`.
@@ -535,6 +539,7 @@ impl Supervisor {
                     forwarded_at: None,
                     delivered: false,
                     hurried: false,
+                    repeats: 0,
                 });
                 let grace = self.policy.timeout;
                 say!(out, Info, Note::ShuttingDown { signal, grace });
@@ -556,8 +561,14 @@ impl Supervisor {
                 self.stop = Some(stop);
                 self.forward_stop_when_ready(now, out);
             }
-            (true, Some(_)) => {
-                say!(out, Info, Note::ReceivedAgain(signal));
+            (true, Some(mut stop)) => {
+                stop.repeats = stop.repeats.saturating_add(1);
+                self.stop = Some(stop);
+                if stop.repeats == 1 {
+                    say!(out, Info, Note::ReceivedAgain(signal));
+                } else {
+                    say!(out, Debug, Note::ReceivedAgain(signal));
+                }
                 self.forward(signal, out);
             }
             (false, _) => {
@@ -1046,6 +1057,27 @@ mod tests {
     fn stop_rest(signal: i32) -> Vec<Action> {
         let target = Target::Rest { group: Some(CHILD) };
         vec![Action::ForwardStop { signal, target }, rest(libc::SIGCONT)]
+    }
+
+    #[test]
+    fn a_flood_of_stop_signals_is_forwarded_every_time_but_said_once() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(policy(), CHILD, t0);
+        let mut out = Output::new(LevelFilter::Info);
+        sup.step(Event::Signal(TERM), t0, &mut out);
+        assert_eq!(out.actions, stop(TERM));
+        out.actions.clear();
+        out.clear_notes();
+        for i in 1..=100 {
+            sup.step(Event::Signal(TERM), t0 + ms(i), &mut out);
+        }
+        assert_eq!(out.actions, vec![group(TERM); 100], "each one is forwarded");
+        let said: Vec<String> = out.notes().map(|(_, n)| n.to_string()).collect();
+        assert_eq!(
+            said,
+            vec!["received SIGTERM again: forwarding it, deadline unchanged".to_string()],
+            "only the first repeat is said at info level"
+        );
     }
 
     #[test]
