@@ -30,9 +30,9 @@ const LAST_LEG: Duration = Duration::from_millis(4);
 
 /// How long to sleep towards a deadline `left` away. A long wait stops short, by 1/128 of it and at least
 /// `LAST_LEG`, and the loop sleeps the rest anew: two things a long sleep meets on virtual machines made the
-/// SIGKILL land milliseconds after the deadline. The timer fires late in proportion to the sleep (1 ms per
-/// second measured here, 30 ms for `--timeout 30`), and the first steps after a long sleep run on memory the
-/// host let go cold (here 1.3 ms before the first system call). The short last leg is neither. One more
+/// SIGKILL land milliseconds after the deadline. The timer fires late in proportion to the sleep, and the
+/// first steps after a long sleep run on memory the host let go cold (docs/benchmarks.md has the
+/// measurements). The short last leg is neither. One more
 /// wake-up per deadline, and none while nothing is timed (an idle app). Rounded up to the microsecond, so
 /// the last leg never ends before the deadline only to sleep again.
 fn first_leg(left: Duration) -> Duration {

@@ -496,14 +496,6 @@ pub fn private_fd() -> Option<std::os::fd::RawFd> {
     LOGGER.get().and_then(|l| l.sink.raw_fd())
 }
 
-/// How many lines were dropped and not yet reported (for the exit summary).
-pub fn dropped() -> usize {
-    LOGGER
-        .get()
-        .and_then(|l| l.pending.lock().ok().map(|p| p.dropped))
-        .unwrap_or(0)
-}
-
 /// "1 log line", "3 log lines".
 fn count_lines(n: usize) -> String {
     if n == 1 {

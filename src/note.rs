@@ -1,6 +1,6 @@
 //! What the supervisor has to say, as plain values: the pure state machine decides what is said, and the shell
 //! turns it into text only after it has acted. So a stop signal is forwarded before its two log lines are
-//! formatted, and the supervisor never formats at all (issue 10: log after acting).
+//! formatted, and the supervisor never formats at all: the log costs nothing before the action is taken.
 
 use std::fmt;
 use std::time::Duration;
@@ -761,8 +761,7 @@ mod tests {
 
     const TERM: i32 = libc::SIGTERM;
 
-    /// Every note prints the line the supervisor used to format itself, word for word: users and their log
-    /// queries match on these.
+    /// Every note prints its line word for word: users and their log queries match on these.
     #[test]
     fn each_note_prints_its_line() {
         let ms = Duration::from_millis;

@@ -200,9 +200,9 @@ const ENTRIES_BUF: usize = 512;
 
 /// The PID namespace's /proc, kept open from the start so that PID 1 can ask at exit whether any other process
 /// is left, in one `getdents64`, and list its processes without a descriptor of its own (short of descriptors,
-/// a scan then needs one, for each stat file in turn). The kernel's answer to `kill(-1, 0)` is the same, but it walks every process
-/// of the host under the task-list lock: on a node running 2,000 processes that took 70 µs, and 1.9 ms once
-/// the host had let its memory go cold, where this read takes 0.6 µs and 7 µs (docs/design.md).
+/// a scan then needs one, for each stat file in turn). The kernel's answer to `kill(-1, 0)` is the same, but
+/// it walks every process of the host under the task-list lock, which costs in proportion to the host's
+/// processes, not the namespace's (docs/design.md has the measurements).
 pub struct PidDir {
     dir: File,
     /// Whether the stream stands at `PID1_POS`: true after opening, false once read.

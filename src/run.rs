@@ -56,7 +56,8 @@ pub fn run(config: Config, early: Early) -> i32 {
             return e.code;
         }
     };
-    // issue 12: cwd `/` and no inherited descriptors in grace-init itself; the child keeps both.
+    // cwd `/` and no inherited descriptors in grace-init itself (it must not hold a mount busy or a caller's
+    // pipe open); the child keeps both.
     let mut keep: Vec<_> = inbox.as_raw_fd().into_iter().collect();
     keep.extend(logging::private_fd());
     keep.extend(terminal.as_ref().map(Terminal::as_raw_fd));

@@ -681,7 +681,7 @@ impl Supervisor {
         }
         let we_killed = self.killed_at.is_some();
         if pid != self.child {
-            // --warn-reap (issue 12): a zombie the app left behind, named.
+            // --warn-reap: a zombie the app left behind, named.
             let warn = self.policy.warn_reap;
             let cause = match Cause::of(status, we_killed, memory, false) {
                 // The overrunning pre-stop command's group got grace-init's SIGKILL: no claim either way.
